@@ -1,0 +1,1 @@
+"""Community awareness and feedback chatbot: channel-agnostic core and service."""

@@ -1,0 +1,67 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify
+
+from bot.runtime import Runtime
+from bot.settings import Settings, load_settings
+
+MAX_REQUEST_BYTES = 256 * 1024
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
+    """Builds the web application.
+
+    Args:
+        settings: the deployment's settings; read from the environment when omitted.
+        runtime: the wired service (tests pass their own, with fakes at the edges).
+    """
+    settings = settings or (runtime.settings if runtime else load_settings())
+    runtime = runtime or Runtime(settings)
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=bool(settings.public_url and settings.public_url.startswith("https")),
+    )
+    app.extensions["bot"] = runtime
+
+    from webhooks.twilio import bp as twilio_bp
+
+    app.register_blueprint(twilio_bp)
+    if settings.simulator_enabled:
+        from bot.simulator.views import bp as simulator_bp
+
+        app.register_blueprint(simulator_bp)
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return jsonify(status="ok")
+
+    @app.get("/")
+    def index() -> Response:
+        return jsonify(
+            service="community-bot",
+            webhooks=["/webhooks/twilio/messages", "/webhooks/twilio/status"],
+            simulator="/simulator" if settings.simulator_enabled else None,
+        )
+
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:",
+        )
+        return response
+
+    if not app.debug:
+        logging.getLogger("bot").setLevel(logging.INFO)
+    return app

@@ -1,0 +1,180 @@
+"""The `bot` command: the single command-line entry to the service."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+import click
+
+from bot.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("bot")
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise click.ClickException(f"invalid configuration: {exc}") from None
+
+
+def _logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s",
+    )
+
+
+@click.group()
+@click.option(
+    "--log-level", default=lambda: os.environ.get("LOG_LEVEL", "INFO"), show_default="INFO"
+)
+def main(log_level: str) -> None:
+    """Community awareness and feedback chatbot."""
+    _logging(log_level)
+
+
+@main.group()
+def db() -> None:
+    """Database schema commands."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Applies the database migrations."""
+    from bot.db.migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url, revision)
+    click.echo(f"database at {revision}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int, help="gunicorn processes")
+@click.option("--threads", default=8, show_default=True, type=int, help="threads per process")
+def web(host: str, port: int, workers: int, threads: int) -> None:
+    """Serves the web application (webhooks, simulator) under gunicorn."""
+    from gunicorn.app.base import BaseApplication
+
+    _settings()  # fail fast, naming the bad setting, before gunicorn forks
+
+    class _App(BaseApplication):
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("threads", threads)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("timeout", 30)
+            self.cfg.set("graceful_timeout", 10)
+            self.cfg.set("keepalive", 5)
+            self.cfg.set("accesslog", None)
+
+        def load(self) -> Any:
+            from bot.app import create_app
+
+            return create_app(_settings())
+
+    _App().run()
+
+
+@main.command()
+@click.option("--sweep-every", default=10.0, show_default=True, help="seconds between sweeps")
+def worker(sweep_every: float) -> None:
+    """Runs the job queue consumer: handles inbound messages and sends the outbox.
+
+    WORKER_CONCURRENCY threads handle messages; SEND_CONCURRENCY threads talk to the provider.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bot.runtime import Runtime
+
+    settings = _settings()
+    pool = ThreadPoolExecutor(settings.send_concurrency, thread_name_prefix="send")
+    runtime = Runtime(settings, send_pool=pool)
+    stop = threading.Event()
+
+    def sweeper() -> None:
+        while not stop.is_set():
+            try:
+                report = runtime.sweep()
+                if report.contacts or report.retries or report.reclaimed:
+                    log.info("sweeper re-enqueued %s", report)
+            except Exception:
+                log.exception("sweep failed; trying again later")
+            stop.wait(sweep_every)
+
+    threading.Thread(target=sweeper, name="sweeper", daemon=True).start()
+    consumer = runtime.huey.create_consumer(
+        workers=settings.worker_concurrency,
+        worker_type="thread",
+        periodic=False,
+        # Polling the embedded queue: an idle thread waits at most 100 ms for new work.
+        initial_delay=0.01,
+        backoff=1.5,
+        max_delay=0.1,
+        check_worker_health=True,
+    )
+    try:
+        consumer.run()
+    finally:
+        stop.set()
+        runtime.close()
+
+
+@main.command()
+@click.option("--port", default=5000, show_default=True, type=int)
+def run(port: int) -> None:
+    """Runs everything on one machine: migrations, web and worker. Ctrl-C stops it all."""
+    from bot.db.migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url)
+    exe = [sys.executable, "-m", "bot"]
+    commands = [[*exe, "web", "--port", str(port)], [*exe, "worker"]]
+    children = [subprocess.Popen(cmd) for cmd in commands]  # noqa: S603
+    mode = "Twilio" if settings.twilio_enabled else "console channel (no Twilio account set)"
+    click.echo(f"service on http://127.0.0.1:{port}  ·  simulator: /simulator  ·  outbound: {mode}")
+    sys.exit(_supervise(children))
+
+
+def _supervise(children: list[subprocess.Popen[bytes]]) -> int:
+    """Waits until a child exits or we are told to stop, then stops every child."""
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    code = 0
+    while not stopping.is_set():
+        for child in children:
+            if child.poll() is not None:
+                log.error("%s exited with %s; stopping", child.args, child.returncode)
+                code = child.returncode or 1
+                stopping.set()
+        stopping.wait(0.5)
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for child in children:
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+    return code
+
+
+if __name__ == "__main__":
+    main()

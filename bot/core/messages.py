@@ -1,0 +1,75 @@
+"""The core's message and contact types, shared by every channel adapter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class Channel(StrEnum):
+    """Where a message travels. `simulator` never leaves the service."""
+
+    SMS = "sms"
+    WHATSAPP = "whatsapp"
+    SIMULATOR = "simulator"
+
+
+class Language(StrEnum):
+    """The languages the bot speaks."""
+
+    EN = "en"
+    NE = "ne"
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One message a person sent, as the core sees it (no provider fields)."""
+
+    channel: Channel
+    sender: str  # E.164 phone number, without any channel prefix
+    body: str
+    media_urls: tuple[str, ...] = ()
+    provider_id: str | None = None
+    profile_name: str | None = None
+    received_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """One message to send. `allow_opted_out` is only for the opt-out confirmation itself."""
+
+    channel: Channel
+    to: str
+    body: str
+    language: Language
+    kind: str = "reply"
+    allow_opted_out: bool = False
+
+
+@dataclass(frozen=True)
+class ContactState:
+    """What the core knows about a contact when it handles their message."""
+
+    phone: str
+    channel: Channel
+    language: Language | None = None
+    opted_out: bool = False
+
+
+@dataclass(frozen=True)
+class ConsentChange:
+    """An opt-in or opt-out the core decided on, for the consent log."""
+
+    opted_out: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class Turn:
+    """The result of handling one inbound message."""
+
+    outbounds: list[Outbound] = field(default_factory=list)
+    contact: ContactState | None = None
+    consent: ConsentChange | None = None
+    intent: str | None = None

@@ -1,0 +1,274 @@
+"""The outbox: every outbound message is a row before it is sent, and every status change
+is recorded. Sends are retried on transient errors with capped exponential backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+
+from bot.channels.base import ChannelAdapter, PermanentSendError, TransientSendError
+from bot.core.messages import Channel, Language, Outbound
+from bot.db.database import Database
+from bot.db.models import ConsentEvent, Contact, Message, MessageStatusEvent, utcnow
+from bot.inbox import CLAIM, DISPATCHING
+
+log = logging.getLogger(__name__)
+
+PENDING = "pending"
+FAILED = "failed"
+SKIPPED = "skipped"
+OPTED_OUT_ERROR = 21610  # Twilio: the recipient replied STOP to this sender
+
+# Statuses only move forward: a late "sent" never overwrites "delivered".
+STATUS_RANK = {
+    PENDING: 0,
+    DISPATCHING: 1,
+    "accepted": 2,
+    "scheduled": 2,
+    "queued": 3,
+    "sending": 4,
+    "sent": 5,
+    "failed": 6,
+    "undelivered": 6,
+    "delivered": 7,
+    "read": 8,
+}
+FINAL = {SKIPPED, "canceled"}
+
+
+def moves_forward(current: str, new: str) -> bool:
+    """True when a report of `new` should replace `current`."""
+    if current in FINAL or new not in STATUS_RANK:
+        return False
+    return STATUS_RANK[new] > STATUS_RANK.get(current, -1)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Capped exponential backoff with jitter."""
+
+    max_attempts: int = 6
+    base_seconds: float = 2.0
+    cap_seconds: float = 300.0
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before attempt number `attempt + 1`."""
+        raw = min(self.cap_seconds, self.base_seconds * 2 ** (attempt - 1))
+        return raw * random.uniform(0.8, 1.2)
+
+
+class Outbox:
+    """Sends claimed outbox rows through the right channel and records what happened."""
+
+    def __init__(
+        self,
+        db: Database,
+        channels: Mapping[Channel, ChannelAdapter],
+        schedule_retry: Callable[[int, float], None],
+        policy: RetryPolicy | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.db = db
+        self.channels = channels
+        self.schedule_retry = schedule_retry
+        self.policy = policy or RetryPolicy()
+        self.clock = clock
+
+    def claim(self, message_id: int) -> bool:
+        """Takes a pending message whose time has come; False if another worker has it."""
+        now = self.clock()
+        with self.db.write() as session:
+            result = session.execute(
+                update(Message)
+                .where(Message.id == message_id, Message.status == PENDING)
+                .where((Message.next_attempt_at.is_(None)) | (Message.next_attempt_at <= now))
+                .values(status=DISPATCHING, claimed_until=now + CLAIM, updated_at=now)
+            )
+            return result.rowcount == 1  # type: ignore[attr-defined]
+
+    def send_claimed(self, message_id: int) -> None:
+        """Sends a message this worker has claimed (status `dispatching`)."""
+        with self.db.read() as session:
+            row = session.get(Message, message_id)
+            contact = session.get(Contact, row.contact_id) if row else None
+        if row is None or contact is None or row.status != DISPATCHING:
+            return
+        if contact.opted_out and not row.allow_opted_out:
+            self._finish(message_id, SKIPPED, error_message="contact opted out")
+            return
+        adapter = self.channels.get(Channel(row.channel))
+        if adapter is None:
+            self._finish(message_id, FAILED, error_message=f"no adapter for {row.channel}")
+            return
+        outbound = Outbound(
+            channel=Channel(row.channel),
+            to=contact.phone,
+            body=row.body,
+            language=Language(row.language or "en"),
+            kind=row.kind or "reply",
+            allow_opted_out=row.allow_opted_out,
+        )
+        attempts = row.attempts + 1
+        try:
+            result = adapter.send(outbound)
+        except TransientSendError as exc:
+            if attempts >= self.policy.max_attempts:
+                log.warning("message %s failed after %s attempts: %s", message_id, attempts, exc)
+                self._finish(message_id, FAILED, attempts, exc.code, str(exc))
+                return
+            delay = self.policy.delay(attempts)
+            self._reschedule(message_id, attempts, delay, exc)
+            self.schedule_retry(message_id, delay)
+            return
+        except PermanentSendError as exc:
+            self._finish(message_id, FAILED, attempts, exc.code, str(exc))
+            if exc.code == OPTED_OUT_ERROR:
+                opt_out_contact(self.db, contact.id, "twilio_21610", message_id, self.clock())
+            return
+        self._record_sent(message_id, attempts, result.provider_id, result.status)
+
+    def _reschedule(self, message_id: int, attempts: int, delay: float, exc: Exception) -> None:
+        now = self.clock()
+        with self.db.write() as session:
+            session.execute(
+                update(Message)
+                .where(Message.id == message_id, Message.status == DISPATCHING)
+                .values(
+                    status=PENDING,
+                    attempts=attempts,
+                    next_attempt_at=now + timedelta(seconds=delay),
+                    claimed_until=None,
+                    error_message=str(exc)[:500],
+                    updated_at=now,
+                )
+            )
+
+    def _finish(
+        self,
+        message_id: int,
+        status: str,
+        attempts: int | None = None,
+        code: int | None = None,
+        error_message: str | None = None,
+    ) -> None:
+        values: dict[str, object] = {
+            "status": status,
+            "claimed_until": None,
+            "error_code": code,
+            "error_message": (error_message or "")[:500] or None,
+            "updated_at": self.clock(),
+        }
+        if attempts is not None:
+            values["attempts"] = attempts
+        with self.db.write() as session:
+            session.execute(update(Message).where(Message.id == message_id).values(**values))
+
+    def _record_sent(self, message_id: int, attempts: int, sid: str, status: str) -> None:
+        now = self.clock()
+        with self.db.write() as session:
+            session.execute(
+                update(Message)
+                .where(Message.id == message_id)
+                .values(
+                    provider_sid=sid,
+                    status=status if status in STATUS_RANK else "queued",
+                    attempts=attempts,
+                    claimed_until=None,
+                    error_message=None,
+                    updated_at=now,
+                )
+            )
+            # A status callback may have beaten us here: apply what it said now.
+            early = session.scalars(
+                select(MessageStatusEvent)
+                .where(
+                    MessageStatusEvent.provider_sid == sid, MessageStatusEvent.message_id.is_(None)
+                )
+                .order_by(MessageStatusEvent.id)
+            ).all()
+            for event in early:
+                event.message_id = message_id
+            if early:
+                session.flush()
+                row = session.get(Message, message_id)
+                assert row is not None
+                for event in early:
+                    if moves_forward(row.status, event.status):
+                        row.status = event.status
+                        row.error_code = event.error_code
+                        event.applied = True
+
+    def apply_status(self, sid: str, status: str, error_code: int | None) -> str:
+        """Records a status callback. Returns "applied", "ignored" or "unknown".
+
+        Out-of-order reports never move a message backwards; every report is kept.
+        """
+        status = status.lower()
+        now = self.clock()
+        opt_out: tuple[int, int] | None = None
+        with self.db.write() as session:
+            row = session.scalars(
+                select(Message)
+                .where(Message.provider_sid == sid, Message.direction == "out")
+                .with_for_update()
+            ).first()
+            if row is None:
+                session.add(
+                    MessageStatusEvent(
+                        message_id=None,
+                        provider_sid=sid,
+                        status=status,
+                        applied=False,
+                        error_code=error_code,
+                        created_at=now,
+                    )
+                )
+                return "unknown"
+            applied = moves_forward(row.status, status)
+            session.add(
+                MessageStatusEvent(
+                    message_id=row.id,
+                    provider_sid=sid,
+                    status=status,
+                    applied=applied,
+                    error_code=error_code,
+                    created_at=now,
+                )
+            )
+            if applied:
+                row.status = status
+                row.error_code = error_code
+                row.updated_at = now
+            if error_code == OPTED_OUT_ERROR:
+                opt_out = (row.contact_id, row.id)
+        if opt_out is not None:
+            opt_out_contact(self.db, opt_out[0], "twilio_21610", opt_out[1], now)
+        return "applied" if applied else "ignored"
+
+
+def opt_out_contact(
+    db: Database, contact_id: int, reason: str, message_id: int | None, now: datetime
+) -> None:
+    """Marks a contact opted out (if not already) and logs it in the consent log."""
+    with db.write() as session:
+        result = session.execute(
+            update(Contact)
+            .where(Contact.id == contact_id, Contact.opted_out.is_(False))
+            .values(opted_out=True, opted_out_at=now, version=Contact.version + 1, updated_at=now)
+        )
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            session.add(
+                ConsentEvent(
+                    contact_id=contact_id,
+                    opted_out=True,
+                    reason=reason,
+                    message_id=message_id,
+                    created_at=now,
+                )
+            )

@@ -1,0 +1,184 @@
+"""Wires settings into the pieces every process uses: database, queue, channels, core.
+
+The web process uses `accept` (store, then enqueue); the worker runs the registered tasks
+and the sweeper, which re-enqueues whatever a crash or a lost task left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from huey import Huey
+from sqlalchemy import select, update
+
+from bot.channels.base import ChannelAdapter
+from bot.channels.console import ConsoleChannel
+from bot.core.content import Content
+from bot.core.handler import Bot
+from bot.core.messages import Channel, Inbound
+from bot.db.database import Database
+from bot.db.models import Message, utcnow
+from bot.inbox import DISPATCHING, RECEIVED, Accepted, InboxProcessor, accept
+from bot.outbox import PENDING, Outbox, RetryPolicy
+from bot.queue import make_huey
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# An inbound message still waiting after this long has lost its task (crash, lost enqueue).
+STALE_INBOUND = timedelta(seconds=30)
+
+
+def default_channels(settings: Settings) -> dict[Channel, ChannelAdapter]:
+    """Twilio for SMS and WhatsApp when an account is configured, else the console."""
+    console = ConsoleChannel()
+    channels: dict[Channel, ChannelAdapter] = {ch: console for ch in Channel}
+    if settings.twilio_enabled:
+        from bot.channels.twilio import twilio_channels
+
+        channels.update(twilio_channels(settings))
+    return channels
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    """What one sweep handed back to the queue."""
+
+    contacts: int
+    retries: int
+    reclaimed: int
+
+
+class Runtime:
+    """The service's moving parts, built once per process from one Settings object."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        huey: Huey | None = None,
+        channels: Mapping[Channel, ChannelAdapter] | None = None,
+        content: Content | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        retry_policy: RetryPolicy | None = None,
+        send_pool: ThreadPoolExecutor | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.db = Database(settings.database_url)
+        self.huey = huey if huey is not None else make_huey(settings)
+        self.bot = Bot(content or Content.load())
+        self.channels = dict(channels) if channels is not None else default_channels(settings)
+        self.process_task = self.huey.task(name="process_contact")(self._process_contact)
+        self.retry_task = self.huey.task(name="send_retry")(self._send_retry)
+        self.outbox = Outbox(
+            self.db,
+            self.channels,
+            schedule_retry=self._schedule_retry,
+            policy=retry_policy or RetryPolicy(max_attempts=settings.send_max_attempts),
+            clock=clock,
+        )
+        # Provider calls take ~200 ms over the internet: the worker overlaps them in a pool
+        # so a handful of handling threads keep up. Without a pool (tests) sends are inline.
+        self.send_pool = send_pool
+        self.inbox = InboxProcessor(self.db, self.bot, send=self._dispatch, clock=clock)
+
+    # -- web side ---------------------------------------------------------------------------
+
+    def accept(self, inbound: Inbound, simulated: bool = False) -> Accepted:
+        """Stores an inbound message durably, then asks a worker to handle it.
+
+        If the enqueue fails the message is still stored, and the sweeper picks it up.
+        """
+        accepted = accept(self.db, inbound, simulated, self.clock())
+        if not accepted.duplicate:
+            self.enqueue_contact(accepted.contact_id)
+        return accepted
+
+    def enqueue_contact(self, contact_id: int) -> None:
+        """Asks a worker to handle the contact's waiting messages."""
+        try:
+            self.process_task(contact_id)
+        except Exception:
+            log.exception("could not enqueue contact %s; the sweeper will retry", contact_id)
+
+    # -- worker side ------------------------------------------------------------------------
+
+    def _process_contact(self, contact_id: int) -> None:
+        self.inbox.process_contact(contact_id)
+
+    def _dispatch(self, message_ids: list[int]) -> None:
+        if self.send_pool is None:
+            self._send_in_order(message_ids)
+        else:
+            self.send_pool.submit(self._send_in_order, message_ids)
+
+    def _send_in_order(self, message_ids: list[int]) -> None:
+        for message_id in message_ids:
+            try:
+                self.outbox.send_claimed(message_id)
+            except Exception:
+                # The row stays claimed; the sweeper hands it out again when the claim ends.
+                log.exception("sending message %s failed unexpectedly", message_id)
+
+    def _send_retry(self, message_id: int) -> None:
+        if self.outbox.claim(message_id):
+            self._dispatch([message_id])
+
+    def _schedule_retry(self, message_id: int, delay: float) -> None:
+        try:
+            self.retry_task.schedule((message_id,), delay=delay)
+        except Exception:
+            log.exception("could not schedule retry of %s; the sweeper will", message_id)
+
+    def sweep(self, now: datetime | None = None, limit: int = 1000) -> SweepReport:
+        """Re-enqueues work that lost its task: waiting inbound, due retries, dead claims."""
+        now = now or self.clock()
+        with self.db.read() as session:
+            contact_ids = session.scalars(
+                select(Message.contact_id)
+                .where(Message.direction == "in", Message.status == RECEIVED)
+                .where(Message.created_at < now - STALE_INBOUND)
+                .group_by(Message.contact_id)
+                .limit(limit)
+            ).all()
+            due = session.scalars(
+                select(Message.id)
+                .where(Message.direction == "out", Message.status == PENDING)
+                .where((Message.next_attempt_at.is_(None)) | (Message.next_attempt_at <= now))
+                .limit(limit)
+            ).all()
+        with self.db.write() as session:
+            # A worker that claimed a message and died: the send may or may not have reached
+            # the provider. We send again (at least once) rather than risk never sending.
+            reclaimed = (
+                session.execute(
+                    update(Message)
+                    .where(Message.direction == "out", Message.status == DISPATCHING)
+                    .where(Message.claimed_until < now)
+                    .values(
+                        status=PENDING, claimed_until=None, next_attempt_at=None, updated_at=now
+                    )
+                    .returning(Message.id)
+                )
+                .scalars()
+                .all()
+            )
+        for contact_id in contact_ids:
+            self.enqueue_contact(contact_id)
+        for message_id in [*due, *reclaimed]:
+            try:
+                self.retry_task(message_id)
+            except Exception:
+                log.exception("could not enqueue send of %s", message_id)
+        return SweepReport(len(contact_ids), len(due), len(reclaimed))
+
+    def close(self) -> None:
+        """Finishes sends under way and releases database connections."""
+        if self.send_pool is not None:
+            self.send_pool.shutdown(wait=True)
+        self.db.dispose()

@@ -1,0 +1,244 @@
+"""One typed, frozen settings object, built from the environment (and an optional `.env`).
+
+Every process (web, worker, CLI) builds its settings with :func:`load_settings` and passes
+the object on; tests build their own with :meth:`Settings.from_mapping`. A missing or malformed
+value stops start-up with a :class:`SettingsError` that names the setting.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_VAR_DIR = PROJECT_ROOT / "var"
+TWILIO_DEFAULT_API_BASE = "https://api.twilio.com"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names it."""
+
+
+def _parse_dotenv(path: Path) -> dict[str, str]:
+    """Reads KEY=VALUE lines; `#` comments, blank lines and optional quotes are allowed."""
+    values: dict[str, str] = {}
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :].lstrip()
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise SettingsError(f"{path}:{number}: expected KEY=VALUE, got {raw!r}")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def _url(name: str, value: str, schemes: tuple[str, ...]) -> str:
+    parsed = urlparse(value)
+    if parsed.scheme not in schemes or not parsed.netloc:
+        raise SettingsError(
+            f"{name} must be a URL starting with {' or '.join(schemes)}://, got {value!r}"
+        )
+    return value.rstrip("/")
+
+
+def _int(name: str, value: str, minimum: int, maximum: int) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {value!r}") from None
+    if not minimum <= number <= maximum:
+        raise SettingsError(f"{name} must be between {minimum} and {maximum}, got {number}")
+    return number
+
+
+def _bool(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise SettingsError(f"{name} must be true or false, got {value!r}")
+
+
+def _phone_sender(name: str, value: str, whatsapp: bool) -> str:
+    bare = value.removeprefix("whatsapp:")
+    if not (bare.startswith("+") and bare[1:].isdigit() and 8 <= len(bare) <= 16):
+        raise SettingsError(
+            f"{name} must be a phone number in E.164 form like +15005550006, got {value!r}"
+        )
+    return f"whatsapp:{bare}" if whatsapp else bare
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service needs to know about its deployment."""
+
+    database_url: str
+    secret_key: str = field(repr=False)
+    var_dir: Path = DEFAULT_VAR_DIR
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = field(default=None, repr=False)
+    twilio_messaging_service_sid: str | None = None
+    twilio_sms_from: str | None = None
+    twilio_whatsapp_from: str | None = None
+    twilio_api_base: str = TWILIO_DEFAULT_API_BASE
+    public_url: str | None = None
+    rasa_url: str | None = None
+    redis_url: str | None = None
+    default_region: str = "NP"
+    worker_concurrency: int = 8
+    send_concurrency: int = 64
+    send_timeout_seconds: int = 10
+    send_max_attempts: int = 6
+    simulator_enabled: bool = True
+    production: bool = False
+
+    @property
+    def twilio_enabled(self) -> bool:
+        """True when outbound messages go to Twilio rather than the console channel."""
+        return bool(self.twilio_account_sid and self.twilio_auth_token)
+
+    @property
+    def queue_path(self) -> Path:
+        """The embedded job queue's SQLite file."""
+        return self.var_dir / "queue.db"
+
+    @classmethod
+    def from_mapping(cls, env: Mapping[str, str]) -> Settings:
+        """Builds settings from a mapping of environment variables.
+
+        Args:
+            env: variables such as ``os.environ``.
+
+        Raises:
+            SettingsError: a value is missing or malformed; the message names it.
+        """
+
+        def get(name: str) -> str | None:
+            value = env.get(name)
+            return value.strip() if value is not None and value.strip() else None
+
+        production = _bool("BOT_ENV", "1" if get("BOT_ENV") == "production" else "0")
+        if get("BOT_ENV") not in (None, "production", "development", "test"):
+            raise SettingsError(
+                f"BOT_ENV must be production, development or test, got {get('BOT_ENV')!r}"
+            )
+        var_dir = Path(get("VAR_DIR") or DEFAULT_VAR_DIR)
+
+        database_url = get("DATABASE_URL") or f"sqlite:///{var_dir / 'bot.db'}"
+        if not database_url.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
+            raise SettingsError(
+                f"DATABASE_URL must start with sqlite:// or postgresql://, got {database_url!r}"
+            )
+        if database_url.startswith("postgresql://"):
+            database_url = "postgresql+psycopg://" + database_url[len("postgresql://") :]
+
+        secret_key = get("SECRET_KEY")
+        if secret_key is None:
+            if production:
+                raise SettingsError("SECRET_KEY is required when BOT_ENV=production")
+            secret_key = _local_secret(var_dir)
+        elif len(secret_key) < 16:
+            raise SettingsError("SECRET_KEY must be at least 16 characters long")
+
+        account_sid = get("TWILIO_ACCOUNT_SID")
+        if account_sid is not None and not (
+            account_sid.startswith("AC") and len(account_sid) == 34
+        ):
+            raise SettingsError("TWILIO_ACCOUNT_SID must look like AC followed by 32 characters")
+        auth_token = get("TWILIO_AUTH_TOKEN")
+        service_sid = get("TWILIO_MESSAGING_SERVICE_SID")
+        if service_sid is not None and not (
+            service_sid.startswith("MG") and len(service_sid) == 34
+        ):
+            raise SettingsError(
+                "TWILIO_MESSAGING_SERVICE_SID must look like MG followed by 32 characters"
+            )
+        sms_from = get("TWILIO_SMS_FROM")
+        whatsapp_from = get("TWILIO_WHATSAPP_FROM")
+        if account_sid and not auth_token:
+            raise SettingsError("TWILIO_AUTH_TOKEN is required when TWILIO_ACCOUNT_SID is set")
+        if account_sid and not (service_sid or sms_from or whatsapp_from):
+            raise SettingsError(
+                "TWILIO_MESSAGING_SERVICE_SID or TWILIO_SMS_FROM / TWILIO_WHATSAPP_FROM "
+                "is required when TWILIO_ACCOUNT_SID is set"
+            )
+
+        return cls(
+            database_url=database_url,
+            secret_key=secret_key,
+            var_dir=var_dir,
+            twilio_account_sid=account_sid,
+            twilio_auth_token=auth_token,
+            twilio_messaging_service_sid=service_sid,
+            twilio_sms_from=_phone_sender("TWILIO_SMS_FROM", sms_from, False) if sms_from else None,
+            twilio_whatsapp_from=(
+                _phone_sender("TWILIO_WHATSAPP_FROM", whatsapp_from, True)
+                if whatsapp_from
+                else None
+            ),
+            twilio_api_base=_url(
+                "TWILIO_API_BASE",
+                get("TWILIO_API_BASE") or TWILIO_DEFAULT_API_BASE,
+                ("http", "https"),
+            ),
+            public_url=_url("PUBLIC_URL", v, ("http", "https"))
+            if (v := get("PUBLIC_URL"))
+            else None,
+            rasa_url=_url("RASA_URL", v, ("http", "https")) if (v := get("RASA_URL")) else None,
+            redis_url=(
+                _url("REDIS_URL", v, ("redis", "rediss", "unix"))
+                if (v := get("REDIS_URL"))
+                else None
+            ),
+            default_region=(get("DEFAULT_REGION") or "NP").upper(),
+            worker_concurrency=_int("WORKER_CONCURRENCY", get("WORKER_CONCURRENCY") or "8", 1, 256),
+            send_concurrency=_int("SEND_CONCURRENCY", get("SEND_CONCURRENCY") or "64", 1, 1024),
+            send_timeout_seconds=_int(
+                "SEND_TIMEOUT_SECONDS", get("SEND_TIMEOUT_SECONDS") or "10", 1, 120
+            ),
+            send_max_attempts=_int("SEND_MAX_ATTEMPTS", get("SEND_MAX_ATTEMPTS") or "6", 1, 50),
+            simulator_enabled=_bool("SIMULATOR_ENABLED", get("SIMULATOR_ENABLED") or "true"),
+            production=production,
+        )
+
+
+def _local_secret(var_dir: Path) -> str:
+    """A random key kept in `var/` for the embedded default, so sessions survive restarts.
+
+    Production must set SECRET_KEY; this only spares a new user a manual step.
+    """
+    path = var_dir / "secret_key"
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    var_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(key)
+    return key
+
+
+def load_settings(env: Mapping[str, str] | None = None, dotenv: Path | None = None) -> Settings:
+    """Builds settings from `.env` (if present) overlaid by the process environment.
+
+    Args:
+        env: the environment; defaults to ``os.environ``.
+        dotenv: the `.env` file; defaults to `.env` in the project root.
+    """
+    merged: dict[str, str] = {}
+    dotenv_path = dotenv if dotenv is not None else PROJECT_ROOT / ".env"
+    if dotenv_path.is_file():
+        merged.update(_parse_dotenv(dotenv_path))
+    merged.update(os.environ if env is None else env)
+    return Settings.from_mapping(merged)

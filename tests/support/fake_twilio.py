@@ -1,0 +1,156 @@
+"""A small Twilio-compatible Messages API on 127.0.0.1 that records what it receives.
+
+Used with the real `twilio` client (TWILIO_API_BASE points here). It answers like Twilio:
+201 with a JSON message resource, or an error body with `code` and `message`. Failures can
+be scripted per call, and every answer can be delayed (the real API takes ~200 ms).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
+
+
+@dataclass
+class Received:
+    """One Messages API call as the server saw it."""
+
+    account_sid: str
+    form: dict[str, str]
+    auth: str | None
+    status: int
+    sid: str | None = None
+    at: float = field(default_factory=time.monotonic)
+
+
+class FakeTwilio:
+    """A threaded HTTP server speaking enough of Twilio's REST API for sending messages."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.calls: list[Received] = []
+        self._failures: deque[tuple[int, int | None]] = deque()
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:  # quiet
+                pass
+
+            def do_POST(self) -> None:
+                fake._handle(self)
+
+            def do_GET(self) -> None:
+                self._reply(404, {"code": 20404, "message": "not found", "status": 404})
+
+            def _reply(self, status: int, payload: dict[str, object]) -> None:
+                body = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self._handler = Handler
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    def start(self) -> FakeTwilio:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def fail_next(self, status: int, code: int | None = None, times: int = 1) -> None:
+        """The next `times` calls answer `status` with Twilio error `code`."""
+        with self._lock:
+            self._failures.extend([(status, code)] * times)
+
+    @property
+    def sent(self) -> list[Received]:
+        """The calls that were accepted (201)."""
+        with self._lock:
+            return [c for c in self.calls if c.status == 201]
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
+        """Blocks until `count` messages were accepted; returns them."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while sum(1 for c in self.calls if c.status == 201) < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            return [c for c in self.calls if c.status == 201]
+
+    def _handle(self, request: BaseHTTPRequestHandler) -> None:
+        length = int(request.headers.get("Content-Length") or 0)
+        raw = request.rfile.read(length).decode()
+        form = {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}
+        parts = request.path.split("/")
+        # /2010-04-01/Accounts/{AccountSid}/Messages.json
+        if len(parts) != 5 or parts[1] != "2010-04-01" or parts[4] != "Messages.json":
+            request._reply(404, {"code": 20404, "message": "not found", "status": 404})  # type: ignore[attr-defined]
+            return
+        if self.delay:
+            time.sleep(self.delay)
+        with self._lock:
+            failure = self._failures.popleft() if self._failures else None
+        if failure is not None:
+            status, code = failure
+            call = Received(parts[3], form, request.headers.get("Authorization"), status)
+            payload: dict[str, object] = {
+                "code": code,
+                "message": f"scripted {status}",
+                "status": status,
+            }
+        else:
+            sid = "SM" + uuid.uuid4().hex
+            call = Received(parts[3], form, request.headers.get("Authorization"), 201, sid)
+            payload = {
+                "sid": sid,
+                "account_sid": parts[3],
+                "to": form.get("To"),
+                "from": form.get("From"),
+                "messaging_service_sid": form.get("MessagingServiceSid"),
+                "body": form.get("Body"),
+                "status": "queued",
+                "num_segments": "1",
+                "direction": "outbound-api",
+                "api_version": "2010-04-01",
+                "uri": f"/2010-04-01/Accounts/{parts[3]}/Messages/{sid}.json",
+            }
+        with self._cond:
+            self.calls.append(call)
+            self._cond.notify_all()
+        request._reply(call.status, payload)  # type: ignore[attr-defined]
+
+
+if __name__ == "__main__":  # `python -m tests.support.fake_twilio --port 0 --delay 0.2`
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--delay", type=float, default=0.0)
+    args = parser.parse_args()
+    server = FakeTwilio(args.delay).start()
+    print(server.url, flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.stop()

@@ -1,0 +1,71 @@
+"""The web simulator drives the same pipeline and never touches real contacts."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+
+from bot.db.models import Contact
+from bot.runtime import Runtime
+from tests.support.fake_twilio import FakeTwilio
+from tests.support.phone import Phone
+
+
+def token(client) -> str:  # type: ignore[no-untyped-def]
+    page = client.get("/simulator/").get_data(as_text=True)
+    match = re.search(r'name="csrf-token" content="([^"]+)"', page)
+    assert match
+    return match.group(1)
+
+
+def say(client, phone: str, body: str, csrf: str):  # type: ignore[no-untyped-def]
+    return client.post(
+        "/simulator/messages", json={"phone": phone, "body": body}, headers={"X-CSRF-Token": csrf}
+    )
+
+
+def test_chat_through_the_simulator(client, twilio: FakeTwilio) -> None:  # type: ignore[no-untyped-def]
+    csrf = token(client)
+    assert say(client, "9800000009", "भाषा", csrf).status_code == 200
+    thread = client.get("/simulator/messages?phone=9800000009").get_json()["messages"]
+    assert [m["direction"] for m in thread] == ["in", "out"]
+    assert thread[1]["status"] == "delivered"
+    assert "English" in thread[1]["body"]
+    assert twilio.calls == []  # the simulator never reaches the provider
+
+
+def test_simulator_stop_does_not_opt_out_the_real_contact(
+    client, twilio: FakeTwilio, runtime: Runtime
+) -> None:  # type: ignore[no-untyped-def]
+    real = Phone(client, twilio, "+9779800000010")
+    assert real.send("hi")
+    assert say(client, "+9779800000010", "STOP", token(client)).status_code == 200
+    assert real.send("hi")
+    with runtime.db.read() as s:
+        rows = s.execute(
+            select(Contact.simulated, Contact.opted_out).order_by(Contact.simulated)
+        ).all()
+    assert [tuple(r) for r in rows] == [(False, False), (True, True)]
+
+
+def test_simulator_requires_its_csrf_token(client) -> None:  # type: ignore[no-untyped-def]
+    token(client)
+    assert say(client, "9800000009", "hi", "wrong").status_code == 403
+
+
+def test_simulator_rejects_bad_numbers(client) -> None:  # type: ignore[no-untyped-def]
+    csrf = token(client)
+    assert say(client, "not-a-phone", "hi", csrf).status_code == 400
+    assert client.get("/simulator/messages?phone=abc").status_code == 400
+    assert client.get("/simulator/messages?phone=9800000009&after=x").status_code == 400
+
+
+def test_simulator_page_escapes_nothing_into_html(client) -> None:  # type: ignore[no-untyped-def]
+    csrf = token(client)
+    say(client, "9800000011", "<script>alert(1)</script>", csrf)
+    page = client.get("/simulator/")
+    assert b"<script>alert" not in page.data
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+    thread = client.get("/simulator/messages?phone=9800000011")
+    assert thread.mimetype == "application/json"

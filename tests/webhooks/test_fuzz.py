@@ -1,0 +1,58 @@
+"""Random webhook input never crashes the service and never stores half a message."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+
+from bot.db.models import Message
+from bot.runtime import Runtime
+from tests.support.builders import twilio_form
+from tests.support.phone import MESSAGES_PATH, post_signed
+
+text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=300)
+senders = st.one_of(
+    text,
+    st.from_regex(r"\+9779[78]\d{8}", fullmatch=True),
+    st.from_regex(r"whatsapp:\+9779[78]\d{8}", fullmatch=True),
+)
+extra_fields = st.dictionaries(
+    st.sampled_from(
+        ["NumMedia", "MediaUrl0", "ProfileName", "WaId", "ButtonPayload", "Junk", "Body"]
+    ),
+    text,
+    max_size=4,
+)
+
+
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    body=text,
+    sender=senders,
+    extra=extra_fields,
+    drop=st.sets(st.sampled_from(["From", "MessageSid", "Body"])),
+)
+def test_random_forms(
+    client, runtime: Runtime, body: str, sender: str, extra: dict[str, str], drop: set[str]
+) -> None:  # type: ignore[no-untyped-def]
+    form = twilio_form(body, sender, **extra)
+    for name in drop:
+        form.pop(name, None)
+    with runtime.db.read() as s:
+        before = s.scalar(
+            select(func.count()).select_from(Message).where(Message.direction == "in")
+        )
+    response = post_signed(client, MESSAGES_PATH, form)
+    assert response.status_code in (200, 400), response.data
+    with runtime.db.read() as s:
+        after = s.scalar(select(func.count()).select_from(Message).where(Message.direction == "in"))
+        if response.status_code == 200:
+            stored = s.scalars(
+                select(Message).where(Message.provider_sid == form["MessageSid"])
+            ).one()
+            assert stored.status == "processed"
+            assert stored.body == form.get("Body", "").replace("\x00", "")
+    assert after == before + (1 if response.status_code == 200 else 0)

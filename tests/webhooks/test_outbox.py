@@ -1,0 +1,214 @@
+"""Delivery: retries on 429/5xx, permanent errors, status callbacks in any order."""
+
+from __future__ import annotations
+
+import contextlib
+
+from sqlalchemy import select
+
+from bot.db.models import ConsentEvent, Contact, Message, MessageStatusEvent
+from bot.runtime import Runtime
+from tests.support.builders import twilio_form
+from tests.support.clock import FakeClock
+from tests.support.fake_twilio import FakeTwilio
+from tests.support.phone import MESSAGES_PATH, Phone, post_signed
+
+STATUS_PATH = "/webhooks/twilio/status"
+
+
+def outbound(runtime: Runtime) -> Message:
+    with runtime.db.read() as s:
+        return s.scalars(
+            select(Message).where(Message.direction == "out").order_by(Message.id.desc())
+        ).first()  # type: ignore[return-value]
+
+
+def status(client, sid: str, value: str, code: str | None = None):  # type: ignore[no-untyped-def]
+    form = {"MessageSid": sid, "MessageStatus": value, "AccountSid": "AC" + "a" * 32}
+    if code:
+        form["ErrorCode"] = code
+    return post_signed(client, STATUS_PATH, form)
+
+
+def test_429_and_500_are_retried_with_backoff(
+    phone: Phone, runtime: Runtime, twilio: FakeTwilio, clock: FakeClock
+) -> None:
+    twilio.fail_next(429, 20429)
+    twilio.fail_next(500)
+    assert phone.send("help") == []
+    first = outbound(runtime)
+    assert (first.status, first.attempts) == ("pending", 1)
+    assert first.next_attempt_at is not None
+    # Not yet due: a sweep now sends nothing.
+    runtime.sweep()
+    assert twilio.sent == []
+    clock.advance(3)
+    runtime.sweep()
+    second = outbound(runtime)
+    assert (second.status, second.attempts) == ("pending", 2)
+    assert second.next_attempt_at > first.next_attempt_at  # backoff grows
+    clock.advance(10)
+    runtime.sweep()
+    done = outbound(runtime)
+    assert (done.status, done.attempts) == ("queued", 3)
+    assert len(twilio.calls) == 3 and len(twilio.sent) == 1
+    assert done.provider_sid == twilio.sent[0].sid
+
+
+def test_retries_stop_at_the_cap(
+    phone: Phone, runtime: Runtime, twilio: FakeTwilio, clock: FakeClock
+) -> None:
+    cap = runtime.outbox.policy.max_attempts
+    twilio.fail_next(503, times=cap + 2)
+    phone.send("help")
+    for _ in range(cap + 2):
+        clock.advance(400)
+        runtime.sweep()
+    message = outbound(runtime)
+    assert (message.status, message.attempts) == ("failed", cap)
+    assert len(twilio.calls) == cap
+
+
+def test_permanent_errors_are_not_retried(
+    phone: Phone, runtime: Runtime, twilio: FakeTwilio, clock: FakeClock
+) -> None:
+    twilio.fail_next(400, 21211)  # invalid 'To' number
+    phone.send("help")
+    clock.advance(1000)
+    runtime.sweep()
+    message = outbound(runtime)
+    assert (message.status, message.error_code) == ("failed", 21211)
+    assert len(twilio.calls) == 1
+
+
+def test_error_21610_on_send_opts_the_contact_out(
+    phone: Phone, runtime: Runtime, twilio: FakeTwilio
+) -> None:
+    twilio.fail_next(400, 21610)
+    phone.send("help")
+    with runtime.db.read() as s:
+        contact = s.scalars(select(Contact)).one()
+        [event] = s.scalars(select(ConsentEvent)).all()
+    assert contact.opted_out
+    assert (event.opted_out, event.reason) == (True, "twilio_21610")
+    assert phone.send("hello") == []
+
+
+def test_status_callbacks_never_move_backwards(
+    client, phone: Phone, runtime: Runtime, twilio: FakeTwilio
+) -> None:  # type: ignore[no-untyped-def]
+    phone.send("help")
+    sid = twilio.sent[0].sid
+    assert sid is not None
+    for value in ["delivered", "sent", "queued", "sending", "failed"]:
+        assert status(client, sid, value).status_code == 200
+    assert outbound(runtime).status == "delivered"
+    assert status(client, sid, "read").status_code == 200
+    assert outbound(runtime).status == "read"
+    with runtime.db.read() as s:
+        events = s.scalars(select(MessageStatusEvent).order_by(MessageStatusEvent.id)).all()
+    assert [(e.status, e.applied) for e in events] == [
+        ("delivered", True),
+        ("sent", False),
+        ("queued", False),
+        ("sending", False),
+        ("failed", False),
+        ("read", True),
+    ]
+
+
+def test_status_for_unknown_sid_is_kept_and_applied_when_the_sid_appears(
+    client,
+    runtime: Runtime,
+    twilio: FakeTwilio,  # type: ignore[no-untyped-def]
+) -> None:
+    assert status(client, "SM" + "0" * 32, "delivered").status_code == 200
+    with runtime.db.read() as s:
+        [orphan] = s.scalars(select(MessageStatusEvent)).all()
+    assert orphan.message_id is None
+
+
+def test_status_callback_racing_the_send_is_applied(
+    client,
+    phone: Phone,
+    runtime: Runtime,
+    twilio: FakeTwilio,  # type: ignore[no-untyped-def]
+) -> None:
+    # The callback arrives before the worker records the SID Twilio gave it.
+    original = runtime.outbox._record_sent
+
+    def late_record(message_id: int, attempts: int, sid: str, value: str) -> None:
+        assert status(client, sid, "delivered").status_code == 200
+        original(message_id, attempts, sid, value)
+
+    runtime.outbox._record_sent = late_record  # type: ignore[method-assign]
+    phone.send("help")
+    assert outbound(runtime).status == "delivered"
+
+
+def test_status_21610_opts_out(client, phone: Phone, runtime: Runtime, twilio: FakeTwilio) -> None:  # type: ignore[no-untyped-def]
+    phone.send("help")
+    sid = twilio.sent[0].sid
+    assert status(client, sid, "undelivered", "21610").status_code == 200
+    with runtime.db.read() as s:
+        assert s.scalars(select(Contact.opted_out)).one() is True
+
+
+def test_status_callbacks_are_signed_and_validated(client, runtime: Runtime) -> None:  # type: ignore[no-untyped-def]
+    form = {"MessageSid": "SM" + "1" * 32, "MessageStatus": "delivered"}
+    assert client.post(STATUS_PATH, data=form).status_code == 403
+    assert post_signed(client, STATUS_PATH, {"MessageStatus": "delivered"}).status_code == 400
+    assert post_signed(client, STATUS_PATH, dict(form, ErrorCode="abc")).status_code == 400
+
+
+def test_opt_out_at_send_time_skips_queued_messages(
+    phone: Phone, runtime: Runtime, twilio: FakeTwilio, clock: FakeClock
+) -> None:
+    twilio.fail_next(500)
+    phone.send("help")  # reply waits for a retry
+    phone.send("STOP")  # the confirmation goes out; the waiting menu must not
+    clock.advance(60)
+    runtime.sweep()
+    bodies = [c.form["Body"] for c in twilio.sent]
+    assert len(bodies) == 1 and "START" in bodies[0]
+    with runtime.db.read() as s:
+        statuses = s.scalars(
+            select(Message.status).where(Message.direction == "out").order_by(Message.id)
+        ).all()
+    assert statuses == ["skipped", "queued"]
+
+
+def test_worker_crash_mid_job_is_recovered_once(
+    settings,
+    client,
+    twilio: FakeTwilio,
+    clock: FakeClock,
+    runtime: Runtime,  # type: ignore[no-untyped-def]
+) -> None:
+    """The task was taken off the queue, then the worker died before committing anything."""
+
+    class Crash(BaseException):
+        pass
+
+    real_handle = runtime.bot.handle
+
+    def dying_handle(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise Crash
+
+    runtime.bot.handle = dying_handle  # type: ignore[method-assign]
+    form = twilio_form("help")
+    with contextlib.suppress(Crash):
+        post_signed(client, MESSAGES_PATH, form)
+    runtime.bot.handle = real_handle  # type: ignore[method-assign]
+    assert twilio.sent == []
+    # "Restart": a fresh runtime sweeps; the message is handled exactly once.
+    from bot.queue import make_huey
+
+    restarted = Runtime(settings, huey=make_huey(settings, immediate=True), clock=clock)
+    clock.advance(31)
+    assert restarted.sweep().contacts == 1
+    restarted.sweep()
+    clock.advance(31)
+    restarted.sweep()
+    assert len(twilio.sent) == 1
+    restarted.close()

@@ -1,0 +1,1 @@
+"""Thin webhook adapters: verify, turn provider fields into core types, store, enqueue."""
