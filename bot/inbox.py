@@ -10,15 +10,15 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import insert
 
 from bot.core.handler import Bot
-from bot.core.messages import Channel, ContactState, Inbound, Language, Turn
+from bot.core.messages import Channel, ContactState, Inbound, Language, Outbound, Turn
 from bot.core.segments import count_segments
 from bot.db.database import Database
-from bot.db.models import ConsentEvent, Contact, Message, utcnow
-from bot.db.upsert import insert_for
+from bot.db.models import ConsentEvent, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,16 @@ DISPATCHING = "dispatching"
 # A worker that claims an outbound message owns it this long; after that the sweeper
 # assumes the worker died and hands the message to another.
 CLAIM = timedelta(seconds=120)
+
+
+@dataclass(frozen=True)
+class SendJob:
+    """An outbox row a worker has claimed, with what it needs to send it."""
+
+    message_id: int
+    contact_id: int
+    outbound: Outbound
+    attempts: int = 0
 
 
 @dataclass(frozen=True)
@@ -47,51 +57,30 @@ def accept(
     A repeated `provider_id` (Twilio retrying a delivery) is recognised and stored once.
     """
     now = now or inbound.received_at or utcnow()
-    with db.write() as session:
-        ins = insert_for(session, Contact)
-        is_sms = inbound.channel is Channel.SMS
-        is_whatsapp = inbound.channel is Channel.WHATSAPP
-        values = {
-            "phone": inbound.sender,
-            "simulated": simulated,
-            "channel": inbound.channel.value,
-            "has_sms": is_sms,
-            "has_whatsapp": is_whatsapp,
-            "profile_name": inbound.profile_name,
-            "last_inbound_at": now,
-            "opted_out": False,
-            "version": 0,
-            "created_at": now,
-            "updated_at": now,
-        }
-        upsert = ins.values(**values).on_conflict_do_update(
-            index_elements=[Contact.phone, Contact.simulated],
-            set_={
-                "channel": ins.excluded.channel,
-                "has_sms": or_(Contact.has_sms, ins.excluded.has_sms),
-                "has_whatsapp": or_(Contact.has_whatsapp, ins.excluded.has_whatsapp),
-                "profile_name": func.coalesce(ins.excluded.profile_name, Contact.profile_name),
-                "last_inbound_at": ins.excluded.last_inbound_at,
-                "updated_at": ins.excluded.updated_at,
+    with db.begin() as conn:
+        contact_id = conn.execute(
+            db.sql.upsert_contact,
+            {
+                "phone": inbound.sender,
+                "simulated": simulated,
+                "channel": inbound.channel.value,
+                "has_sms": inbound.channel is Channel.SMS,
+                "has_whatsapp": inbound.channel is Channel.WHATSAPP,
+                "profile_name": inbound.profile_name,
+                "now": now,
             },
-        )
-        contact_id = session.execute(upsert.returning(Contact.id)).scalar_one()
-        msg = insert_for(session, Message).values(
-            contact_id=contact_id,
-            direction="in",
-            channel=inbound.channel.value,
-            body=inbound.body,
-            provider_sid=inbound.provider_id,
-            status=RECEIVED,
-            num_media=len(inbound.media_urls),
-            media_urls=list(inbound.media_urls) or None,
-            attempts=0,
-            allow_opted_out=False,
-            created_at=now,
-            updated_at=now,
-        )
-        message_id = session.execute(
-            msg.on_conflict_do_nothing(index_elements=[Message.provider_sid]).returning(Message.id)
+        ).scalar_one()
+        message_id = conn.execute(
+            db.sql.insert_inbound,
+            {
+                "contact_id": contact_id,
+                "channel": inbound.channel.value,
+                "body": inbound.body,
+                "provider_sid": inbound.provider_id,
+                "num_media": len(inbound.media_urls),
+                "media_urls": list(inbound.media_urls) or None,
+                "now": now,
+            },
         ).scalar_one_or_none()
     return Accepted(message_id, contact_id, duplicate=message_id is None)
 
@@ -107,7 +96,7 @@ class InboxProcessor:
         self,
         db: Database,
         bot: Bot,
-        send: Callable[[list[int]], None],
+        send: Callable[[list[SendJob]], None],
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.db = db
@@ -122,16 +111,11 @@ class InboxProcessor:
         message's status make exactly one of them win each message; the others re-read.
         """
         handled = 0
+        sql = self.db.sql
         for _ in range(limit):
-            with self.db.read() as session:
-                contact = session.get(Contact, contact_id)
-                message = session.scalars(
-                    select(Message)
-                    .where(Message.contact_id == contact_id, Message.direction == "in")
-                    .where(Message.status == RECEIVED)
-                    .order_by(Message.id)
-                    .limit(1)
-                ).first()
+            with self.db.begin_read() as conn:
+                contact = conn.execute(sql.contact_by_id, {"contact_id": contact_id}).first()
+                message = conn.execute(sql.oldest_received, {"contact_id": contact_id}).first()
             if contact is None or message is None:
                 break
             state = ContactState(
@@ -149,75 +133,87 @@ class InboxProcessor:
             )
             turn = self.bot.handle(inbound, state)
             try:
-                outbox_ids = self._commit_turn(contact, message, turn)
+                jobs, more = self._commit_turn(contact, message.id, turn)
             except _Conflict:
                 log.debug("contact %s changed under us; reading again", contact_id)
                 continue
             handled += 1
-            if outbox_ids:
-                self.send(outbox_ids)
+            if jobs:
+                self.send(jobs)
+            if not more:
+                break
         return handled
 
-    def _commit_turn(self, contact: Contact, message: Message, turn: Turn) -> list[int]:
+    def _commit_turn(self, contact: Any, message_id: int, turn: Turn) -> tuple[list[SendJob], bool]:
+        """Writes one turn atomically. Returns the claimed sends and whether more messages wait."""
         now = self.clock()
-        new_state = turn.contact
+        sql = self.db.sql
+        state = turn.contact
         reply_language = turn.outbounds[0].language.value if turn.outbounds else None
-        with self.db.write() as session:
-            claimed = session.execute(
-                update(Message)
-                .where(Message.id == message.id, Message.status == RECEIVED)
-                .values(
-                    status=PROCESSED, intent=turn.intent, language=reply_language, updated_at=now
-                )
+        opted_out = state.opted_out if state is not None else contact.opted_out
+        language = state.language if state is not None else contact.language
+        newly_out = opted_out and not contact.opted_out
+        with self.db.begin() as conn:
+            claimed = conn.execute(
+                sql.mark_processed,
+                {
+                    "message_id": message_id,
+                    "intent": turn.intent,
+                    "language": reply_language,
+                    "now": now,
+                },
             )
-            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            if claimed.rowcount != 1:
                 raise _Conflict
-            values: dict[str, object] = {"version": contact.version + 1, "updated_at": now}
-            if reply_language:
-                values["last_language"] = reply_language
-            if new_state is not None:
-                values["language"] = new_state.language.value if new_state.language else None
-                values["opted_out"] = new_state.opted_out
-                if new_state.opted_out and not contact.opted_out:
-                    values["opted_out_at"] = now
-            bumped = session.execute(
-                update(Contact)
-                .where(Contact.id == contact.id, Contact.version == contact.version)
-                .values(**values)
+            bumped = conn.execute(
+                sql.bump_contact,
+                {
+                    "contact_id": contact.id,
+                    "version": contact.version,
+                    "language": language.value if isinstance(language, Language) else language,
+                    "opted_out": opted_out,
+                    "opted_out_at": now if newly_out else contact.opted_out_at,
+                    "last_language": reply_language,
+                    "now": now,
+                },
             )
-            if bumped.rowcount != 1:  # type: ignore[attr-defined]
+            if bumped.rowcount != 1:
                 raise _Conflict
             if turn.consent is not None:
-                session.add(
-                    ConsentEvent(
-                        contact_id=contact.id,
-                        opted_out=turn.consent.opted_out,
-                        reason=turn.consent.reason,
-                        message_id=message.id,
-                        created_at=now,
-                    )
+                conn.execute(
+                    insert(ConsentEvent),
+                    {
+                        "contact_id": contact.id,
+                        "opted_out": turn.consent.opted_out,
+                        "reason": turn.consent.reason,
+                        "message_id": message_id,
+                        "created_at": now,
+                    },
                 )
+            more = conn.execute(sql.oldest_received, {"contact_id": contact.id}).first() is not None
+            if not turn.outbounds:
+                return [], more
             rows = [
-                Message(
-                    contact_id=contact.id,
-                    direction="out",
-                    channel=out.channel.value,
-                    body=out.body,
-                    status=DISPATCHING,
-                    kind=out.kind,
-                    language=out.language.value,
-                    segments=count_segments(out.body).segments,
-                    allow_opted_out=out.allow_opted_out,
-                    in_reply_to_id=message.id,
-                    seq=seq,
-                    attempts=0,
-                    num_media=0,
-                    claimed_until=now + CLAIM,
-                    created_at=now,
-                    updated_at=now,
-                )
+                {
+                    "contact_id": contact.id,
+                    "direction": "out",
+                    "channel": out.channel.value,
+                    "body": out.body,
+                    "status": DISPATCHING,
+                    "kind": out.kind,
+                    "language": out.language.value,
+                    "segments": count_segments(out.body).segments,
+                    "allow_opted_out": out.allow_opted_out,
+                    "in_reply_to_id": message_id,
+                    "seq": seq,
+                    "attempts": 0,
+                    "num_media": 0,
+                    "claimed_until": now + CLAIM,
+                    "created_at": now,
+                    "updated_at": now,
+                }
                 for seq, out in enumerate(turn.outbounds)
             ]
-            session.add_all(rows)
-            session.flush()
-            return [row.id for row in rows]
+            ids = list(conn.execute(sql.insert_outbound, rows).scalars())
+        jobs = [SendJob(i, contact.id, out) for i, out in zip(ids, turn.outbounds, strict=True)]
+        return jobs, more

@@ -5,7 +5,9 @@ is recorded. Sends are retried on transient errors with capped exponential backo
 from __future__ import annotations
 
 import logging
+import queue
 import random
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,7 +18,7 @@ from bot.channels.base import ChannelAdapter, PermanentSendError, TransientSendE
 from bot.core.messages import Channel, Language, Outbound
 from bot.db.database import Database
 from bot.db.models import ConsentEvent, Contact, Message, MessageStatusEvent, utcnow
-from bot.inbox import CLAIM, DISPATCHING
+from bot.inbox import CLAIM, DISPATCHING, SendJob
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,65 @@ def moves_forward(current: str, new: str) -> bool:
 
 
 @dataclass(frozen=True)
+class SentRecord:
+    """The provider accepted a message: its SID and status, to be written down."""
+
+    message_id: int
+    attempts: int
+    sid: str
+    status: str
+
+
+class SentRecorder:
+    """Writes "sent" records in batches from one thread.
+
+    At hundreds of messages per second one small write transaction per send is what limits
+    an SQLite deployment (one writer at a time); a batch every few milliseconds is not.
+    The cost: a worker killed in that interval has sent messages it has not recorded, which
+    the sweeper sends again when their claim ends (the provider hop is at-least-once).
+    """
+
+    def __init__(self, write: Callable[[list[SentRecord]], None], max_batch: int = 500) -> None:
+        self._write = write
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[SentRecord | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="sent-recorder", daemon=True)
+        self._thread.start()
+
+    def put(self, record: SentRecord) -> None:
+        self._queue.put(record)
+
+    def close(self) -> None:
+        """Writes what is queued and stops."""
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < self._max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            try:
+                self._write(batch)
+            except Exception:
+                # Unrecorded sends keep their claim; the sweeper resends them when it ends.
+                log.exception("could not record %s sent messages", len(batch))
+            if stop:
+                return
+
+
+@dataclass(frozen=True)
 class RetryPolicy:
     """Capped exponential backoff with jitter."""
 
@@ -73,8 +134,10 @@ class Outbox:
         schedule_retry: Callable[[int, float], None],
         policy: RetryPolicy | None = None,
         clock: Callable[[], datetime] = utcnow,
+        batch_records: bool = False,
     ) -> None:
         self.db = db
+        self.recorder = SentRecorder(self.record_batch) if batch_records else None
         self.channels = channels
         self.schedule_retry = schedule_retry
         self.policy = policy or RetryPolicy()
@@ -92,31 +155,42 @@ class Outbox:
             )
             return result.rowcount == 1  # type: ignore[attr-defined]
 
-    def send_claimed(self, message_id: int) -> None:
-        """Sends a message this worker has claimed (status `dispatching`)."""
-        with self.db.read() as session:
-            row = session.get(Message, message_id)
-            contact = session.get(Contact, row.contact_id) if row else None
-        if row is None or contact is None or row.status != DISPATCHING:
-            return
-        if contact.opted_out and not row.allow_opted_out:
+    def load(self, message_id: int) -> SendJob | None:
+        """Reads a claimed message back (retries, recovered sends); None if not ours to send."""
+        with self.db.begin_read() as conn:
+            row = conn.execute(self.db.sql.outbound_for_send, {"message_id": message_id}).first()
+        if row is None or row.status != DISPATCHING:
+            return None
+        if row.opted_out and not row.allow_opted_out:
+            # Opt-out is checked at send time: a STOP since this was queued wins.
             self._finish(message_id, SKIPPED, error_message="contact opted out")
-            return
-        adapter = self.channels.get(Channel(row.channel))
-        if adapter is None:
-            self._finish(message_id, FAILED, error_message=f"no adapter for {row.channel}")
-            return
+            return None
         outbound = Outbound(
             channel=Channel(row.channel),
-            to=contact.phone,
+            to=row.phone,
             body=row.body,
             language=Language(row.language or "en"),
             kind=row.kind or "reply",
             allow_opted_out=row.allow_opted_out,
         )
-        attempts = row.attempts + 1
+        return SendJob(message_id, row.contact_id, outbound, row.attempts)
+
+    def send_claimed(self, message_id: int) -> None:
+        """Sends a message this worker has claimed (status `dispatching`)."""
+        job = self.load(message_id)
+        if job is not None:
+            self.send(job)
+
+    def send(self, job: SendJob) -> None:
+        """Hands a claimed message to its channel and records the outcome."""
+        message_id = job.message_id
+        adapter = self.channels.get(job.outbound.channel)
+        if adapter is None:
+            self._finish(message_id, FAILED, error_message=f"no adapter for {job.outbound.channel}")
+            return
+        attempts = job.attempts + 1
         try:
-            result = adapter.send(outbound)
+            result = adapter.send(job.outbound)
         except TransientSendError as exc:
             if attempts >= self.policy.max_attempts:
                 log.warning("message %s failed after %s attempts: %s", message_id, attempts, exc)
@@ -129,7 +203,7 @@ class Outbox:
         except PermanentSendError as exc:
             self._finish(message_id, FAILED, attempts, exc.code, str(exc))
             if exc.code == OPTED_OUT_ERROR:
-                opt_out_contact(self.db, contact.id, "twilio_21610", message_id, self.clock())
+                opt_out_contact(self.db, job.contact_id, "twilio_21610", message_id, self.clock())
             return
         self._record_sent(message_id, attempts, result.provider_id, result.status)
 
@@ -170,21 +244,40 @@ class Outbox:
             session.execute(update(Message).where(Message.id == message_id).values(**values))
 
     def _record_sent(self, message_id: int, attempts: int, sid: str, status: str) -> None:
+        record = SentRecord(message_id, attempts, sid, status)
+        if self.recorder is not None:
+            self.recorder.put(record)
+        else:
+            self.record_batch([record])
+
+    def record_batch(self, records: list[SentRecord]) -> None:
+        """Records what the provider said for many sends in one transaction."""
         now = self.clock()
-        with self.db.write() as session:
-            session.execute(
-                update(Message)
-                .where(Message.id == message_id)
-                .values(
-                    provider_sid=sid,
-                    status=status if status in STATUS_RANK else "queued",
-                    attempts=attempts,
-                    claimed_until=None,
-                    error_message=None,
-                    updated_at=now,
-                )
+        sql = self.db.sql
+        with self.db.begin() as conn:
+            conn.execute(
+                sql.record_sent,
+                [
+                    {
+                        "message_id": r.message_id,
+                        "sid": r.sid,
+                        "status": r.status if r.status in STATUS_RANK else "queued",
+                        "attempts": r.attempts,
+                        "now": now,
+                    }
+                    for r in records
+                ],
             )
-            # A status callback may have beaten us here: apply what it said now.
+            early = set(
+                conn.execute(sql.early_status_sids, {"sids": [r.sid for r in records]}).scalars()
+            )
+        for record in records:
+            if record.sid in early:
+                self._apply_early_reports(record.message_id, record.sid)
+
+    def _apply_early_reports(self, message_id: int, sid: str) -> None:
+        """A status callback beat us to recording the SID: apply what it said now."""
+        with self.db.write() as session:
             early = session.scalars(
                 select(MessageStatusEvent)
                 .where(
@@ -192,17 +285,14 @@ class Outbox:
                 )
                 .order_by(MessageStatusEvent.id)
             ).all()
+            row = session.get(Message, message_id)
+            assert row is not None
             for event in early:
                 event.message_id = message_id
-            if early:
-                session.flush()
-                row = session.get(Message, message_id)
-                assert row is not None
-                for event in early:
-                    if moves_forward(row.status, event.status):
-                        row.status = event.status
-                        row.error_code = event.error_code
-                        event.applied = True
+                if moves_forward(row.status, event.status):
+                    row.status = event.status
+                    row.error_code = event.error_code
+                    event.applied = True
 
     def apply_status(self, sid: str, status: str, error_code: int | None) -> str:
         """Records a status callback. Returns "applied", "ignored" or "unknown".

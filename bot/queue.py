@@ -6,9 +6,44 @@ truth, so a task lost with a crashed worker is found again by the sweeper (bot/r
 
 from __future__ import annotations
 
-from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
+from huey import Huey, MemoryHuey, RedisHuey
+from huey.storage import SqliteStorage
+
+from bot.db.gate import WriteGate
 from bot.settings import Settings
+
+
+class SqliteQueueStorage(SqliteStorage):
+    """Huey's SQLite storage with WAL and synchronous=NORMAL.
+
+    Huey's default (synchronous=FULL) fsyncs on every enqueue and dequeue: measured here as
+    a third of the machine in I/O wait at 300 messages/s. NORMAL never corrupts the file; a
+    power cut can lose the last tasks, which the sweeper re-creates from the database rows.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._gate = WriteGate(Path(str(kwargs.get("filename", "huey.db")) + ".write-lock"))
+        super().__init__(*args, **kwargs)
+
+    def _create_connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection = super()._create_connection()
+        conn.execute("pragma synchronous=1")
+        return conn
+
+    @contextlib.contextmanager
+    def db(self, commit: bool = False, close: bool = False) -> Iterator[sqlite3.Cursor]:
+        # Writers queue on the machine-wide gate rather than on SQLite's busy handler.
+        with (
+            self._gate if commit else contextlib.nullcontext(),
+            super().db(commit, close) as cursor,
+        ):
+            yield cursor
 
 
 def make_huey(settings: Settings, immediate: bool = False) -> Huey:
@@ -18,4 +53,10 @@ def make_huey(settings: Settings, immediate: bool = False) -> Huey:
     if settings.redis_url:
         return RedisHuey("bot", url=settings.redis_url, results=False, utc=True)
     settings.var_dir.mkdir(parents=True, exist_ok=True)
-    return SqliteHuey("bot", filename=str(settings.queue_path), results=False, utc=True)
+    return Huey(
+        "bot",
+        storage_class=SqliteQueueStorage,
+        filename=str(settings.queue_path),
+        results=False,
+        utc=True,
+    )

@@ -22,7 +22,7 @@ from bot.core.handler import Bot
 from bot.core.messages import Channel, Inbound
 from bot.db.database import Database
 from bot.db.models import Message, utcnow
-from bot.inbox import DISPATCHING, RECEIVED, Accepted, InboxProcessor, accept
+from bot.inbox import DISPATCHING, RECEIVED, Accepted, InboxProcessor, SendJob, accept
 from bot.outbox import PENDING, Outbox, RetryPolicy
 from bot.queue import make_huey
 from bot.settings import Settings
@@ -81,6 +81,7 @@ class Runtime:
             schedule_retry=self._schedule_retry,
             policy=retry_policy or RetryPolicy(max_attempts=settings.send_max_attempts),
             clock=clock,
+            batch_records=send_pool is not None,
         )
         # Provider calls take ~200 ms over the internet: the worker overlaps them in a pool
         # so a handful of handling threads keep up. Without a pool (tests) sends are inline.
@@ -111,23 +112,23 @@ class Runtime:
     def _process_contact(self, contact_id: int) -> None:
         self.inbox.process_contact(contact_id)
 
-    def _dispatch(self, message_ids: list[int]) -> None:
+    def _dispatch(self, jobs: list[SendJob]) -> None:
         if self.send_pool is None:
-            self._send_in_order(message_ids)
+            self._send_in_order(jobs)
         else:
-            self.send_pool.submit(self._send_in_order, message_ids)
+            self.send_pool.submit(self._send_in_order, jobs)
 
-    def _send_in_order(self, message_ids: list[int]) -> None:
-        for message_id in message_ids:
+    def _send_in_order(self, jobs: list[SendJob]) -> None:
+        for job in jobs:
             try:
-                self.outbox.send_claimed(message_id)
+                self.outbox.send(job)
             except Exception:
                 # The row stays claimed; the sweeper hands it out again when the claim ends.
-                log.exception("sending message %s failed unexpectedly", message_id)
+                log.exception("sending message %s failed unexpectedly", job.message_id)
 
     def _send_retry(self, message_id: int) -> None:
-        if self.outbox.claim(message_id):
-            self._dispatch([message_id])
+        if self.outbox.claim(message_id) and (job := self.outbox.load(message_id)) is not None:
+            self._dispatch([job])
 
     def _schedule_retry(self, message_id: int, delay: float) -> None:
         try:
@@ -181,4 +182,6 @@ class Runtime:
         """Finishes sends under way and releases database connections."""
         if self.send_pool is not None:
             self.send_pool.shutdown(wait=True)
+        if self.outbox.recorder is not None:
+            self.outbox.recorder.close()
         self.db.dispose()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import urllib.request
+
 import requests
 from requests.adapters import HTTPAdapter
 from twilio.base.exceptions import TwilioException, TwilioRestException
@@ -23,6 +25,10 @@ def make_client(settings: Settings) -> Client:
     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(8, settings.send_concurrency))
     http_client.session.mount("https://", adapter)
     http_client.session.mount("http://", adapter)
+    # requests re-reads proxy variables from the environment on every call (a measurable cost
+    # per message); read them once here instead.
+    http_client.session.trust_env = False
+    http_client.session.proxies = urllib.request.getproxies()
     client = Client(
         settings.twilio_account_sid, settings.twilio_auth_token, http_client=http_client
     )

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.db.engine import make_engine
+from bot.db.gate import gate_for_sqlite
+from bot.db.statements import Statements
 
 
 class Database:
@@ -17,10 +19,14 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine: Engine = make_engine(url)
+        self._read_engine = self.engine.execution_options(readonly=True)
+        self.sql = Statements(self.engine.dialect)
+        # SQLite: writers queue on a machine-wide gate (see bot/db/gate.py), not on SQLite's
+        # sleep-and-retry busy handler. PostgreSQL needs no such thing.
+        self._gate = gate_for_sqlite(url)
+        self._write_gate: AbstractContextManager[object] = self._gate or nullcontext()
         self._write = sessionmaker(self.engine, expire_on_commit=False)
-        self._read = sessionmaker(
-            self.engine.execution_options(readonly=True), expire_on_commit=False
-        )
+        self._read = sessionmaker(self._read_engine, expire_on_commit=False)
 
     @property
     def is_sqlite(self) -> bool:
@@ -30,7 +36,7 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A session in one transaction, committed on success and rolled back on error."""
-        with self._write() as session, session.begin():
+        with self._write_gate, self._write() as session, session.begin():
             yield session
 
     @contextmanager
@@ -38,6 +44,18 @@ class Database:
         """A read-only session: on SQLite it does not take the write lock."""
         with self._read() as session, session.begin():
             yield session
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A Core connection in one write transaction (the hot path's prebuilt statements)."""
+        with self._write_gate, self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def begin_read(self) -> Iterator[Connection]:
+        """A Core connection in one read-only transaction."""
+        with self._read_engine.connect() as conn, conn.begin():
+            yield conn
 
     def ping(self) -> None:
         """Raises if the database cannot be reached."""
@@ -47,3 +65,7 @@ class Database:
     def dispose(self) -> None:
         """Closes pooled connections."""
         self.engine.dispose()
+        if self._gate is not None:
+            self._gate.close()
+            self._gate = None
+            self._write_gate = nullcontext()

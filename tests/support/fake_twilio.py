@@ -26,7 +26,7 @@ class Received:
     auth: str | None
     status: int
     sid: str | None = None
-    at: float = field(default_factory=time.monotonic)
+    at: float = field(default_factory=time.time)
 
 
 class FakeTwilio:
@@ -42,6 +42,7 @@ class FakeTwilio:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out at once, as from Twilio
 
             def log_message(self, *args: object) -> None:  # quiet
                 pass
@@ -50,6 +51,10 @@ class FakeTwilio:
                 fake._handle(self)
 
             def do_GET(self) -> None:
+                if self.path == "/_received":  # for benchmarks running the fake in a process
+                    sent = [{"to": c.form.get("To"), "at": c.at} for c in fake.sent]
+                    self._reply(200, {"sent": sent, "calls": len(fake.calls)})
+                    return
                 self._reply(404, {"code": 20404, "message": "not found", "status": 404})
 
             def _reply(self, status: int, payload: dict[str, object]) -> None:
@@ -141,7 +146,7 @@ class FakeTwilio:
         request._reply(call.status, payload)  # type: ignore[attr-defined]
 
 
-if __name__ == "__main__":  # `python -m tests.support.fake_twilio --port 0 --delay 0.2`
+if __name__ == "__main__":  # `python -m tests.support.fake_twilio --delay 0.2` prints its URL
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__)

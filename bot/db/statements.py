@@ -1,0 +1,173 @@
+"""The hot path's SQL, built once per database and executed with parameters.
+
+Building a SQLAlchemy statement costs far more than running it on SQLite, so the webhook and
+the worker use these prebuilt Core statements instead of building new ones per message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Table, bindparam, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
+
+from bot.db.models import Contact, Message, MessageStatusEvent, UTCDateTime
+
+contacts: Table = Contact.__table__  # type: ignore[assignment]
+messages: Table = Message.__table__  # type: ignore[assignment]
+status_events: Table = MessageStatusEvent.__table__  # type: ignore[assignment]
+
+
+def _now(name: str = "now") -> Any:
+    return bindparam(name, type_=UTCDateTime())
+
+
+class Statements:
+    """Prebuilt statements for one SQL dialect."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
+
+        ins_contact = insert(contacts).values(
+            phone=bindparam("phone"),
+            simulated=bindparam("simulated"),
+            channel=bindparam("channel"),
+            has_sms=bindparam("has_sms"),
+            has_whatsapp=bindparam("has_whatsapp"),
+            profile_name=bindparam("profile_name"),
+            last_inbound_at=_now(),
+            opted_out=False,
+            version=0,
+            created_at=_now(),
+            updated_at=_now(),
+        )
+        self.upsert_contact = ins_contact.on_conflict_do_update(
+            index_elements=[contacts.c.phone, contacts.c.simulated],
+            set_={
+                "channel": ins_contact.excluded.channel,
+                "has_sms": or_(contacts.c.has_sms, ins_contact.excluded.has_sms),
+                "has_whatsapp": or_(contacts.c.has_whatsapp, ins_contact.excluded.has_whatsapp),
+                "profile_name": func.coalesce(
+                    ins_contact.excluded.profile_name, contacts.c.profile_name
+                ),
+                "last_inbound_at": ins_contact.excluded.last_inbound_at,
+                "updated_at": ins_contact.excluded.updated_at,
+            },
+        ).returning(contacts.c.id)
+
+        self.insert_inbound = (
+            insert(messages)
+            .values(
+                contact_id=bindparam("contact_id"),
+                direction="in",
+                channel=bindparam("channel"),
+                body=bindparam("body"),
+                provider_sid=bindparam("provider_sid"),
+                status="received",
+                num_media=bindparam("num_media"),
+                media_urls=bindparam("media_urls", type_=messages.c.media_urls.type),
+                attempts=0,
+                allow_opted_out=False,
+                created_at=_now(),
+                updated_at=_now(),
+            )
+            .on_conflict_do_nothing(index_elements=[messages.c.provider_sid])
+            .returning(messages.c.id)
+        )
+
+        self.contact_by_id = select(
+            contacts.c.id,
+            contacts.c.phone,
+            contacts.c.language,
+            contacts.c.opted_out,
+            contacts.c.opted_out_at,
+            contacts.c.version,
+        ).where(contacts.c.id == bindparam("contact_id"))
+
+        self.oldest_received = (
+            select(
+                messages.c.id,
+                messages.c.channel,
+                messages.c.body,
+                messages.c.media_urls,
+                messages.c.provider_sid,
+            )
+            .where(
+                messages.c.contact_id == bindparam("contact_id"),
+                messages.c.direction == "in",
+                messages.c.status == "received",
+            )
+            .order_by(messages.c.id)
+            .limit(1)
+        )
+
+        self.mark_processed = (
+            update(messages)
+            .where(messages.c.id == bindparam("message_id"), messages.c.status == "received")
+            .values(
+                status="processed",
+                intent=bindparam("intent"),
+                language=bindparam("language"),
+                updated_at=_now(),
+            )
+        )
+
+        self.insert_outbound = insert(messages).returning(
+            messages.c.id, sort_by_parameter_order=True
+        )
+
+        self.outbound_for_send = (
+            select(
+                messages.c.id,
+                messages.c.channel,
+                messages.c.body,
+                messages.c.status,
+                messages.c.kind,
+                messages.c.language,
+                messages.c.allow_opted_out,
+                messages.c.attempts,
+                contacts.c.id.label("contact_id"),
+                contacts.c.phone,
+                contacts.c.opted_out,
+            )
+            .join(contacts, contacts.c.id == messages.c.contact_id)
+            .where(messages.c.id == bindparam("message_id"))
+        )
+
+        self.record_sent = (
+            update(messages)
+            .where(messages.c.id == bindparam("message_id"))
+            .values(
+                provider_sid=bindparam("sid"),
+                status=bindparam("status"),
+                attempts=bindparam("attempts"),
+                claimed_until=None,
+                error_message=None,
+                updated_at=_now(),
+            )
+        )
+
+        self.bump_contact = (
+            update(contacts)
+            .where(
+                contacts.c.id == bindparam("contact_id"), contacts.c.version == bindparam("version")
+            )
+            .values(
+                version=contacts.c.version + 1,
+                language=bindparam("language"),
+                opted_out=bindparam("opted_out"),
+                opted_out_at=bindparam("opted_out_at", type_=UTCDateTime()),
+                last_language=func.coalesce(bindparam("last_language"), contacts.c.last_language),
+                updated_at=_now(),
+            )
+        )
+
+        self.early_status_sids = (
+            select(status_events.c.provider_sid)
+            .where(
+                status_events.c.provider_sid.in_(bindparam("sids", expanding=True)),
+                status_events.c.message_id.is_(None),
+            )
+            .distinct()
+        )
