@@ -178,13 +178,21 @@ def received(fake_url: str) -> list[dict[str, object]]:
 
 
 def run_rate(
-    url: str, fake_url: str, rate: int, duration: float, run: int, settle: float, pids: dict[str, int]
+    url: str,
+    fake_url: str,
+    rate: int,
+    duration: float,
+    run: int,
+    settle: float,
+    pids: dict[str, int],
 ) -> RunResult:
     began = time.perf_counter()
     cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     sent_at, latencies, errors = asyncio.run(offer(url, rate, duration, run))
     elapsed = time.perf_counter() - began
-    cpu = {name: (cpu_seconds(pid) - cpu_before[name]) / elapsed * 100 for name, pid in pids.items()}
+    cpu = {
+        name: (cpu_seconds(pid) - cpu_before[name]) / elapsed * 100 for name, pid in pids.items()
+    }
     memory = {name: rss_mib(pid) for name, pid in pids.items()}
     prefix = f"+97798{run:02d}"
     deadline = time.monotonic() + settle
@@ -225,7 +233,9 @@ def run_rate(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rates", type=int, nargs="+", default=[100, 200, 300])
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per rate")
     parser.add_argument("--api-delay", type=float, default=0.2, help="fake Twilio answer delay, s")
@@ -264,7 +274,9 @@ def main() -> None:
         bot = [python, "-m", "bot"]
         subprocess.run([*bot, "db", "upgrade"], env=env, cwd=ROOT, check=True, capture_output=True)
         web = subprocess.Popen(
-            [*bot, "web", "--port", str(port), "--workers", str(args.web_workers)], env=env, cwd=ROOT
+            [*bot, "web", "--port", str(port), "--workers", str(args.web_workers)],
+            env=env,
+            cwd=ROOT,
         )
         worker = subprocess.Popen([*bot, "worker"], env=env, cwd=ROOT)
         procs += [web, worker]
@@ -273,17 +285,27 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}/webhooks/twilio/messages"
         queue = "redis" if env.get("REDIS_URL") else "sqlite"
         database = env["DATABASE_URL"].split(":", 1)[0]
-        print(f"database={database} queue={queue} api_delay={args.api_delay}s cores={os.cpu_count()}")
+        print(
+            f"database={database} queue={queue} api_delay={args.api_delay}s cores={os.cpu_count()}"
+        )
         results = []
         for run, rate in enumerate(args.rates, start=1):
             result = run_rate(
-                url, fake_url, rate, args.duration, run, args.settle, {"web": web.pid, "worker": worker.pid}
+                url,
+                fake_url,
+                rate,
+                args.duration,
+                run,
+                args.settle,
+                {"web": web.pid, "worker": worker.pid},
             )
             results.append(result)
             print(json.dumps(asdict(result)), flush=True)
         print()
-        print("| offered msg/s | achieved | errors | ack p50 ms | ack p99 ms | answered | lost | dup "
-              "| e2e p50 ms | e2e p99 ms | web RSS MiB | worker RSS MiB | web CPU % | worker CPU % |")
+        print(
+            "| offered msg/s | achieved | errors | ack p50 ms | ack p99 ms | answered | lost | dup "
+            "| e2e p50 ms | e2e p99 ms | web RSS MiB | worker RSS MiB | web CPU % | worker CPU % |"
+        )
         print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in results:
             print(

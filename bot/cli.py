@@ -92,15 +92,19 @@ def web(host: str, port: int, workers: int, threads: int) -> None:
 def worker(sweep_every: float) -> None:
     """Runs the job queue consumer: handles inbound messages and sends the outbox.
 
-    WORKER_CONCURRENCY threads handle messages; SEND_CONCURRENCY threads talk to the provider.
+    WORKER_CONCURRENCY threads handle messages; up to SEND_CONCURRENCY provider calls overlap.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     from bot.runtime import Runtime
 
     settings = _settings()
-    pool = ThreadPoolExecutor(settings.send_concurrency, thread_name_prefix="send")
-    runtime = Runtime(settings, send_pool=pool)
+    # Dozens of threads share the GIL here; a thread holding the database write gate must not
+    # wait the default 5 ms for its turn, or every other writer on the machine waits too.
+    sys.setswitchinterval(0.0005)
+    if settings.worker_nice:
+        # Webhook acknowledgements are the latency that matters; replies can trail by a few
+        # milliseconds when the machine is busy (README: benchmark).
+        os.nice(settings.worker_nice)
+    runtime = Runtime(settings, background=True)
     stop = threading.Event()
 
     def sweeper() -> None:

@@ -7,18 +7,21 @@ in the worker and turns each stored message into outbox rows, one contact at a t
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import Connection
 
 from bot.core.handler import Bot
 from bot.core.messages import Channel, ContactState, Inbound, Language, Outbound, Turn
 from bot.core.segments import count_segments
 from bot.db.database import Database
-from bot.db.models import ConsentEvent, utcnow
+from bot.db.models import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +106,15 @@ class InboxProcessor:
         self.bot = bot
         self.send = send
         self.clock = clock
+        self.committer: GroupCommitter | None = None
+
+    def start_group_commit(self) -> None:
+        """From now on, turns from many threads are committed together (worker processes)."""
+        self.committer = GroupCommitter(self)
+
+    def close(self) -> None:
+        if self.committer is not None:
+            self.committer.close()
 
     def process_contact(self, contact_id: int, limit: int = 100) -> int:
         """Handles the contact's waiting messages oldest first; returns how many it handled.
@@ -146,6 +158,18 @@ class InboxProcessor:
 
     def _commit_turn(self, contact: Any, message_id: int, turn: Turn) -> tuple[list[SendJob], bool]:
         """Writes one turn atomically. Returns the claimed sends and whether more messages wait."""
+        if self.committer is not None:
+            return self.committer.commit(contact, message_id, turn)
+        with self.db.begin() as conn:
+            return self.write_turn(conn, contact, message_id, turn)
+
+    def write_turn(
+        self, conn: Connection, contact: Any, message_id: int, turn: Turn
+    ) -> tuple[list[SendJob], bool]:
+        """The statements of one turn, inside the caller's transaction.
+
+        The contact's version is checked first, so a turn that lost a race writes nothing.
+        """
         now = self.clock()
         sql = self.db.sql
         state = turn.contact
@@ -153,67 +177,141 @@ class InboxProcessor:
         opted_out = state.opted_out if state is not None else contact.opted_out
         language = state.language if state is not None else contact.language
         newly_out = opted_out and not contact.opted_out
-        with self.db.begin() as conn:
-            claimed = conn.execute(
-                sql.mark_processed,
+        bumped = conn.execute(
+            sql.bump_contact,
+            {
+                "contact_id": contact.id,
+                "version": contact.version,
+                "language": language.value if isinstance(language, Language) else language,
+                "opted_out": opted_out,
+                "opted_out_at": now if newly_out else contact.opted_out_at,
+                "last_language": reply_language,
+                "now": now,
+            },
+        )
+        if bumped.rowcount != 1:
+            raise _Conflict
+        claimed = conn.execute(
+            sql.mark_processed,
+            {
+                "message_id": message_id,
+                "intent": turn.intent,
+                "language": reply_language,
+                "now": now,
+            },
+        )
+        if claimed.rowcount != 1:
+            # Every writer of a message bumps its contact's version, so this cannot happen.
+            raise RuntimeError(f"message {message_id} was handled without a version change")
+        if turn.consent is not None:
+            conn.execute(
+                sql.insert_consent,
                 {
+                    "contact_id": contact.id,
+                    "opted_out": turn.consent.opted_out,
+                    "reason": turn.consent.reason,
                     "message_id": message_id,
-                    "intent": turn.intent,
-                    "language": reply_language,
-                    "now": now,
-                },
-            )
-            if claimed.rowcount != 1:
-                raise _Conflict
-            bumped = conn.execute(
-                sql.bump_contact,
-                {
-                    "contact_id": contact.id,
-                    "version": contact.version,
-                    "language": language.value if isinstance(language, Language) else language,
-                    "opted_out": opted_out,
-                    "opted_out_at": now if newly_out else contact.opted_out_at,
-                    "last_language": reply_language,
-                    "now": now,
-                },
-            )
-            if bumped.rowcount != 1:
-                raise _Conflict
-            if turn.consent is not None:
-                conn.execute(
-                    insert(ConsentEvent),
-                    {
-                        "contact_id": contact.id,
-                        "opted_out": turn.consent.opted_out,
-                        "reason": turn.consent.reason,
-                        "message_id": message_id,
-                        "created_at": now,
-                    },
-                )
-            more = conn.execute(sql.oldest_received, {"contact_id": contact.id}).first() is not None
-            if not turn.outbounds:
-                return [], more
-            rows = [
-                {
-                    "contact_id": contact.id,
-                    "direction": "out",
-                    "channel": out.channel.value,
-                    "body": out.body,
-                    "status": DISPATCHING,
-                    "kind": out.kind,
-                    "language": out.language.value,
-                    "segments": count_segments(out.body).segments,
-                    "allow_opted_out": out.allow_opted_out,
-                    "in_reply_to_id": message_id,
-                    "seq": seq,
-                    "attempts": 0,
-                    "num_media": 0,
-                    "claimed_until": now + CLAIM,
                     "created_at": now,
-                    "updated_at": now,
-                }
-                for seq, out in enumerate(turn.outbounds)
-            ]
-            ids = list(conn.execute(sql.insert_outbound, rows).scalars())
+                },
+            )
+        more = conn.execute(sql.oldest_received, {"contact_id": contact.id}).first() is not None
+        if not turn.outbounds:
+            return [], more
+        rows = [
+            {
+                "contact_id": contact.id,
+                "direction": "out",
+                "channel": out.channel.value,
+                "body": out.body,
+                "status": DISPATCHING,
+                "kind": out.kind,
+                "language": out.language.value,
+                "segments": count_segments(out.body).segments,
+                "allow_opted_out": out.allow_opted_out,
+                "in_reply_to_id": message_id,
+                "seq": seq,
+                "attempts": 0,
+                "num_media": 0,
+                "claimed_until": now + CLAIM,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for seq, out in enumerate(turn.outbounds)
+        ]
+        ids = list(conn.execute(sql.insert_outbound, rows).scalars())
         jobs = [SendJob(i, contact.id, out) for i, out in zip(ids, turn.outbounds, strict=True)]
         return jobs, more
+
+
+@dataclass
+class _Pending:
+    contact: Any
+    message_id: int
+    turn: Turn
+    future: Future[tuple[list[SendJob], bool]]
+
+
+class GroupCommitter:
+    """Commits the turns of many handler threads together, one transaction per batch.
+
+    On SQLite one writer runs at a time, so per-turn transactions cap a worker's throughput;
+    a batch costs one BEGIN/COMMIT and one trip through the write gate. Each turn is still
+    all-or-nothing: a turn that lost a race writes nothing and is read again by its thread.
+    """
+
+    def __init__(self, processor: InboxProcessor, max_batch: int = 64) -> None:
+        self._processor = processor
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="turn-committer", daemon=True)
+        self._thread.start()
+
+    def commit(self, contact: Any, message_id: int, turn: Turn) -> tuple[list[SendJob], bool]:
+        """Blocks until the turn is committed; raises what committing it raised."""
+        pending = _Pending(contact, message_id, turn, Future())
+        self._queue.put(pending)
+        return pending.future.result()
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < self._max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)
+                    break
+                batch.append(item)
+            self._commit(batch)
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        outcomes: list[tuple[list[SendJob], bool] | _Conflict] = []
+        try:
+            with self._processor.db.begin() as conn:
+                for item in batch:
+                    try:
+                        outcomes.append(
+                            self._processor.write_turn(
+                                conn, item.contact, item.message_id, item.turn
+                            )
+                        )
+                    except _Conflict as conflict:
+                        outcomes.append(conflict)
+        except Exception as exc:
+            for item in batch:
+                item.future.set_exception(exc)
+            return
+        for item, outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, _Conflict):
+                item.future.set_exception(outcome)
+            else:
+                item.future.set_result(outcome)

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
-from bot.channels.base import ChannelAdapter, PermanentSendError, TransientSendError
+from bot.channels.base import ChannelAdapter, SendError, TransientSendError
 from bot.core.messages import Channel, Language, Outbound
 from bot.db.database import Database
 from bot.db.models import ConsentEvent, Contact, Message, MessageStatusEvent, utcnow
@@ -183,29 +183,49 @@ class Outbox:
 
     def send(self, job: SendJob) -> None:
         """Hands a claimed message to its channel and records the outcome."""
-        message_id = job.message_id
-        adapter = self.channels.get(job.outbound.channel)
+        adapter = self._adapter(job)
         if adapter is None:
-            self._finish(message_id, FAILED, error_message=f"no adapter for {job.outbound.channel}")
             return
-        attempts = job.attempts + 1
         try:
             result = adapter.send(job.outbound)
-        except TransientSendError as exc:
-            if attempts >= self.policy.max_attempts:
-                log.warning("message %s failed after %s attempts: %s", message_id, attempts, exc)
-                self._finish(message_id, FAILED, attempts, exc.code, str(exc))
-                return
+        except SendError as exc:
+            self._failed(job, exc)
+            return
+        self._record_sent(job.message_id, job.attempts + 1, result.provider_id, result.status)
+
+    async def send_async(self, job: SendJob) -> None:
+        """`send` for the worker's event loop: many provider calls overlap on one thread."""
+        adapter = self._adapter(job)
+        if adapter is None:
+            return
+        try:
+            result = await adapter.send_async(job.outbound)
+        except SendError as exc:
+            self._failed(job, exc)
+            return
+        self._record_sent(job.message_id, job.attempts + 1, result.provider_id, result.status)
+
+    def _adapter(self, job: SendJob) -> ChannelAdapter | None:
+        adapter = self.channels.get(job.outbound.channel)
+        if adapter is None:
+            self._finish(
+                job.message_id, FAILED, error_message=f"no adapter for {job.outbound.channel}"
+            )
+        return adapter
+
+    def _failed(self, job: SendJob, exc: SendError) -> None:
+        """Retries a transient failure later (up to the cap); gives up on a permanent one."""
+        message_id, attempts = job.message_id, job.attempts + 1
+        if isinstance(exc, TransientSendError) and attempts < self.policy.max_attempts:
             delay = self.policy.delay(attempts)
             self._reschedule(message_id, attempts, delay, exc)
             self.schedule_retry(message_id, delay)
             return
-        except PermanentSendError as exc:
-            self._finish(message_id, FAILED, attempts, exc.code, str(exc))
-            if exc.code == OPTED_OUT_ERROR:
-                opt_out_contact(self.db, job.contact_id, "twilio_21610", message_id, self.clock())
-            return
-        self._record_sent(message_id, attempts, result.provider_id, result.status)
+        if isinstance(exc, TransientSendError):
+            log.warning("message %s failed after %s attempts: %s", message_id, attempts, exc)
+        self._finish(message_id, FAILED, attempts, exc.code, str(exc))
+        if exc.code == OPTED_OUT_ERROR:
+            opt_out_contact(self.db, job.contact_id, "twilio_21610", message_id, self.clock())
 
     def _reschedule(self, message_id: int, attempts: int, delay: float, exc: Exception) -> None:
         now = self.clock()

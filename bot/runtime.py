@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -25,6 +24,7 @@ from bot.db.models import Message, utcnow
 from bot.inbox import DISPATCHING, RECEIVED, Accepted, InboxProcessor, SendJob, accept
 from bot.outbox import PENDING, Outbox, RetryPolicy
 from bot.queue import make_huey
+from bot.sender import AsyncSender
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class Runtime:
         content: Content | None = None,
         clock: Callable[[], datetime] = utcnow,
         retry_policy: RetryPolicy | None = None,
-        send_pool: ThreadPoolExecutor | None = None,
+        background: bool = False,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -81,12 +81,14 @@ class Runtime:
             schedule_retry=self._schedule_retry,
             policy=retry_policy or RetryPolicy(max_attempts=settings.send_max_attempts),
             clock=clock,
-            batch_records=send_pool is not None,
+            batch_records=background,
         )
-        # Provider calls take ~200 ms over the internet: the worker overlaps them in a pool
-        # so a handful of handling threads keep up. Without a pool (tests) sends are inline.
-        self.send_pool = send_pool
+        # In a worker (background=True) provider calls overlap on the sender's event loop and
+        # turns are committed in groups; otherwise (tests, the CLI) everything runs inline.
+        self.sender = AsyncSender(self.outbox, settings.send_concurrency) if background else None
         self.inbox = InboxProcessor(self.db, self.bot, send=self._dispatch, clock=clock)
+        if background:
+            self.inbox.start_group_commit()
 
     # -- web side ---------------------------------------------------------------------------
 
@@ -113,12 +115,9 @@ class Runtime:
         self.inbox.process_contact(contact_id)
 
     def _dispatch(self, jobs: list[SendJob]) -> None:
-        if self.send_pool is None:
-            self._send_in_order(jobs)
-        else:
-            self.send_pool.submit(self._send_in_order, jobs)
-
-    def _send_in_order(self, jobs: list[SendJob]) -> None:
+        if self.sender is not None:
+            self.sender.submit(jobs)
+            return
         for job in jobs:
             try:
                 self.outbox.send(job)
@@ -180,8 +179,9 @@ class Runtime:
 
     def close(self) -> None:
         """Finishes sends under way and releases database connections."""
-        if self.send_pool is not None:
-            self.send_pool.shutdown(wait=True)
+        self.inbox.close()
+        if self.sender is not None:
+            self.sender.close()
         if self.outbox.recorder is not None:
             self.outbox.recorder.close()
         self.db.dispose()

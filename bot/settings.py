@@ -98,6 +98,7 @@ class Settings:
     default_region: str = "NP"
     worker_concurrency: int = 8
     send_concurrency: int = 64
+    worker_nice: int = 5
     send_timeout_seconds: int = 10
     send_max_attempts: int = 6
     simulator_enabled: bool = True
@@ -204,6 +205,7 @@ class Settings:
             default_region=(get("DEFAULT_REGION") or "NP").upper(),
             worker_concurrency=_int("WORKER_CONCURRENCY", get("WORKER_CONCURRENCY") or "8", 1, 256),
             send_concurrency=_int("SEND_CONCURRENCY", get("SEND_CONCURRENCY") or "64", 1, 1024),
+            worker_nice=_int("WORKER_NICE", get("WORKER_NICE") or "5", 0, 19),
             send_timeout_seconds=_int(
                 "SEND_TIMEOUT_SECONDS", get("SEND_TIMEOUT_SECONDS") or "10", 1, 120
             ),

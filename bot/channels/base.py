@@ -38,3 +38,7 @@ class ChannelAdapter(Protocol):
     def send(self, message: Outbound) -> SendResult:
         """Sends `message`; raises TransientSendError or PermanentSendError on failure."""
         ...
+
+    async def send_async(self, message: Outbound) -> SendResult:
+        """The same, on the caller's event loop."""
+        ...

@@ -28,3 +28,6 @@ class ConsoleChannel:
             stream.write(f"[{message.channel} → {message.to}] {message.body}\n")
             stream.flush()
         return SendResult(provider_id=f"CON{uuid.uuid4().hex}", status="delivered")
+
+    async def send_async(self, message: Outbound) -> SendResult:
+        return self.send(message)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import urllib.request
 
+import aiohttp
 import requests
 from requests.adapters import HTTPAdapter
 from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from bot.channels.base import PermanentSendError, SendResult, TransientSendError
+from bot.channels.base import PermanentSendError, SendError, SendResult, TransientSendError
 from bot.core.messages import Channel, Outbound
 from bot.settings import Settings
 
@@ -36,12 +39,52 @@ def make_client(settings: Settings) -> Client:
     return client
 
 
+class _AsyncTwilioHttpClient(AsyncTwilioHttpClient):
+    """The library's aiohttp client with a sized connection pool and a total timeout."""
+
+    def __init__(self, timeout: float, pool_size: int) -> None:
+        super().__init__(pool_connections=False)
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=pool_size),
+            timeout=aiohttp.ClientTimeout(total=timeout),
+        )
+
+
+class AsyncClients:
+    """One async Twilio client per event loop, made inside that loop (aiohttp requires it)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._clients: dict[asyncio.AbstractEventLoop, tuple[Client, _AsyncTwilioHttpClient]] = {}
+
+    def get(self) -> Client:
+        loop = asyncio.get_running_loop()
+        if loop not in self._clients:
+            settings = self._settings
+            http = _AsyncTwilioHttpClient(settings.send_timeout_seconds, settings.send_concurrency)
+            client = Client(
+                settings.twilio_account_sid, settings.twilio_auth_token, http_client=http
+            )
+            client.api.base_url = settings.twilio_api_base
+            self._clients[loop] = (client, http)
+        return self._clients[loop][0]
+
+    async def close(self) -> None:
+        """Closes the current loop's client."""
+        entry = self._clients.pop(asyncio.get_running_loop(), None)
+        if entry is not None:
+            await entry[1].close()
+
+
 class TwilioChannel:
     """Sends through Twilio; one instance per channel (SMS or WhatsApp), sharing a client."""
 
-    def __init__(self, settings: Settings, channel: Channel, client: Client) -> None:
+    def __init__(
+        self, settings: Settings, channel: Channel, client: Client, async_clients: AsyncClients
+    ) -> None:
         self.channel = channel
         self.client = client
+        self.async_clients = async_clients
         self.status_callback = (
             f"{settings.public_url}/webhooks/twilio/status" if settings.public_url else None
         )
@@ -51,7 +94,7 @@ class TwilioChannel:
             self.from_ = settings.twilio_sms_from
         self.messaging_service_sid = settings.twilio_messaging_service_sid
 
-    def send(self, message: Outbound) -> SendResult:
+    def _params(self, message: Outbound) -> dict[str, str]:
         to = f"whatsapp:{message.to}" if self.channel is Channel.WHATSAPP else message.to
         params: dict[str, str] = {"to": to, "body": message.body}
         if self.from_:
@@ -62,18 +105,46 @@ class TwilioChannel:
             raise PermanentSendError(f"no Twilio sender configured for {self.channel}")
         if self.status_callback:
             params["status_callback"] = self.status_callback
+        return params
+
+    def send(self, message: Outbound) -> SendResult:
+        params = self._params(message)
         try:
             created = self.client.messages.create(**params)
-        except TwilioRestException as exc:
-            if exc.status == 429 or exc.status >= 500:
-                raise TransientSendError(f"Twilio {exc.status}: {exc.msg}", exc.code) from exc
-            raise PermanentSendError(f"Twilio {exc.status}: {exc.msg}", exc.code) from exc
-        except (requests.RequestException, TwilioException) as exc:
-            raise TransientSendError(f"Twilio unreachable: {exc}") from exc
+        except _PROVIDER_ERRORS as exc:
+            raise _classify(exc) from exc
         return SendResult(provider_id=str(created.sid), status=str(created.status or "queued"))
+
+    async def aclose(self) -> None:
+        """Closes this loop's async client (the worker's sender calls it at shutdown)."""
+        await self.async_clients.close()
+
+    async def send_async(self, message: Outbound) -> SendResult:
+        params = self._params(message)
+        try:
+            created = await self.async_clients.get().messages.create_async(**params)
+        except _PROVIDER_ERRORS as exc:
+            raise _classify(exc) from exc
+        return SendResult(provider_id=str(created.sid), status=str(created.status or "queued"))
+
+
+_PROVIDER_ERRORS = (TwilioException, requests.RequestException, aiohttp.ClientError, TimeoutError)
+
+
+def _classify(exc: Exception) -> SendError:
+    """Maps the library's and the transport's errors to transient or permanent."""
+    if isinstance(exc, TwilioRestException):
+        if exc.status == 429 or exc.status >= 500:
+            return TransientSendError(f"Twilio {exc.status}: {exc.msg}", exc.code)
+        return PermanentSendError(f"Twilio {exc.status}: {exc.msg}", exc.code)
+    return TransientSendError(f"Twilio unreachable: {exc!r}")
 
 
 def twilio_channels(settings: Settings) -> dict[Channel, TwilioChannel]:
     """The SMS and WhatsApp adapters sharing one pooled client."""
     client = make_client(settings)
-    return {ch: TwilioChannel(settings, ch, client) for ch in (Channel.SMS, Channel.WHATSAPP)}
+    async_clients = AsyncClients(settings)
+    return {
+        ch: TwilioChannel(settings, ch, client, async_clients)
+        for ch in (Channel.SMS, Channel.WHATSAPP)
+    }

@@ -12,7 +12,7 @@ from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
-from bot.db.models import Contact, Message, MessageStatusEvent, UTCDateTime
+from bot.db.models import ConsentEvent, Contact, Message, MessageStatusEvent, UTCDateTime
 
 contacts: Table = Contact.__table__  # type: ignore[assignment]
 messages: Table = Message.__table__  # type: ignore[assignment]
@@ -112,6 +112,8 @@ class Statements:
                 updated_at=_now(),
             )
         )
+
+        self.insert_consent = insert(ConsentEvent.__table__)  # type: ignore[arg-type]
 
         self.insert_outbound = insert(messages).returning(
             messages.c.id, sort_by_parameter_order=True
