@@ -125,7 +125,10 @@ class RunResult:
 async def offer(
     url: str, rate: int, duration: float, run: int
 ) -> tuple[dict[str, float], list[float], int]:
-    """Sends rate×duration signed webhooks on schedule. Returns send times, ack latencies, errors."""
+    """Sends rate×duration signed webhooks on schedule.
+
+    Returns each sender's send time, the acknowledgement latencies and the error count.
+    """
     validator = RequestValidator(AUTH_TOKEN)
     total = int(rate * duration)
     sent_at: dict[str, float] = {}
@@ -310,7 +313,8 @@ def main() -> None:
         for r in results:
             print(
                 f"| {r.rate} | {r.achieved_rate} | {r.errors} | {r.ack_p50_ms} | {r.ack_p99_ms} "
-                f"| {r.answered}/{r.sent} | {r.lost} | {r.duplicates} | {r.e2e_p50_ms} | {r.e2e_p99_ms} "
+                f"| {r.answered}/{r.sent} | {r.lost} | {r.duplicates} | {r.e2e_p50_ms} "
+                f"| {r.e2e_p99_ms} "
                 f"| {r.web_rss_mib} | {r.worker_rss_mib} | {r.web_cpu_pct} | {r.worker_cpu_pct} |"
             )
         if args.json:
