@@ -28,9 +28,9 @@ log = logging.getLogger(__name__)
 RECEIVED = "received"
 PROCESSED = "processed"
 DISPATCHING = "dispatching"
-# A worker that claims an outbound message owns it this long; after that the sweeper
-# assumes the worker died and hands the message to another.
-CLAIM = timedelta(seconds=120)
+# A worker that claims an outbound message owns it this long (settings: CLAIM_SECONDS);
+# after that the sweeper assumes the worker died and hands the message to another.
+DEFAULT_CLAIM = timedelta(seconds=120)
 
 
 @dataclass(frozen=True)
@@ -101,9 +101,11 @@ class InboxProcessor:
         bot: Bot,
         send: Callable[[list[SendJob]], None],
         clock: Callable[[], datetime] = utcnow,
+        claim: timedelta = DEFAULT_CLAIM,
     ) -> None:
         self.db = db
         self.bot = bot
+        self.claim = claim
         self.send = send
         self.clock = clock
         self.committer: GroupCommitter | None = None
@@ -232,7 +234,7 @@ class InboxProcessor:
                 "seq": seq,
                 "attempts": 0,
                 "num_media": 0,
-                "claimed_until": now + CLAIM,
+                "claimed_until": now + self.claim,
                 "created_at": now,
                 "updated_at": now,
             }

@@ -18,7 +18,7 @@ from bot.channels.base import ChannelAdapter, SendError, TransientSendError
 from bot.core.messages import Channel, Language, Outbound
 from bot.db.database import Database
 from bot.db.models import ConsentEvent, Contact, Message, MessageStatusEvent, utcnow
-from bot.inbox import CLAIM, DISPATCHING, SendJob
+from bot.inbox import DEFAULT_CLAIM, DISPATCHING, SendJob
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +135,10 @@ class Outbox:
         policy: RetryPolicy | None = None,
         clock: Callable[[], datetime] = utcnow,
         batch_records: bool = False,
+        claim: timedelta = DEFAULT_CLAIM,
     ) -> None:
         self.db = db
+        self.claim_for = claim
         self.recorder = SentRecorder(self.record_batch) if batch_records else None
         self.channels = channels
         self.schedule_retry = schedule_retry
@@ -151,7 +153,7 @@ class Outbox:
                 update(Message)
                 .where(Message.id == message_id, Message.status == PENDING)
                 .where((Message.next_attempt_at.is_(None)) | (Message.next_attempt_at <= now))
-                .values(status=DISPATCHING, claimed_until=now + CLAIM, updated_at=now)
+                .values(status=DISPATCHING, claimed_until=now + self.claim_for, updated_at=now)
             )
             return result.rowcount == 1  # type: ignore[attr-defined]
 

@@ -29,9 +29,6 @@ from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# An inbound message still waiting after this long has lost its task (crash, lost enqueue).
-STALE_INBOUND = timedelta(seconds=30)
-
 
 def default_channels(settings: Settings) -> dict[Channel, ChannelAdapter]:
     """Twilio for SMS and WhatsApp when an account is configured, else the console."""
@@ -82,11 +79,18 @@ class Runtime:
             policy=retry_policy or RetryPolicy(max_attempts=settings.send_max_attempts),
             clock=clock,
             batch_records=background,
+            claim=timedelta(seconds=settings.claim_seconds),
         )
         # In a worker (background=True) provider calls overlap on the sender's event loop and
         # turns are committed in groups; otherwise (tests, the CLI) everything runs inline.
         self.sender = AsyncSender(self.outbox, settings.send_concurrency) if background else None
-        self.inbox = InboxProcessor(self.db, self.bot, send=self._dispatch, clock=clock)
+        self.inbox = InboxProcessor(
+            self.db,
+            self.bot,
+            send=self._dispatch,
+            clock=clock,
+            claim=timedelta(seconds=settings.claim_seconds),
+        )
         if background:
             self.inbox.start_group_commit()
 
@@ -142,7 +146,11 @@ class Runtime:
             contact_ids = session.scalars(
                 select(Message.contact_id)
                 .where(Message.direction == "in", Message.status == RECEIVED)
-                .where(Message.created_at < now - STALE_INBOUND)
+                # Still waiting after this long: its task was lost (crash, failed enqueue).
+                .where(
+                    Message.created_at
+                    < now - timedelta(seconds=self.settings.recover_after_seconds)
+                )
                 .group_by(Message.contact_id)
                 .limit(limit)
             ).all()

@@ -99,6 +99,8 @@ class Settings:
     worker_concurrency: int = 8
     send_concurrency: int = 64
     worker_nice: int = 5
+    recover_after_seconds: int = 30
+    claim_seconds: int = 120
     send_timeout_seconds: int = 10
     send_max_attempts: int = 6
     simulator_enabled: bool = True
@@ -206,6 +208,10 @@ class Settings:
             worker_concurrency=_int("WORKER_CONCURRENCY", get("WORKER_CONCURRENCY") or "8", 1, 256),
             send_concurrency=_int("SEND_CONCURRENCY", get("SEND_CONCURRENCY") or "64", 1, 1024),
             worker_nice=_int("WORKER_NICE", get("WORKER_NICE") or "5", 0, 19),
+            recover_after_seconds=_int(
+                "RECOVER_AFTER_SECONDS", get("RECOVER_AFTER_SECONDS") or "30", 1, 86400
+            ),
+            claim_seconds=_int("CLAIM_SECONDS", get("CLAIM_SECONDS") or "120", 1, 86400),
             send_timeout_seconds=_int(
                 "SEND_TIMEOUT_SECONDS", get("SEND_TIMEOUT_SECONDS") or "10", 1, 120
             ),
