@@ -49,12 +49,12 @@ class SqliteQueueStorage(SqliteStorage):
 def make_huey(settings: Settings, immediate: bool = False) -> Huey:
     """The Huey instance for these settings."""
     if immediate:
-        return MemoryHuey("bot", immediate=True, results=False, utc=True)
+        return MemoryHuey(settings.queue_name, immediate=True, results=False, utc=True)
     if settings.redis_url:
-        return RedisHuey("bot", url=settings.redis_url, results=False, utc=True)
+        return RedisHuey(settings.queue_name, url=settings.redis_url, results=False, utc=True)
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     return Huey(
-        "bot",
+        settings.queue_name,
         storage_class=SqliteQueueStorage,
         filename=str(settings.queue_path),
         results=False,

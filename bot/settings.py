@@ -99,6 +99,7 @@ class Settings:
     worker_concurrency: int = 8
     send_concurrency: int = 64
     worker_nice: int = 5
+    queue_name: str = "bot"
     recover_after_seconds: int = 30
     claim_seconds: int = 120
     send_timeout_seconds: int = 10
@@ -208,6 +209,7 @@ class Settings:
             worker_concurrency=_int("WORKER_CONCURRENCY", get("WORKER_CONCURRENCY") or "8", 1, 256),
             send_concurrency=_int("SEND_CONCURRENCY", get("SEND_CONCURRENCY") or "64", 1, 1024),
             worker_nice=_int("WORKER_NICE", get("WORKER_NICE") or "5", 0, 19),
+            queue_name=get("QUEUE_NAME") or "bot",
             recover_after_seconds=_int(
                 "RECOVER_AFTER_SECONDS", get("RECOVER_AFTER_SECONDS") or "30", 1, 86400
             ),
