@@ -261,7 +261,7 @@ class GroupCommitter:
     all-or-nothing: a turn that lost a race writes nothing and is read again by its thread.
     """
 
-    def __init__(self, processor: InboxProcessor, max_batch: int = 64) -> None:
+    def __init__(self, processor: InboxProcessor, max_batch: int = 32) -> None:
         self._processor = processor
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()

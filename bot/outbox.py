@@ -70,7 +70,7 @@ class SentRecorder:
     the sweeper sends again when their claim ends (the provider hop is at-least-once).
     """
 
-    def __init__(self, write: Callable[[list[SentRecord]], None], max_batch: int = 500) -> None:
+    def __init__(self, write: Callable[[list[SentRecord]], None], max_batch: int = 200) -> None:
         self._write = write
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[SentRecord | None] = queue.SimpleQueue()
