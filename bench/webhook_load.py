@@ -316,7 +316,8 @@ def main() -> None:
         queue = "redis" if env.get("REDIS_URL") else "sqlite"
         database = env["DATABASE_URL"].split(":", 1)[0]
         print(
-            f"database={database} queue={queue} api_delay={args.api_delay}s cores={os.cpu_count()}"
+            f"database={database} queue={queue} api_delay={args.api_delay}s "
+            f"cores={os.cpu_count()} cpu_calibration_ms={calibrate()}"
         )
         results = []
         schedule = [rate for rate in args.rates for _ in range(args.repeat)]
