@@ -7,8 +7,6 @@ in the worker and turns each stored message into outbox rows, one contact at a t
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -17,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from bot.batching import BatchThread
 from bot.core.handler import Bot
 from bot.core.messages import Channel, ContactState, Inbound, Language, Outbound, Turn
 from bot.core.segments import count_segments
@@ -263,37 +262,16 @@ class GroupCommitter:
 
     def __init__(self, processor: InboxProcessor, max_batch: int = 32) -> None:
         self._processor = processor
-        self._max_batch = max_batch
-        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="turn-committer", daemon=True)
-        self._thread.start()
+        self._batches = BatchThread(self._commit, max_batch, name="turn-committer")
 
     def commit(self, contact: Any, message_id: int, turn: Turn) -> tuple[list[SendJob], bool]:
         """Blocks until the turn is committed; raises what committing it raised."""
         pending = _Pending(contact, message_id, turn, Future())
-        self._queue.put(pending)
+        self._batches.put(pending)
         return pending.future.result()
 
     def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch = [first]
-            while len(batch) < self._max_batch:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    self._queue.put(None)
-                    break
-                batch.append(item)
-            self._commit(batch)
+        self._batches.close()
 
     def _commit(self, batch: list[_Pending]) -> None:
         outcomes: list[tuple[list[SendJob], bool] | _Conflict] = []

@@ -5,15 +5,14 @@ is recorded. Sends are retried on transient errors with capped exponential backo
 from __future__ import annotations
 
 import logging
-import queue
 import random
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
+from bot.batching import BatchThread
 from bot.channels.base import ChannelAdapter, SendError, TransientSendError
 from bot.core.messages import Channel, Language, Outbound
 from bot.db.database import Database
@@ -61,55 +60,6 @@ class SentRecord:
     status: str
 
 
-class SentRecorder:
-    """Writes "sent" records in batches from one thread.
-
-    At hundreds of messages per second one small write transaction per send is what limits
-    an SQLite deployment (one writer at a time); a batch every few milliseconds is not.
-    The cost: a worker killed in that interval has sent messages it has not recorded, which
-    the sweeper sends again when their claim ends (the provider hop is at-least-once).
-    """
-
-    def __init__(self, write: Callable[[list[SentRecord]], None], max_batch: int = 200) -> None:
-        self._write = write
-        self._max_batch = max_batch
-        self._queue: queue.SimpleQueue[SentRecord | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="sent-recorder", daemon=True)
-        self._thread.start()
-
-    def put(self, record: SentRecord) -> None:
-        self._queue.put(record)
-
-    def close(self) -> None:
-        """Writes what is queued and stops."""
-        self._queue.put(None)
-        self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch = [first]
-            stop = False
-            while len(batch) < self._max_batch:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stop = True
-                    break
-                batch.append(item)
-            try:
-                self._write(batch)
-            except Exception:
-                # Unrecorded sends keep their claim; the sweeper resends them when it ends.
-                log.exception("could not record %s sent messages", len(batch))
-            if stop:
-                return
-
-
 @dataclass(frozen=True)
 class RetryPolicy:
     """Capped exponential backoff with jitter."""
@@ -139,7 +89,16 @@ class Outbox:
     ) -> None:
         self.db = db
         self.claim_for = claim
-        self.recorder = SentRecorder(self.record_batch) if batch_records else None
+        # At hundreds of messages per second one small write transaction per send is what
+        # limits SQLite (one writer at a time); a batch every few milliseconds is not. The
+        # cost: a worker killed in that interval has sent messages it has not recorded, and
+        # the sweeper sends them again when their claim ends (the provider hop is
+        # at-least-once). A failed batch likewise leaves its rows claimed for the sweeper.
+        self.recorder: BatchThread[SentRecord] | None = (
+            BatchThread(self.record_batch, max_batch=200, name="sent-recorder")
+            if batch_records
+            else None
+        )
         self.channels = channels
         self.schedule_retry = schedule_retry
         self.policy = policy or RetryPolicy()
