@@ -218,7 +218,10 @@ class Settings:
                 "SEND_TIMEOUT_SECONDS", get("SEND_TIMEOUT_SECONDS") or "10", 1, 120
             ),
             send_max_attempts=_int("SEND_MAX_ATTEMPTS", get("SEND_MAX_ATTEMPTS") or "6", 1, 50),
-            simulator_enabled=_bool("SIMULATOR_ENABLED", get("SIMULATOR_ENABLED") or "true"),
+            # Off in production until the dashboard's login guards it.
+            simulator_enabled=_bool(
+                "SIMULATOR_ENABLED", get("SIMULATOR_ENABLED") or ("false" if production else "true")
+            ),
             production=production,
         )
 

@@ -63,6 +63,13 @@ def test_production_requires_secret_key(tmp_path: Path) -> None:
         Settings.from_mapping({"VAR_DIR": str(tmp_path), "BOT_ENV": "production"})
 
 
+def test_simulator_is_off_in_production_unless_asked(tmp_path: Path) -> None:
+    production = base(tmp_path) | {"BOT_ENV": "production"}
+    assert not Settings.from_mapping(production).simulator_enabled
+    assert Settings.from_mapping(production | {"SIMULATOR_ENABLED": "1"}).simulator_enabled
+    assert Settings.from_mapping(base(tmp_path)).simulator_enabled
+
+
 def test_postgres_url_uses_psycopg3(tmp_path: Path) -> None:
     settings = Settings.from_mapping(base(tmp_path) | {"DATABASE_URL": "postgresql://u@h/db"})
     assert settings.database_url == "postgresql+psycopg://u@h/db"
