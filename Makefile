@@ -6,8 +6,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+# Rasa 3.6 needs Python 3.10 and lives in its own virtualenv. The first python3.10 that runs
+# wins (pyenv's shim fails when 3.10 is not its global version); override with PYTHON310=...
+PYTHON310 ?= $(shell for p in python3.10 $$(ls -d $$HOME/.pyenv/versions/3.10*/bin/python3.10 /usr/bin/python3.10 2>/dev/null); do $$p -c "import sys" >/dev/null 2>&1 && { echo $$p; break; }; done)
+RASA_VENV := .venv-rasa
+RASA_STAMP := $(RASA_VENV)/.installed
+NLU_DATA := build/nlu/nlu.yml
+MODEL := models/nlu.tar.gz
+
 .DEFAULT_GOAL := help
-.PHONY: help run test check lint format bench clean
+.PHONY: help run test check lint format bench clean train rasa
 
 help:
 	@echo "make run    set everything up and start the service on http://127.0.0.1:5000"
@@ -21,6 +29,24 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
+
+$(RASA_STAMP): nlu/requirements-rasa.txt
+	@test -n "$(PYTHON310)" || { echo "Python 3.10 is needed for Rasa: set PYTHON310=/path/to/python3.10"; exit 1; }
+	$(PYTHON310) -m venv $(RASA_VENV)
+	$(RASA_VENV)/bin/pip install --quiet --upgrade pip wheel
+	$(RASA_VENV)/bin/pip install --quiet -r nlu/requirements-rasa.txt
+	@touch $@
+
+rasa: $(RASA_STAMP)
+
+$(NLU_DATA): $(STAMP) $(wildcard data/faq/*.yml data/intents/*.yml) nlu/catalogue.py nlu/training.py
+	$(BIN)/bot nlu build --out $(dir $@)
+
+# Retrains only when the pipeline or the training data changed.
+$(MODEL): $(RASA_STAMP) config.yml $(NLU_DATA)
+	$(RASA_VENV)/bin/rasa train nlu --config config.yml --nlu $(NLU_DATA) --out models --fixed-model-name nlu
+
+train: $(MODEL)
 
 run: $(STAMP)
 	$(BIN)/bot run
@@ -43,4 +69,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.webhook_load
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(RASA_VENV) build models .pytest_cache .mypy_cache .ruff_cache

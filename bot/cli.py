@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import click
@@ -55,6 +56,35 @@ def db_upgrade(revision: str) -> None:
     settings = _settings()
     upgrade(settings.database_url, revision)
     click.echo(f"database at {revision}")
+
+
+@main.group()
+def nlu() -> None:
+    """NLU training data and model commands."""
+
+
+@nlu.command("build")
+@click.option("--out", default="build/nlu", show_default=True, type=click.Path(path_type=Path))
+def nlu_build(out: Path) -> None:
+    """Checks the FAQ catalogue and writes Rasa's training data from it."""
+    from bot.core.content import ContentError
+    from nlu.catalogue import Catalogue
+    from nlu.training import write_training_data
+
+    try:
+        catalogue = Catalogue.load()
+    except ContentError as exc:
+        raise click.ClickException(str(exc)) from None
+    path = write_training_data(catalogue, out)
+    examples = sum(
+        len(texts)
+        for group in [*catalogue.topics.values(), *catalogue.intents.values()]
+        for texts in group.examples.values()
+    )
+    click.echo(
+        f"{path}: {len(catalogue.topics)} FAQ topics, {len(catalogue.intents)} other intents, "
+        f"{examples} examples"
+    )
 
 
 @main.command()
