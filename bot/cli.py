@@ -76,11 +76,9 @@ def nlu_build(out: Path) -> None:
     except ContentError as exc:
         raise click.ClickException(str(exc)) from None
     path = write_training_data(catalogue, out)
-    examples = sum(
-        len(texts)
-        for group in [*catalogue.topics.values(), *catalogue.intents.values()]
-        for texts in group.examples.values()
-    )
+    groups = [t.examples for t in catalogue.topics.values()]
+    groups += [i.examples for i in catalogue.intents.values()]
+    examples = sum(len(texts) for group in groups for texts in group.values())
     click.echo(
         f"{path}: {len(catalogue.topics)} FAQ topics, {len(catalogue.intents)} other intents, "
         f"{examples} examples"
