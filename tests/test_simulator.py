@@ -69,3 +69,12 @@ def test_simulator_page_escapes_nothing_into_html(client) -> None:  # type: igno
     assert "script-src 'self'" in page.headers["Content-Security-Policy"]
     thread = client.get("/simulator/messages?phone=9800000011")
     assert thread.mimetype == "application/json"
+
+
+def test_simulator_can_be_switched_off(env, runtime) -> None:  # type: ignore[no-untyped-def]
+    from bot.app import create_app
+    from bot.settings import Settings
+
+    settings = Settings.from_mapping(env | {"SIMULATOR_ENABLED": "false"})
+    client = create_app(settings, runtime).test_client()
+    assert client.get("/simulator/").status_code == 404
