@@ -1,0 +1,123 @@
+"""Client of the Rasa NLU server(s): text in, intent ranking out, failing fast when Rasa is down.
+
+`RASA_URL` may name several servers (comma-separated): requests go round-robin to the ones
+that answered last time. A server that times out, refuses or answers 5xx is skipped for a
+cool-down; when every server is down the client raises at once instead of making each
+message wait for a timeout, and tries again when the cool-down ends, so the service picks
+Rasa up again without a restart.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+
+class NluUnavailable(Exception):
+    """No Rasa server could answer; the caller falls back."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One intent the model considered, with its confidence."""
+
+    intent: str
+    confidence: float
+
+
+@dataclass(frozen=True)
+class Understanding:
+    """What the model made of a text: its best intent and the ranking behind it."""
+
+    intent: str | None
+    confidence: float
+    ranking: tuple[Candidate, ...]
+
+
+def parse_response(payload: Any) -> Understanding:
+    """Reads Rasa's `/model/parse` answer; raises ValueError if it is not one."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("intent"), dict):
+        raise ValueError("no intent in Rasa's answer")
+    intent = payload["intent"]
+    ranking = tuple(
+        Candidate(str(item["name"]), float(item["confidence"]))
+        for item in payload.get("intent_ranking") or []
+        if isinstance(item, dict) and "name" in item and "confidence" in item
+    )
+    name = intent.get("name")
+    return Understanding(
+        intent=str(name) if name else None,
+        confidence=float(intent.get("confidence") or 0.0),
+        ranking=ranking,
+    )
+
+
+class RasaClient:
+    """Calls `POST /model/parse` through a pooled HTTP session with a short timeout."""
+
+    def __init__(
+        self,
+        urls: Sequence[str],
+        timeout: float = 1.0,
+        cooldown: float = 5.0,
+        pool_size: int = 32,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not urls:
+            raise ValueError("at least one Rasa URL is needed")
+        self.urls = [u.rstrip("/") for u in urls]
+        self.timeout = timeout
+        self.cooldown = cooldown
+        self.clock = clock
+        self.session = requests.Session()
+        self.session.trust_env = False  # loopback or a private network: no proxies
+        adapter = HTTPAdapter(pool_connections=len(self.urls), pool_maxsize=pool_size)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self._down_until = dict.fromkeys(self.urls, 0.0)
+        self._turns = itertools.cycle(range(len(self.urls)))
+        self._lock = threading.Lock()
+
+    def _order(self) -> list[str]:
+        """Servers to try, starting with the next in turn, skipping those cooling down."""
+        now = self.clock()
+        with self._lock:
+            start = next(self._turns)
+        rotated = self.urls[start:] + self.urls[:start]
+        return [u for u in rotated if self._down_until[u] <= now]
+
+    def parse(self, text: str) -> Understanding:
+        """The model's understanding of `text`.
+
+        Raises:
+            NluUnavailable: no server answered in time (or all are cooling down).
+        """
+        for url in self._order():
+            try:
+                response = self.session.post(
+                    f"{url}/model/parse", json={"text": text}, timeout=self.timeout
+                )
+                if response.status_code >= 500:
+                    raise requests.HTTPError(f"{response.status_code}")
+                response.raise_for_status()
+                return parse_response(response.json())
+            except (requests.RequestException, ValueError):
+                self._down_until[url] = self.clock() + self.cooldown
+        raise NluUnavailable("no Rasa server answered")
+
+    def healthy(self) -> bool:
+        """True when at least one server answers Rasa's status endpoint."""
+        for url in self.urls:
+            try:
+                if self.session.get(f"{url}/", timeout=self.timeout).ok:
+                    return True
+            except requests.RequestException:
+                continue
+        return False

@@ -1,0 +1,74 @@
+"""The Rasa client: parsing, fail-fast cool-down, recovery, several servers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from nlu.client import NluUnavailable, RasaClient, parse_response
+from tests.support.fake_rasa import FakeRasa
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def rasa() -> Iterator[FakeRasa]:
+    server = FakeRasa().start()
+    yield server
+    server.stop()
+
+
+def test_parse_returns_intent_and_ranking(rasa: FakeRasa) -> None:
+    rasa.answers["k ho"] = [("faq_meaning", 0.7), ("faq_steps", 0.2)]
+    understanding = RasaClient([rasa.url]).parse("k ho")
+    assert understanding.intent == "faq_meaning"
+    assert understanding.confidence == pytest.approx(0.7)
+    assert [c.intent for c in understanding.ranking] == ["faq_meaning", "faq_steps"]
+
+
+def test_down_server_fails_fast_then_recovers(rasa: FakeRasa) -> None:
+    clock = Clock()
+    client = RasaClient([rasa.url], timeout=0.2, cooldown=5, clock=clock)
+    rasa.delay = 0.5  # slower than the timeout
+    with pytest.raises(NluUnavailable):
+        client.parse("hello")
+    rasa.delay = 0
+    calls = len(rasa.calls)
+    with pytest.raises(NluUnavailable):  # cooling down: Rasa is not even asked
+        client.parse("hello")
+    assert len(rasa.calls) == calls
+    clock.now += 6
+    assert client.parse("hello").intent == "out_of_scope"
+
+
+def test_5xx_counts_as_down(rasa: FakeRasa) -> None:
+    rasa.status = 500
+    with pytest.raises(NluUnavailable):
+        RasaClient([rasa.url]).parse("x")
+
+
+def test_requests_go_round_robin_and_around_a_dead_server(rasa: FakeRasa) -> None:
+    second = FakeRasa().start()
+    try:
+        client = RasaClient([rasa.url, second.url])
+        for i in range(4):
+            client.parse(f"m{i}")
+        assert len(rasa.calls) == 2 and len(second.calls) == 2
+        dead = RasaClient(["http://127.0.0.1:9", second.url], timeout=0.2)
+        for i in range(3):
+            assert dead.parse(f"n{i}").intent == "out_of_scope"
+    finally:
+        second.stop()
+
+
+def test_malformed_answers_are_rejected() -> None:
+    with pytest.raises(ValueError):
+        parse_response({"text": "x"})
+    assert parse_response({"intent": {"name": None, "confidence": 0}}).intent is None

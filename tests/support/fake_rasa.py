@@ -1,0 +1,74 @@
+"""A stand-in for Rasa's HTTP API on 127.0.0.1: `/model/parse` answers from a table."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class FakeRasa:
+    """Answers `POST /model/parse` with the ranking set for a text (or out_of_scope)."""
+
+    def __init__(self) -> None:
+        self.answers: dict[str, list[tuple[str, float]]] = {}
+        self.delay = 0.0
+        self.status = 200
+        self.calls: list[str] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _reply(self, status: int, payload: object) -> None:
+                body = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                try:
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up waiting, as the timeout tests intend
+
+            def do_GET(self) -> None:
+                self._reply(200 if fake.status < 500 else fake.status, {"version": "3.6.21"})
+
+            def do_POST(self) -> None:
+                text = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["text"]
+                fake.calls.append(text)
+                if fake.delay:
+                    time.sleep(fake.delay)
+                if fake.status != 200:
+                    self._reply(fake.status, {"error": "scripted"})
+                    return
+                ranking = fake.answers.get(text, [("out_of_scope", 0.9)])
+                self._reply(
+                    200,
+                    {
+                        "text": text,
+                        "intent": {"name": ranking[0][0], "confidence": ranking[0][1]},
+                        "intent_ranking": [{"name": n, "confidence": c} for n, c in ranking],
+                        "entities": [],
+                    },
+                )
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    def start(self) -> FakeRasa:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
