@@ -58,6 +58,15 @@ def db_upgrade(revision: str) -> None:
     click.echo(f"database at {revision}")
 
 
+DATA_OPTION = click.option(
+    "--data",
+    "data_dir",
+    default=None,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="content folder (default: data/)",
+)
+
+
 @main.group()
 def nlu() -> None:
     """NLU training data and model commands."""
@@ -65,14 +74,15 @@ def nlu() -> None:
 
 @nlu.command("build")
 @click.option("--out", default="build/nlu", show_default=True, type=click.Path(path_type=Path))
-def nlu_build(out: Path) -> None:
+@DATA_OPTION
+def nlu_build(out: Path, data_dir: Path | None) -> None:
     """Checks the FAQ catalogue and writes Rasa's training data from it."""
     from bot.core.content import ContentError
     from nlu.catalogue import Catalogue
     from nlu.training import write_training_data
 
     try:
-        catalogue = Catalogue.load()
+        catalogue = Catalogue.load(data_dir) if data_dir else Catalogue.load()
     except ContentError as exc:
         raise click.ClickException(str(exc)) from None
     path = write_training_data(catalogue, out)
@@ -83,6 +93,37 @@ def nlu_build(out: Path) -> None:
         f"{path}: {len(catalogue.topics)} FAQ topics, {len(catalogue.intents)} other intents, "
         f"{examples} examples"
     )
+
+
+@main.group()
+def faq() -> None:
+    """FAQ content commands."""
+
+
+@faq.command("report")
+@DATA_OPTION
+def faq_report(data_dir: Path | None) -> None:
+    """Shows every FAQ answer's length, SMS encoding and segment count."""
+    from bot.core.content import ContentError
+    from bot.core.segments import count_segments
+    from nlu.catalogue import Catalogue
+
+    try:
+        catalogue = Catalogue.load(data_dir) if data_dir else Catalogue.load()
+    except ContentError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"{'topic':<16} {'part':<7} {'lang':<4} {'chars':>5}  {'encoding':<8} {'segments':>8}"
+    )
+    for topic in catalogue.topics.values():
+        parts = [("answer", topic.answer), ("more", topic.more or {})]
+        for part, texts in parts:
+            for language, text in texts.items():
+                count = count_segments(text)
+                click.echo(
+                    f"{topic.key:<16} {part:<7} {language.value:<4} {len(text):>5}  "
+                    f"{count.encoding:<8} {count.segments:>8}"
+                )
 
 
 @main.command()

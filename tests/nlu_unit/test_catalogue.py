@@ -85,3 +85,44 @@ def test_conversational_intents_may_not_start_with_faq(tmp_path: Path) -> None:
     )
     with pytest.raises(ContentError, match="faq"):
         Catalogue.load(tmp_path)
+
+
+def test_faq_report_shows_segments(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from bot.cli import main
+
+    data = topic("steps", ["steps?"])
+    data["answer"] = {"en": "a" * 200, "ne": "न" * 80}
+    write(tmp_path / "faq" / "steps.yml", data)
+    result = CliRunner().invoke(main, ["faq", "report", "--data", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    lines = [line.split() for line in result.output.splitlines()[1:]]
+    assert ["steps", "answer", "en", "200", "GSM-7", "2"] in lines
+    assert ["steps", "answer", "ne", "80", "UCS-2", "2"] in lines
+
+
+def test_nlu_build_writes_training_data(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from bot.cli import main
+
+    write(tmp_path / "faq" / "steps.yml", topic("steps", ["steps?", "the steps"]))
+    out = tmp_path / "build"
+    result = CliRunner().invoke(main, ["nlu", "build", "--data", str(tmp_path), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "1 FAQ topics" in result.output and "4 examples" in result.output
+    assert "faq_steps" in (out / "nlu.yml").read_text(encoding="utf-8")
+
+
+def test_nlu_build_names_a_bad_file(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from bot.cli import main
+
+    write(tmp_path / "faq" / "steps.yml", {"key": "steps"})
+    result = CliRunner().invoke(
+        main, ["nlu", "build", "--data", str(tmp_path), "--out", str(tmp_path / "b")]
+    )
+    assert result.exit_code != 0
+    assert "steps.yml" in result.output
