@@ -136,6 +136,7 @@ class InboxProcessor:
                 channel=Channel(message.channel),
                 language=Language(contact.language) if contact.language else None,
                 opted_out=contact.opted_out,
+                pending=contact.state,
             )
             inbound = Inbound(
                 channel=Channel(message.channel),
@@ -177,6 +178,9 @@ class InboxProcessor:
         reply_language = turn.outbounds[0].language.value if turn.outbounds else None
         opted_out = state.opted_out if state is not None else contact.opted_out
         language = state.language if state is not None else contact.language
+        pending = dict(state.pending) if state is not None and state.pending else None
+        if state is None:
+            pending = contact.state
         newly_out = opted_out and not contact.opted_out
         bumped = conn.execute(
             sql.bump_contact,
@@ -187,6 +191,7 @@ class InboxProcessor:
                 "opted_out": opted_out,
                 "opted_out_at": now if newly_out else contact.opted_out_at,
                 "last_language": reply_language,
+                "state": pending,
                 "now": now,
             },
         )
@@ -197,6 +202,7 @@ class InboxProcessor:
             {
                 "message_id": message_id,
                 "intent": turn.intent,
+                "confidence": turn.confidence,
                 "language": reply_language,
                 "now": now,
             },
@@ -212,6 +218,18 @@ class InboxProcessor:
                     "opted_out": turn.consent.opted_out,
                     "reason": turn.consent.reason,
                     "message_id": message_id,
+                    "created_at": now,
+                },
+            )
+        if turn.unanswered is not None:
+            conn.execute(
+                sql.insert_unanswered,
+                {
+                    "message_id": message_id,
+                    "contact_id": contact.id,
+                    "reason": turn.unanswered.reason,
+                    "candidates": [list(c) for c in turn.unanswered.candidates] or None,
+                    "status": "open",
                     "created_at": now,
                 },
             )

@@ -26,6 +26,8 @@ from bot.outbox import PENDING, Outbox, RetryPolicy
 from bot.queue import make_huey
 from bot.sender import AsyncSender
 from bot.settings import Settings
+from nlu.catalogue import Catalogue
+from nlu.client import RasaClient
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,7 @@ class Runtime:
         huey: Huey | None = None,
         channels: Mapping[Channel, ChannelAdapter] | None = None,
         content: Content | None = None,
+        catalogue: Catalogue | None = None,
         clock: Callable[[], datetime] = utcnow,
         retry_policy: RetryPolicy | None = None,
         background: bool = False,
@@ -68,7 +71,17 @@ class Runtime:
         self.clock = clock
         self.db = Database(settings.database_url)
         self.huey = huey if huey is not None else make_huey(settings)
-        self.bot = Bot(content or Content.load())
+        catalogue = catalogue or Catalogue.load()
+        self.nlu = (
+            RasaClient(settings.rasa_urls, timeout=settings.nlu_timeout_seconds)
+            if settings.rasa_urls
+            else None
+        )
+        self.bot = Bot(
+            content or Content.load(),
+            faq=catalogue.topics,
+            understand=self.nlu.parse if self.nlu else None,
+        )
         self.channels = dict(channels) if channels is not None else default_channels(settings)
         self.process_task = self.huey.task(name="process_contact")(self._process_contact)
         self.retry_task = self.huey.task(name="send_retry")(self._send_retry)

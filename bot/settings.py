@@ -93,13 +93,14 @@ class Settings:
     twilio_whatsapp_from: str | None = None
     twilio_api_base: str = TWILIO_DEFAULT_API_BASE
     public_url: str | None = None
-    rasa_url: str | None = None
+    rasa_urls: tuple[str, ...] = ()
     redis_url: str | None = None
     default_region: str = "NP"
     worker_concurrency: int = 4
     send_concurrency: int = 64
     worker_nice: int = 5
     queue_name: str = "bot"
+    nlu_timeout_seconds: float = 1.0
     recover_after_seconds: int = 30
     claim_seconds: int = 120
     send_timeout_seconds: int = 10
@@ -199,7 +200,11 @@ class Settings:
             public_url=_url("PUBLIC_URL", v, ("http", "https"))
             if (v := get("PUBLIC_URL"))
             else None,
-            rasa_url=_url("RASA_URL", v, ("http", "https")) if (v := get("RASA_URL")) else None,
+            rasa_urls=tuple(
+                _url("RASA_URL", u.strip(), ("http", "https"))
+                for u in (get("RASA_URL") or "").split(",")
+                if u.strip()
+            ),
             redis_url=(
                 _url("REDIS_URL", v, ("redis", "rediss", "unix"))
                 if (v := get("REDIS_URL"))
@@ -210,6 +215,8 @@ class Settings:
             send_concurrency=_int("SEND_CONCURRENCY", get("SEND_CONCURRENCY") or "64", 1, 1024),
             worker_nice=_int("WORKER_NICE", get("WORKER_NICE") or "5", 0, 19),
             queue_name=get("QUEUE_NAME") or "bot",
+            nlu_timeout_seconds=_int("NLU_TIMEOUT_MS", get("NLU_TIMEOUT_MS") or "1000", 50, 60000)
+            / 1000,
             recover_after_seconds=_int(
                 "RECOVER_AFTER_SECONDS", get("RECOVER_AFTER_SECONDS") or "30", 1, 86400
             ),

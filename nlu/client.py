@@ -13,32 +13,12 @@ import itertools
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
 
-
-class NluUnavailable(Exception):
-    """No Rasa server could answer; the caller falls back."""
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One intent the model considered, with its confidence."""
-
-    intent: str
-    confidence: float
-
-
-@dataclass(frozen=True)
-class Understanding:
-    """What the model made of a text: its best intent and the ranking behind it."""
-
-    intent: str | None
-    confidence: float
-    ranking: tuple[Candidate, ...]
+from bot.core.understanding import Candidate, NluUnavailable, Understanding
 
 
 def parse_response(payload: Any) -> Understanding:

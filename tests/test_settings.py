@@ -82,7 +82,7 @@ def test_dotenv_is_read_and_environment_wins(tmp_path: Path) -> None:
     )
     settings = load_settings({"RASA_URL": "http://127.0.0.1:5006"}, dotenv)
     assert settings.secret_key == "k" * 20
-    assert settings.rasa_url == "http://127.0.0.1:5006"
+    assert settings.rasa_urls == ("http://127.0.0.1:5006",)
 
 
 def test_bad_dotenv_line_names_file_and_line(tmp_path: Path) -> None:
@@ -103,3 +103,10 @@ def test_secrets_are_not_in_repr(tmp_path: Path) -> None:
     )
     assert "very-secret-token" not in repr(settings)
     assert "x" * 32 not in repr(settings)
+
+
+def test_several_rasa_servers(tmp_path: Path) -> None:
+    settings = Settings.from_mapping(
+        base(tmp_path) | {"RASA_URL": "http://127.0.0.1:5005, http://127.0.0.1:5006/"}
+    )
+    assert settings.rasa_urls == ("http://127.0.0.1:5005", "http://127.0.0.1:5006")

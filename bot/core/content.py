@@ -77,7 +77,7 @@ class Keywords:
         if not isinstance(raw, dict):
             raise ContentError(f"{path}: expected a mapping")
         phrases: dict[str, frozenset[str]] = {}
-        for action in ("opt_out", "opt_in", "help", "language"):
+        for action in ("opt_out", "opt_in", "help", "language", "more"):
             words = raw.get(action)
             if not isinstance(words, list) or not words:
                 raise ContentError(f"{path}: {action}: expected a list of keywords")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 
 class Channel(StrEnum):
@@ -55,6 +57,8 @@ class ContactState:
     channel: Channel
     language: Language | None = None
     opted_out: bool = False
+    # Conversation state the next message may refer to: offered FAQ choices, a MORE to send.
+    pending: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,14 @@ class ConsentChange:
 
 
 @dataclass(frozen=True)
+class Unanswered:
+    """A question the bot did not answer, with what the model thought, for review."""
+
+    reason: str  # low_confidence, out_of_scope, nlu_unavailable
+    candidates: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
 class Turn:
     """The result of handling one inbound message."""
 
@@ -73,3 +85,5 @@ class Turn:
     contact: ContactState | None = None
     consent: ConsentChange | None = None
     intent: str | None = None
+    confidence: float | None = None
+    unanswered: Unanswered | None = None

@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -78,6 +79,8 @@ class Contact(Base):
     opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
     opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_inbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # What the next message may refer to (offered FAQ choices, a MORE to send).
+    state: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # Bumped by every conversation-state change: concurrent workers detect each other with it.
     version: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -105,6 +108,7 @@ class Message(Base):
     status: Mapped[str] = mapped_column(String(16))
     kind: Mapped[str | None] = mapped_column(String(32))
     intent: Mapped[str | None] = mapped_column(String(64))
+    confidence: Mapped[float | None] = mapped_column(Float)
     language: Mapped[str | None] = mapped_column(String(2))
     num_media: Mapped[int] = mapped_column(Integer, default=0)
     media_urls: Mapped[list[str] | None] = mapped_column(JSON)
@@ -147,4 +151,20 @@ class ConsentEvent(Base):
     opted_out: Mapped[bool] = mapped_column(Boolean)
     reason: Mapped[str] = mapped_column(String(32))
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class UnansweredQuestion(Base):
+    """A message the bot did not answer with confidence: the coordinators' review queue."""
+
+    __tablename__ = "unanswered_questions"
+    __table_args__ = (Index("ix_unanswered_questions_status_id", "status", "id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), unique=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    # The model's top candidates: [[intent, confidence], ...]
+    candidates: Mapped[list[Any] | None] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="open")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

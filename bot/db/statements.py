@@ -12,7 +12,14 @@ from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
-from bot.db.models import ConsentEvent, Contact, Message, MessageStatusEvent, UTCDateTime
+from bot.db.models import (
+    ConsentEvent,
+    Contact,
+    Message,
+    MessageStatusEvent,
+    UnansweredQuestion,
+    UTCDateTime,
+)
 
 contacts: Table = Contact.__table__  # type: ignore[assignment]
 messages: Table = Message.__table__  # type: ignore[assignment]
@@ -83,6 +90,7 @@ class Statements:
             contacts.c.opted_out,
             contacts.c.opted_out_at,
             contacts.c.version,
+            contacts.c.state,
         ).where(contacts.c.id == bindparam("contact_id"))
 
         self.oldest_received = (
@@ -108,12 +116,14 @@ class Statements:
             .values(
                 status="processed",
                 intent=bindparam("intent"),
+                confidence=bindparam("confidence"),
                 language=bindparam("language"),
                 updated_at=_now(),
             )
         )
 
         self.insert_consent = insert(ConsentEvent.__table__)  # type: ignore[arg-type]
+        self.insert_unanswered = insert(UnansweredQuestion.__table__)  # type: ignore[arg-type]
 
         self.insert_outbound = insert(messages).returning(
             messages.c.id, sort_by_parameter_order=True
@@ -161,6 +171,7 @@ class Statements:
                 opted_out=bindparam("opted_out"),
                 opted_out_at=bindparam("opted_out_at", type_=UTCDateTime()),
                 last_language=func.coalesce(bindparam("last_language"), contacts.c.last_language),
+                state=bindparam("state", type_=contacts.c.state.type),
                 updated_at=_now(),
             )
         )

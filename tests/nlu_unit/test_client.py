@@ -6,7 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from nlu.client import NluUnavailable, RasaClient, parse_response
+from bot.core.understanding import NluUnavailable
+from nlu.client import RasaClient, parse_response
 from tests.support.fake_rasa import FakeRasa
 
 

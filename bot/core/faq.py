@@ -1,0 +1,64 @@
+"""Deciding what to do with the NLU's answer: answer, offer choices, or admit not knowing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.core.understanding import Understanding
+
+FAQ_PREFIX = "faq_"
+
+
+@dataclass(frozen=True)
+class NluPolicy:
+    """When a FAQ answer is trusted. Below `threshold`, or within `margin` of the runner-up,
+    the bot offers the likely topics instead of guessing."""
+
+    threshold: float = 0.55
+    margin: float = 0.15
+    suggest_min: float = 0.12
+    max_suggestions: int = 3
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do: `answer` a topic, `suggest` topics, reply to an `intent`, or `unknown`."""
+
+    kind: str
+    topics: tuple[str, ...] = ()
+    intent: str | None = None
+
+
+def topic_of(intent: str | None) -> str | None:
+    """The FAQ key an intent reports (`faq_steps` → `steps`, `faq/steps` → `steps`)."""
+    if intent and intent.startswith(FAQ_PREFIX):
+        return intent[len(FAQ_PREFIX) :]
+    if intent and intent.startswith("faq/"):
+        return intent[len("faq/") :]
+    return None
+
+
+def decide(understanding: Understanding, known: set[str], policy: NluPolicy) -> Decision:
+    """Turns the model's ranking into a decision, never bluffing a low-confidence answer."""
+    ranking = sorted(understanding.ranking, key=lambda c: -c.confidence)
+    top = understanding.intent
+    confidence = understanding.confidence
+    runner_up = next((c.confidence for c in ranking if c.intent != top), 0.0)
+    top_topic = topic_of(top)
+    if (
+        top_topic in known
+        and confidence >= policy.threshold
+        and confidence - runner_up >= policy.margin
+    ):
+        return Decision("answer", (top_topic,))
+    if top and top_topic is None and top != "out_of_scope" and confidence >= policy.threshold:
+        return Decision("intent", intent=top)
+    likely = tuple(
+        key
+        for c in ranking
+        if (key := topic_of(c.intent)) in known and c.confidence >= policy.suggest_min
+    )[: policy.max_suggestions]
+    confidently_out_of_scope = top == "out_of_scope" and confidence >= policy.threshold
+    if likely and not confidently_out_of_scope:
+        return Decision("suggest", likely)
+    return Decision("unknown")
