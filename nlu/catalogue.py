@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.core.content import DATA_DIR, ContentError, load_yaml
+from bot.core.content import DATA_DIR, ContentError, bilingual, load_yaml
 from bot.core.messages import Language
 
 EXAMPLE_SCRIPTS = ("en", "ne", "romanized")
@@ -49,18 +49,6 @@ class IntentExamples:
     examples: Mapping[str, tuple[str, ...]]
 
 
-def _texts(path: Path, raw: Any, field: str) -> dict[Language, str]:
-    if not isinstance(raw, dict):
-        raise ContentError(f"{path}: {field}: expected en: and ne: texts")
-    out: dict[Language, str] = {}
-    for language in Language:
-        text = raw.get(language.value)
-        if not isinstance(text, str) or not text.strip():
-            raise ContentError(f"{path}: {field}: missing the {language.value!r} text")
-        out[language] = " ".join(text.split())
-    return out
-
-
 def _examples(path: Path, raw: Any) -> dict[str, tuple[str, ...]]:
     if not isinstance(raw, dict):
         raise ContentError(f"{path}: examples: expected en:, ne: and romanized: lists")
@@ -91,9 +79,9 @@ def load_topic(path: Path) -> FaqTopic:
         raise ContentError(f"{path}: unknown fields {sorted(unknown)}")
     return FaqTopic(
         key=key,
-        question=_texts(path, raw.get("question"), "question"),
-        answer=_texts(path, raw.get("answer"), "answer"),
-        more=_texts(path, raw["more"], "more") if raw.get("more") is not None else None,
+        question=bilingual(path, raw.get("question"), "question"),
+        answer=bilingual(path, raw.get("answer"), "answer"),
+        more=bilingual(path, raw["more"], "more") if raw.get("more") is not None else None,
         examples=_examples(path, raw.get("examples")),
     )
 

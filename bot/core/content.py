@@ -32,6 +32,19 @@ def load_yaml(path: Path) -> Any:
         raise ContentError(f"{path}: {exc.strerror}") from None
 
 
+def bilingual(path: Path, raw: Any, field: str) -> dict[Language, str]:
+    """One text in every language (`en:`, `ne:`), whitespace folded; errors name the field."""
+    if not isinstance(raw, dict):
+        raise ContentError(f"{path}: {field}: expected en: and ne: texts")
+    texts: dict[Language, str] = {}
+    for language in Language:
+        text = raw.get(language.value)
+        if not isinstance(text, str) or not text.strip():
+            raise ContentError(f"{path}: {field}: missing the {language.value!r} text")
+        texts[language] = " ".join(text.split())
+    return texts
+
+
 @dataclass(frozen=True)
 class Texts:
     """The bot's own texts, one per key and language."""
@@ -48,18 +61,7 @@ class Texts:
         raw = load_yaml(path)
         if not isinstance(raw, dict):
             raise ContentError(f"{path}: expected a mapping of text keys")
-        by_key: dict[str, dict[Language, str]] = {}
-        for key, variants in raw.items():
-            if not isinstance(variants, dict):
-                raise ContentError(f"{path}: {key}: expected en: and ne: texts")
-            texts: dict[Language, str] = {}
-            for language in Language:
-                text = variants.get(language.value)
-                if not isinstance(text, str) or not text.strip():
-                    raise ContentError(f"{path}: {key}: missing the {language.value!r} text")
-                texts[language] = " ".join(text.split())
-            by_key[str(key)] = texts
-        return cls(by_key)
+        return cls({str(key): bilingual(path, variants, str(key)) for key, variants in raw.items()})
 
 
 @dataclass(frozen=True)
