@@ -48,7 +48,8 @@ $(MODEL): $(RASA_STAMP) config.yml $(NLU_DATA)
 
 train: $(MODEL)
 
-run: $(STAMP)
+# Rasa is installed and trained here unless RASA_URL points at a running server.
+run: $(STAMP) $(if $(RASA_URL),,$(MODEL))
 	$(BIN)/bot run
 
 check: $(STAMP)

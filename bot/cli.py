@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from bot.settings import Settings, SettingsError, load_settings
+from bot.settings import PROJECT_ROOT, Settings, SettingsError, load_settings
 
 log = logging.getLogger("bot")
 
@@ -206,18 +206,60 @@ def worker(sweep_every: float) -> None:
 
 @main.command()
 @click.option("--port", default=5000, show_default=True, type=int)
-def run(port: int) -> None:
-    """Runs everything on one machine: migrations, web and worker. Ctrl-C stops it all."""
+@click.option("--rasa-port", default=5005, show_default=True, type=int)
+def run(port: int, rasa_port: int) -> None:
+    """Runs everything on one machine: migrations, Rasa, web and worker. Ctrl-C stops it all.
+
+    Rasa is started from `.venv-rasa` with `models/nlu.tar.gz` (`make train`) unless RASA_URL
+    points at a server that is already running.
+    """
     from bot.db.migrate import upgrade
 
     settings = _settings()
     upgrade(settings.database_url)
+    children: list[subprocess.Popen[bytes]] = []
+    env = dict(os.environ)
+    nlu = ", ".join(settings.rasa_urls) or "off (no model: run `make train`)"
+    if not settings.rasa_urls and RASA_BIN.exists() and MODEL.exists():
+        rasa = subprocess.Popen(  # noqa: S603
+            [str(RASA_BIN), "run", "--enable-api", "-i", "127.0.0.1", "-p", str(rasa_port),
+             "--model", str(MODEL), "--quiet"],
+            cwd=PROJECT_ROOT,
+        )  # fmt: skip
+        children.append(rasa)
+        url = f"http://127.0.0.1:{rasa_port}"
+        click.echo(f"starting Rasa on {url} …")
+        if not _wait_until_up(url, rasa, timeout=180):
+            _stop(children)
+            raise click.ClickException("Rasa did not start; see its output above")
+        env["RASA_URL"] = nlu = url
     exe = [sys.executable, "-m", "bot"]
-    commands = [[*exe, "web", "--port", str(port)], [*exe, "worker"]]
-    children = [subprocess.Popen(cmd) for cmd in commands]  # noqa: S603
+    for cmd in ([*exe, "web", "--port", str(port)], [*exe, "worker"]):
+        children.append(subprocess.Popen(cmd, env=env))  # noqa: S603
     mode = "Twilio" if settings.twilio_enabled else "console channel (no Twilio account set)"
-    click.echo(f"service on http://127.0.0.1:{port}  ·  simulator: /simulator  ·  outbound: {mode}")
+    click.echo(
+        f"service on http://127.0.0.1:{port}  ·  simulator: /simulator  ·  outbound: {mode}"
+        f"  ·  NLU: {nlu}"
+    )
     sys.exit(_supervise(children))
+
+
+RASA_BIN = PROJECT_ROOT / ".venv-rasa" / "bin" / "rasa"
+MODEL = PROJECT_ROOT / "models" / "nlu.tar.gz"
+
+
+def _wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Polls Rasa's status endpoint until it answers, the process dies or time runs out."""
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with urllib.request.urlopen(f"{url}/", timeout=1):  # noqa: S310 - loopback
+                return True
+        except OSError:
+            time.sleep(0.5)
+    return False
 
 
 def _supervise(children: list[subprocess.Popen[bytes]]) -> int:
@@ -237,6 +279,12 @@ def _supervise(children: list[subprocess.Popen[bytes]]) -> int:
                 code = child.returncode or 1
                 stopping.set()
         stopping.wait(0.5)
+    _stop(children)
+    return code
+
+
+def _stop(children: list[subprocess.Popen[bytes]]) -> None:
+    """Asks every child to stop, then kills those still running after 15 s."""
     for child in children:
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)
@@ -246,7 +294,6 @@ def _supervise(children: list[subprocess.Popen[bytes]]) -> int:
             child.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             child.kill()
-    return code
 
 
 if __name__ == "__main__":

@@ -116,6 +116,8 @@ class Bot:
             topic = self.faq.get(str(pending.get("more")))
             if topic is None or topic.more is None:
                 return Turn([self._say(settled, "no_more", language)], settled, intent="more")
+            # MORE continues in the answer's language, whatever language "MORE" looks like.
+            language = Language(pending.get("language", language.value))
             more = self._send(settled, topic.more[language], language, f"faq_{topic.key}_more")
             return Turn([more], settled, intent="more")
         choices = pending.get("choices") or []
@@ -146,7 +148,9 @@ class Bot:
         self, contact: ContactState, key: str, language: Language, confidence: float | None
     ) -> Turn:
         topic = self.faq[key]
-        pending: dict[str, Any] | None = {"more": key} if topic.more else None
+        pending: dict[str, Any] | None = None
+        if topic.more:
+            pending = {"more": key, "language": language.value}
         reply = self._send(contact, topic.answer[language], language, f"faq_{key}")
         updated = replace(contact, pending=pending)
         return Turn([reply], updated, intent=topic.intent, confidence=confidence)

@@ -81,6 +81,14 @@ def test_answer_in_nepali_for_devanagari(member: Phone, rasa: FakeRasa) -> None:
     assert answer == "सामाजिक परिचालन सामुदायिक विकासको पहिलो चरण हो।"
 
 
+def test_more_continues_in_the_answers_language(member: Phone, rasa: FakeRasa) -> None:
+    rasa.answers["samajik parichalan ka charan"] = [("faq_steps", 0.9)]
+    [answer] = member.send("samajik parichalan ka charan")
+    assert answer.startswith("चरण:")
+    [more] = member.send("MORE")
+    assert more.startswith("४ सामग्री")
+
+
 def test_unsure_model_offers_choices_and_a_number_picks_one(
     member: Phone, rasa: FakeRasa, nlu_runtime: Runtime
 ) -> None:
