@@ -15,13 +15,15 @@ NLU_DATA := build/nlu/nlu.yml
 MODEL := models/nlu.tar.gz
 
 .DEFAULT_GOAL := help
-.PHONY: help run test check lint format bench clean train rasa
+.PHONY: help run test check lint format bench clean train rasa nlu-eval
 
 help:
 	@echo "make run    set everything up and start the service on http://127.0.0.1:5000"
 	@echo "make test   install what the tests need and run the whole suite (with lint and types)"
 	@echo "make check  ruff and mypy only"
 	@echo "make bench  run the webhook load benchmark (bench/README.md)"
+	@echo "make train  (re)train the Rasa NLU model when its data or config changed"
+	@echo "make nlu-eval  score the model on the held-out set in tests/nlu/eval.yml"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (set PYTHON=...)")'
@@ -47,6 +49,9 @@ $(MODEL): $(RASA_STAMP) config.yml $(NLU_DATA)
 	$(RASA_VENV)/bin/rasa train nlu --config config.yml --nlu $(NLU_DATA) --out models --fixed-model-name nlu
 
 train: $(MODEL)
+
+nlu-eval: $(MODEL)
+	$(BIN)/bot nlu eval
 
 # Rasa is installed and trained here unless RASA_URL points at a running server.
 run: $(STAMP) $(if $(RASA_URL),,$(MODEL))

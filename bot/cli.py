@@ -95,6 +95,32 @@ def nlu_build(out: Path, data_dir: Path | None) -> None:
     )
 
 
+@nlu.command("eval")
+@click.option("--rasa-port", default=5006, show_default=True, type=int)
+def nlu_eval(rasa_port: int) -> None:
+    """Scores the trained model on the held-out set (starts Rasa unless RASA_URL is set)."""
+    from bot.core.faq import NluPolicy
+    from nlu.catalogue import Catalogue
+    from nlu.client import RasaClient
+    from nlu.evaluate import evaluate, load_eval_set, report
+
+    settings = _settings()
+    rasa = None
+    urls = list(settings.rasa_urls)
+    if not urls:
+        if not (RASA_BIN.exists() and MODEL.exists()):
+            raise click.ClickException("no model: run `make train` first")
+        rasa = _start_rasa(rasa_port)
+        urls = [f"http://127.0.0.1:{rasa_port}"]
+    try:
+        client = RasaClient(urls, timeout=10)
+        tallies = evaluate(client.parse, set(Catalogue.load().topics), load_eval_set(), NluPolicy())
+        click.echo(report(tallies))
+    finally:
+        if rasa is not None:
+            _stop([rasa])
+
+
 @main.group()
 def faq() -> None:
     """FAQ content commands."""
@@ -221,18 +247,8 @@ def run(port: int, rasa_port: int) -> None:
     env = dict(os.environ)
     nlu = ", ".join(settings.rasa_urls) or "off (no model: run `make train`)"
     if not settings.rasa_urls and RASA_BIN.exists() and MODEL.exists():
-        rasa = subprocess.Popen(  # noqa: S603
-            [str(RASA_BIN), "run", "--enable-api", "-i", "127.0.0.1", "-p", str(rasa_port),
-             "--model", str(MODEL), "--quiet"],
-            cwd=PROJECT_ROOT,
-        )  # fmt: skip
-        children.append(rasa)
-        url = f"http://127.0.0.1:{rasa_port}"
-        click.echo(f"starting Rasa on {url} …")
-        if not _wait_until_up(url, rasa, timeout=180):
-            _stop(children)
-            raise click.ClickException("Rasa did not start; see its output above")
-        env["RASA_URL"] = nlu = url
+        children.append(_start_rasa(rasa_port))
+        env["RASA_URL"] = nlu = f"http://127.0.0.1:{rasa_port}"
     exe = [sys.executable, "-m", "bot"]
     for cmd in ([*exe, "web", "--port", str(port)], [*exe, "worker"]):
         children.append(subprocess.Popen(cmd, env=env))  # noqa: S603
@@ -246,6 +262,21 @@ def run(port: int, rasa_port: int) -> None:
 
 RASA_BIN = PROJECT_ROOT / ".venv-rasa" / "bin" / "rasa"
 MODEL = PROJECT_ROOT / "models" / "nlu.tar.gz"
+
+
+def _start_rasa(port: int) -> subprocess.Popen[bytes]:
+    """Starts Rasa's server on 127.0.0.1 with the trained model and waits until it answers."""
+    rasa = subprocess.Popen(  # noqa: S603
+        [str(RASA_BIN), "run", "--enable-api", "-i", "127.0.0.1", "-p", str(port),
+         "--model", str(MODEL), "--quiet"],
+        cwd=PROJECT_ROOT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    click.echo(f"starting Rasa on {url} …")
+    if not _wait_until_up(url, rasa, timeout=180):
+        _stop([rasa])
+        raise click.ClickException("Rasa did not start; see its output above")
+    return rasa
 
 
 def _wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float) -> bool:
