@@ -43,3 +43,12 @@ def test_examples_are_in_their_scripts(catalogue: Catalogue) -> None:
         assert all(devanagari_share(x) > 0.3 for x in examples["ne"]), examples["ne"]
         assert all(x.isascii() for x in examples["romanized"]), examples["romanized"]
         assert all(x.isascii() for x in examples["en"]), examples["en"]
+
+
+def test_each_topic_has_enough_examples_in_every_script(catalogue: Catalogue) -> None:
+    for topic in catalogue.topics.values():
+        counts = {script: len(texts) for script, texts in topic.examples.items()}
+        assert counts["en"] >= 25 and counts["ne"] >= 15 and counts["romanized"] >= 15, (
+            topic.key,
+            counts,
+        )
