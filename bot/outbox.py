@@ -136,12 +136,6 @@ class Outbox:
         )
         return SendJob(message_id, row.contact_id, outbound, row.attempts)
 
-    def send_claimed(self, message_id: int) -> None:
-        """Sends a message this worker has claimed (status `dispatching`)."""
-        job = self.load(message_id)
-        if job is not None:
-            self.send(job)
-
     def send(self, job: SendJob) -> None:
         """Hands a claimed message to its channel and records the outcome."""
         adapter = self._adapter(job)

@@ -91,13 +91,3 @@ class RasaClient:
             except (requests.RequestException, ValueError):
                 self._down_until[url] = self.clock() + self.cooldown
         raise NluUnavailable("no Rasa server answered")
-
-    def healthy(self) -> bool:
-        """True when at least one server answers Rasa's status endpoint."""
-        for url in self.urls:
-            try:
-                if self.session.get(f"{url}/", timeout=self.timeout).ok:
-                    return True
-            except requests.RequestException:
-                continue
-        return False

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.db.engine import make_engine
@@ -56,11 +56,6 @@ class Database:
         """A Core connection in one read-only transaction."""
         with self._read_engine.connect() as conn, conn.begin():
             yield conn
-
-    def ping(self) -> None:
-        """Raises if the database cannot be reached."""
-        with self.read() as session:
-            session.execute(text("SELECT 1"))
 
     def dispose(self) -> None:
         """Closes pooled connections."""
