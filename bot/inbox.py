@@ -17,7 +17,16 @@ from sqlalchemy import Connection
 
 from bot.batching import BatchThread
 from bot.core.handler import Bot
-from bot.core.messages import Channel, ContactState, Inbound, Language, Outbound, Turn
+from bot.core.messages import (
+    Channel,
+    ContactState,
+    FlowProgress,
+    Inbound,
+    Language,
+    Outbound,
+    Turn,
+    unpack_state,
+)
 from bot.core.segments import count_segments
 from bot.db.database import Database
 from bot.db.models import utcnow
@@ -87,6 +96,27 @@ def accept(
     return Accepted(message_id, contact_id, duplicate=message_id is None)
 
 
+def response_row(progress: FlowProgress, contact_id: int) -> dict[str, Any]:
+    """The survey_responses row for a session as it stands after a turn."""
+    session = progress.session
+    updated_at = datetime.fromisoformat(session["updated_at"])
+    return {
+        "session_id": session["id"],
+        "survey_key": session["flow"],
+        "kind": session["kind"],
+        "version": session["version"],
+        "contact_id": contact_id,
+        "channel": progress.channel.value,
+        "language": progress.language.value,
+        "status": session["status"],
+        "answers": session["answers"],
+        "skipped": session.get("skipped") or None,
+        "started_at": datetime.fromisoformat(session["started_at"]),
+        "updated_at": updated_at,
+        "completed_at": updated_at if session["status"] == "completed" else None,
+    }
+
+
 class _Conflict(Exception):
     """Another worker changed the contact or the message first; read again and retry."""
 
@@ -136,7 +166,7 @@ class InboxProcessor:
                 channel=Channel(message.channel),
                 language=Language(contact.language) if contact.language else None,
                 opted_out=contact.opted_out,
-                pending=contact.state,
+                **unpack_state(contact.state),
             )
             inbound = Inbound(
                 channel=Channel(message.channel),
@@ -178,9 +208,7 @@ class InboxProcessor:
         reply_language = turn.outbounds[0].language.value if turn.outbounds else None
         opted_out = state.opted_out if state is not None else contact.opted_out
         language = state.language if state is not None else contact.language
-        pending = dict(state.pending) if state is not None and state.pending else None
-        if state is None:
-            pending = contact.state
+        stored = state.stored() if state is not None else contact.state
         newly_out = opted_out and not contact.opted_out
         bumped = conn.execute(
             sql.bump_contact,
@@ -191,7 +219,7 @@ class InboxProcessor:
                 "opted_out": opted_out,
                 "opted_out_at": now if newly_out else contact.opted_out_at,
                 "last_language": reply_language,
-                "state": pending,
+                "state": stored,
                 "now": now,
             },
         )
@@ -231,6 +259,27 @@ class InboxProcessor:
                     "candidates": [list(c) for c in turn.unanswered.candidates] or None,
                     "status": "open",
                     "created_at": now,
+                },
+            )
+        for progress in turn.progress:
+            conn.execute(sql.upsert_response, response_row(progress, contact.id))
+        if turn.feedback is not None:
+            feedback = turn.feedback
+            conn.execute(
+                sql.insert_feedback,
+                {
+                    "reference": feedback.reference,
+                    "contact_id": contact.id,
+                    "session_id": feedback.session_id,
+                    "message_id": message_id,
+                    "category": feedback.category,
+                    "body": feedback.body,
+                    "location": feedback.location,
+                    "channel": feedback.channel.value,
+                    "language": feedback.language.value,
+                    "status": "new",
+                    "created_at": now,
+                    "updated_at": now,
                 },
             )
         more = conn.execute(sql.oldest_received, {"contact_id": contact.id}).first() is not None

@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from bot.channels.base import ChannelAdapter
 from bot.channels.console import ConsoleChannel
 from bot.core.content import Content
+from bot.core.conversations import Conversations
 from bot.core.handler import Bot
 from bot.core.messages import Channel, Inbound
 from bot.db.database import Database
@@ -26,6 +27,10 @@ from bot.outbox import PENDING, Outbox, RetryPolicy
 from bot.queue import make_huey
 from bot.sender import AsyncSender
 from bot.settings import Settings
+from bot.surveys import sync_versions
+from flows.answers import Vocabulary
+from flows.engine import Kit
+from flows.schema import FlowFiles
 from nlu.catalogue import Catalogue
 from nlu.client import RasaClient
 
@@ -63,6 +68,8 @@ class Runtime:
         channels: Mapping[Channel, ChannelAdapter] | None = None,
         content: Content | None = None,
         catalogue: Catalogue | None = None,
+        flow_files: FlowFiles | None = None,
+        vocabulary: Vocabulary | None = None,
         clock: Callable[[], datetime] = utcnow,
         retry_policy: RetryPolicy | None = None,
         background: bool = False,
@@ -77,10 +84,18 @@ class Runtime:
             if settings.rasa_urls
             else None
         )
+        content = content or Content.load()
+        self.flows = sync_versions(self.db, flow_files or FlowFiles.load())
         self.bot = Bot(
-            content or Content.load(),
+            content,
             faq=catalogue.topics,
             understand=self.nlu.parse if self.nlu else None,
+            flows=Conversations(
+                self.flows,
+                Kit(vocabulary or Vocabulary.load(), content.texts),
+                ttl=timedelta(minutes=settings.session_timeout_minutes),
+            ),
+            clock=clock,
         )
         self.channels = dict(channels) if channels is not None else default_channels(settings)
         self.process_task = self.huey.task(name="process_contact")(self._process_contact)

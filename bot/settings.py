@@ -103,6 +103,8 @@ class Settings:
     nlu_timeout_seconds: float = 1.0
     recover_after_seconds: int = 30
     claim_seconds: int = 120
+    # A survey or feedback session ends after this many minutes of silence (answers kept).
+    session_timeout_minutes: int = 24 * 60
     send_timeout_seconds: int = 10
     send_max_attempts: int = 6
     simulator_enabled: bool = True
@@ -221,6 +223,9 @@ class Settings:
                 "RECOVER_AFTER_SECONDS", get("RECOVER_AFTER_SECONDS") or "30", 1, 86400
             ),
             claim_seconds=_int("CLAIM_SECONDS", get("CLAIM_SECONDS") or "120", 1, 86400),
+            session_timeout_minutes=_int(
+                "SESSION_TIMEOUT_MINUTES", get("SESSION_TIMEOUT_MINUTES") or "1440", 1, 43200
+            ),
             send_timeout_seconds=_int(
                 "SEND_TIMEOUT_SECONDS", get("SEND_TIMEOUT_SECONDS") or "10", 1, 120
             ),

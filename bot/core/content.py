@@ -64,6 +64,11 @@ class Texts:
         return cls({str(key): bilingual(path, variants, str(key)) for key, variants in raw.items()})
 
 
+# Every keyword action; `feedback` also matches as the first word of a longer message.
+ACTIONS = ("opt_out", "opt_in", "help", "language", "more", "survey", "feedback")
+OPEN_ENDED = frozenset({"feedback"})
+
+
 @dataclass(frozen=True)
 class Keywords:
     """Keyword phrases per action, already folded by :func:`normalize`."""
@@ -79,7 +84,7 @@ class Keywords:
         if not isinstance(raw, dict):
             raise ContentError(f"{path}: expected a mapping")
         phrases: dict[str, frozenset[str]] = {}
-        for action in ("opt_out", "opt_in", "help", "language", "more"):
+        for action in ACTIONS:
             words = raw.get(action)
             if not isinstance(words, list) or not words:
                 raise ContentError(f"{path}: {action}: expected a list of keywords")

@@ -6,16 +6,19 @@ until they opt in again. Everything else is answered from content in the contact
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.core.content import Content
+from bot.core.conversations import Conversations
 from bot.core.faq import NluPolicy, decide
-from bot.core.keywords import detect_language, match_keyword
+from bot.core.keywords import KeywordMatch, detect_language, match_keyword
 from bot.core.messages import (
     ConsentChange,
     ContactState,
+    FlowProgress,
     Inbound,
     Language,
     Outbound,
@@ -24,14 +27,24 @@ from bot.core.messages import (
 )
 from bot.core.text import normalize
 from bot.core.understanding import NluUnavailable, Understand, Understanding
+from flows.engine import QUIT, STOPPED, Session
 from nlu.catalogue import FaqTopic
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
 
 # Conversational intents answered with one text of data/messages.yml.
 SIMPLE_REPLIES = {"greet": "greet", "goodbye": "goodbye", "thanks": "thanks", "help": "help_menu"}
 
 
+# In a free-text survey answer, a FAQ question interrupts only when the model is this sure.
+STRICT_INTERRUPT = 0.8
+
+
 class Bot:
-    """Decides what to answer. Pure apart from the content it was given."""
+    """Decides what to answer. Pure apart from the content it was given and the clock."""
 
     def __init__(
         self,
@@ -39,11 +52,15 @@ class Bot:
         faq: Mapping[str, FaqTopic] | None = None,
         understand: Understand | None = None,
         policy: NluPolicy | None = None,
+        flows: Conversations | None = None,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.content = content
         self.faq = dict(faq or {})
         self.understand = understand
         self.policy = policy or NluPolicy()
+        self.flows = flows
+        self.clock = clock
 
     def reply_language(self, inbound: Inbound, contact: ContactState) -> Language:
         """The contact's saved preference, else the language of the message, else English."""
@@ -76,12 +93,12 @@ class Bot:
         Returns:
             The messages to send, the contact's new state and any consent change.
         """
+        now = inbound.received_at or self.clock()
         language = self.reply_language(inbound, contact)
         keyword = match_keyword(inbound.body, self.content.keywords)
-        action = keyword.action if keyword else None
 
         if contact.opted_out:
-            if action != "opt_in":
+            if keyword is None or keyword.action != "opt_in":
                 return Turn(contact=contact, intent="ignored_opted_out")
             updated = replace(contact, opted_out=False)
             return Turn(
@@ -91,35 +108,49 @@ class Bot:
                 intent="opt_in",
             )
 
+        session = self.flows.active(contact) if self.flows else None
+        if self.flows is not None and session is not None and session.expired(now, self.flows.ttl):
+            # Hours of silence: the session ends, its answers stay (marked incomplete).
+            expired = self.flows.expire(contact, session, now)
+            assert expired.contact is not None
+            if keyword is None and self.flows.is_answer(session, inbound.body):
+                note = self._say(expired.contact, "survey_expired", language)
+                return replace(expired, outbounds=[note], intent="flow_expired")
+            turn = self._handle(inbound, expired.contact, language, keyword, None, now)
+            return replace(turn, progress=expired.progress + turn.progress)
+        return self._handle(inbound, contact, language, keyword, session, now)
+
+    def _handle(
+        self,
+        inbound: Inbound,
+        contact: ContactState,
+        language: Language,
+        keyword: KeywordMatch | None,
+        session: Session | None,
+        now: datetime,
+    ) -> Turn:
+        action = keyword.action if keyword else None
         if action == "opt_out":
-            updated = replace(contact, opted_out=True)
-            confirmation = self._say(
-                updated, "opt_out_confirmation", language, allow_opted_out=True
-            )
-            return Turn([confirmation], updated, ConsentChange(True, "keyword"), intent="opt_out")
-        if action == "opt_in":
-            return Turn(
-                [self._say(contact, "already_subscribed", language)], contact, intent="opt_in"
-            )
-        if action == "language":
+            return self._opt_out(contact, language, "keyword", session, now)
+        if action in ("opt_in", "language", "help"):
             assert keyword is not None
-            current = contact.language or language
-            chosen = keyword.argument or (Language.NE if current is Language.EN else Language.EN)
-            updated = replace(contact, language=chosen)
-            return Turn([self._say(updated, "language_set", chosen)], updated, intent="language")
-        if action == "help":
-            return Turn([self._say(contact, "help_menu", language)], contact, intent="help")
+            turn = self._keyword_reply(contact, keyword, language)
+            if session is not None:  # the survey waits: remind them where they were
+                turn = self._with_reask(turn, session)
+            return turn
+        if session is not None:
+            return self._in_flow(inbound, contact, language, action, session, now)
+        if action == "survey":
+            assert keyword is not None
+            return self._start_survey(contact, keyword.rest, language, now)
+        if action == "feedback":
+            assert keyword is not None
+            return self._start_feedback(contact, keyword.rest, language, now)
 
         pending = dict(contact.pending or {})
         settled = replace(contact, pending=None)  # any other message ends what was pending
         if action == "more":
-            topic = self.faq.get(str(pending.get("more")))
-            if topic is None or topic.more is None:
-                return Turn([self._say(settled, "no_more", language)], settled, intent="more")
-            # MORE continues in the answer's language, whatever language "MORE" looks like.
-            language = Language(pending.get("language", language.value))
-            more = self._send(settled, topic.more[language], language, f"faq_{topic.key}_more")
-            return Turn([more], settled, intent="more")
+            return self._more(settled, pending, language)
         choices = pending.get("choices") or []
         picked = normalize(inbound.body)
         if choices and picked.isdigit() and 1 <= int(picked) <= len(choices):
@@ -142,7 +173,142 @@ class Bot:
                 intent="nlu_unavailable",
                 unanswered=Unanswered("nlu_unavailable"),
             )
-        return self._understood(settled, understanding, language)
+        return self._understood(settled, understanding, language, now)
+
+    def _keyword_reply(
+        self, contact: ContactState, keyword: KeywordMatch, language: Language
+    ) -> Turn:
+        if keyword.action == "opt_in":
+            return Turn(
+                [self._say(contact, "already_subscribed", language)], contact, intent="opt_in"
+            )
+        if keyword.action == "language":
+            current = contact.language or language
+            chosen = keyword.argument or (Language.NE if current is Language.EN else Language.EN)
+            updated = replace(contact, language=chosen)
+            return Turn([self._say(updated, "language_set", chosen)], updated, intent="language")
+        return Turn([self._say(contact, "help_menu", language)], contact, intent="help")
+
+    def _opt_out(
+        self,
+        contact: ContactState,
+        language: Language,
+        reason: str,
+        session: Session | None,
+        now: datetime,
+        confidence: float | None = None,
+    ) -> Turn:
+        progress: tuple[FlowProgress, ...] = ()
+        if session is not None and self.flows is not None:  # the survey stops, answers stay
+            progress = self.flows.end(contact, session, STOPPED, now).progress
+        updated = replace(contact, opted_out=True, session=None, pending=None)
+        confirmation = self._say(updated, "opt_out_confirmation", language, allow_opted_out=True)
+        return Turn(
+            [confirmation],
+            updated,
+            ConsentChange(True, reason),
+            intent="opt_out",
+            confidence=confidence,
+            progress=progress,
+        )
+
+    def _more(self, contact: ContactState, pending: Mapping[str, Any], language: Language) -> Turn:
+        topic = self.faq.get(str(pending.get("more")))
+        if topic is None or topic.more is None:
+            return Turn([self._say(contact, "no_more", language)], contact, intent="more")
+        # MORE continues in the answer's language, whatever language "MORE" looks like.
+        language = Language(pending.get("language", language.value))
+        more = self._send(contact, topic.more[language], language, f"faq_{topic.key}_more")
+        return Turn([more], contact, intent="more")
+
+    # -- surveys and feedback ---------------------------------------------------------------
+
+    def _with_reask(self, turn: Turn, session: Session) -> Turn:
+        """`turn` followed by the session's current question, in the turn's language."""
+        assert self.flows is not None and turn.contact is not None
+        language = turn.outbounds[0].language if turn.outbounds else Language.EN
+        reask = self.flows.reask(session, language)
+        if reask is None:
+            return turn
+        extra = self._send(turn.contact, reask, language, "flow_reask")
+        return replace(turn, outbounds=[*turn.outbounds, extra])
+
+    def _in_flow(
+        self,
+        inbound: Inbound,
+        contact: ContactState,
+        language: Language,
+        action: str | None,
+        session: Session,
+        now: datetime,
+    ) -> Turn:
+        assert self.flows is not None
+        text = inbound.body
+        if action in ("survey", "feedback"):
+            return self._with_reask(Turn([], contact, intent="flow_reask"), session)
+        if action == "more":
+            settled = replace(contact, pending=None)
+            return self._with_reask(self._more(settled, contact.pending or {}, language), session)
+        if not text.strip() and inbound.media_urls:
+            media = Turn([self._say(contact, "media_only", language)], contact, intent="media_only")
+            return self._with_reask(media, session)
+        if not self.flows.is_control(text):
+            # A FAQ question in the middle of a survey is answered, then the question repeats.
+            kind = self.flows.question_type(session)
+            answer = self.flows.is_answer(session, text)
+            if not answer or (kind == "text" and "?" in text):
+                interrupted = self._faq_interrupt(contact, text, language, strict=answer)
+                if interrupted is not None:
+                    return self._with_reask(interrupted, session)
+        turn = self.flows.advance(contact, session, text, language, now)
+        if turn is None:  # its definition is gone: close it and treat the message afresh
+            closed = self.flows.end(contact, session, QUIT, now)
+            assert closed.contact is not None
+            fresh = self._handle(inbound, closed.contact, language, None, None, now)
+            return replace(fresh, progress=closed.progress + fresh.progress)
+        return turn
+
+    def _faq_interrupt(
+        self, contact: ContactState, text: str, language: Language, strict: bool
+    ) -> Turn | None:
+        """A FAQ answer when the model is sure the text is a FAQ question, else None."""
+        if self.understand is None or not text.strip():
+            return None
+        try:
+            understanding = self.understand(text)
+        except NluUnavailable:
+            return None
+        decision = decide(understanding, set(self.faq), self.policy)
+        if decision.kind != "answer":
+            return None
+        if strict and understanding.confidence < STRICT_INTERRUPT:
+            return None
+        return self._answer(contact, decision.topics[0], language, understanding.confidence)
+
+    def _start_survey(
+        self, contact: ContactState, named: str, language: Language, now: datetime
+    ) -> Turn:
+        flow = None
+        if self.flows is not None:
+            key = "_".join(normalize(named).split()) if named else None
+            flow = self.flows.book.survey(key) or self.flows.book.survey()
+        if flow is None or self.flows is None:
+            return Turn([self._say(contact, "survey_none", language)], contact, intent="survey")
+        turn = self.flows.begin(contact, flow, language, now)
+        if turn is None:
+            done = self._say(contact, "survey_already_done", language)
+            return Turn([done], contact, intent="survey")
+        return turn
+
+    def _start_feedback(
+        self, contact: ContactState, message: str, language: Language, now: datetime
+    ) -> Turn:
+        flow = self.flows.book.feedback if self.flows is not None else None
+        if flow is None or self.flows is None:
+            return Turn([self._say(contact, "help_menu", language)], contact, intent="feedback")
+        turn = self.flows.begin(contact, flow, language, now, message=message)
+        assert turn is not None
+        return turn
 
     def _answer(
         self, contact: ContactState, key: str, language: Language, confidence: float | None
@@ -156,7 +322,11 @@ class Bot:
         return Turn([reply], updated, intent=topic.intent, confidence=confidence)
 
     def _understood(
-        self, contact: ContactState, understanding: Understanding, language: Language
+        self,
+        contact: ContactState,
+        understanding: Understanding,
+        language: Language,
+        now: datetime,
     ) -> Turn:
         decision = decide(understanding, set(self.faq), self.policy)
         confidence = understanding.confidence
@@ -183,12 +353,7 @@ class Bot:
             reply = self._say(contact, SIMPLE_REPLIES[intent], language)
             return Turn([reply], contact, intent=intent, confidence=confidence)
         if intent == "opt_out":
-            updated = replace(contact, opted_out=True)
-            confirmation = self._say(
-                updated, "opt_out_confirmation", language, allow_opted_out=True
-            )
-            consent = ConsentChange(True, "nlu")
-            return Turn([confirmation], updated, consent, intent=intent, confidence=confidence)
+            return self._opt_out(contact, language, "nlu", None, now, confidence)
         if intent == "opt_in":
             reply = self._say(contact, "already_subscribed", language)
             return Turn([reply], contact, intent=intent, confidence=confidence)
@@ -200,7 +365,13 @@ class Bot:
                 confidence=confidence,
                 unanswered=Unanswered("human_requested", candidates),
             )
-        if intent is not None:  # start_survey, give_feedback: their flows come with surveys
+        if intent in ("start_survey", "give_feedback"):
+            if intent == "start_survey":
+                started = self._start_survey(contact, "", language, now)
+            else:
+                started = self._start_feedback(contact, "", language, now)
+            return replace(started, intent=intent, confidence=confidence)
+        if intent is not None:
             reply = self._say(contact, "help_menu", language)
             return Turn([reply], contact, intent=intent, confidence=confidence)
         return Turn(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.core.content import Content, Keywords
+from bot.core.content import OPEN_ENDED, Content, Keywords
 from bot.core.messages import Language
 from bot.core.text import devanagari_share, normalize
 
@@ -13,8 +13,9 @@ from bot.core.text import devanagari_share, normalize
 class KeywordMatch:
     """A keyword found in a message, with the language it names (LANG NE) if any."""
 
-    action: str  # opt_out, opt_in, help, language
+    action: str  # opt_out, opt_in, help, language, more, survey, feedback
     argument: Language | None = None
+    rest: str = ""  # the words after a one-word keyword, as typed ("SURVEY water", "FEEDBACK …")
 
 
 def match_keyword(body: str, keywords: Keywords) -> KeywordMatch | None:
@@ -30,15 +31,20 @@ def match_keyword(body: str, keywords: Keywords) -> KeywordMatch | None:
     for action, phrases in keywords.phrases.items():
         if folded in phrases:
             return KeywordMatch(action)
+    first = words[0]
+    typed = body.strip().split(None, 1)
+    rest = typed[1].strip() if len(typed) > 1 and normalize(typed[0]) == first else ""
+    for action in OPEN_ENDED:
+        if first in keywords.phrases[action]:
+            return KeywordMatch(action, rest=rest)
     if len(words) > keywords.max_words:
         return None
-    first = words[0]
     for action, phrases in keywords.phrases.items():
         if first in phrases:
             if action == "language":
-                rest = " ".join(words[1:])
-                return KeywordMatch(action, keywords.language_names.get(rest))
-            return KeywordMatch(action)
+                named = " ".join(words[1:])
+                return KeywordMatch(action, keywords.language_names.get(named))
+            return KeywordMatch(action, rest=rest)
     return None
 
 

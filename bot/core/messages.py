@@ -59,6 +59,34 @@ class ContactState:
     opted_out: bool = False
     # Conversation state the next message may refer to: offered FAQ choices, a MORE to send.
     pending: Mapping[str, Any] | None = None
+    # The survey or feedback session under way (flows.engine.Session.to_dict()), if any.
+    session: Mapping[str, Any] | None = None
+    # Surveys this contact completed, as "key@version": they are not asked twice.
+    done: tuple[str, ...] = ()
+
+    def stored(self) -> dict[str, Any] | None:
+        """The conversation state as the contact row keeps it (JSON)."""
+        state: dict[str, Any] = {}
+        if self.pending:
+            state["pending"] = dict(self.pending)
+        if self.session:
+            state["session"] = dict(self.session)
+        if self.done:
+            state["done"] = list(self.done)
+        return state or None
+
+
+def unpack_state(stored: Mapping[str, Any] | None) -> dict[str, Any]:
+    """ContactState keyword arguments from a contact row's `state` JSON."""
+    if not stored:
+        return {}
+    if not {"pending", "session", "done"} & set(stored):
+        return {"pending": dict(stored)}  # rows written before flows kept only `pending`
+    return {
+        "pending": stored.get("pending"),
+        "session": stored.get("session"),
+        "done": tuple(stored.get("done") or ()),
+    }
 
 
 @dataclass(frozen=True)
@@ -78,6 +106,28 @@ class Unanswered:
 
 
 @dataclass(frozen=True)
+class FlowProgress:
+    """A survey or feedback session after this turn, for the responses table."""
+
+    session: Mapping[str, Any]  # flows.engine.Session.to_dict()
+    language: Language
+    channel: Channel
+
+
+@dataclass(frozen=True)
+class FeedbackRecord:
+    """Feedback a person finished giving, for the coordinators' inbox."""
+
+    reference: str
+    category: str
+    body: str
+    location: str | None
+    language: Language
+    channel: Channel
+    session_id: str
+
+
+@dataclass(frozen=True)
 class Turn:
     """The result of handling one inbound message."""
 
@@ -87,3 +137,5 @@ class Turn:
     intent: str | None = None
     confidence: float | None = None
     unanswered: Unanswered | None = None
+    progress: tuple[FlowProgress, ...] = ()
+    feedback: FeedbackRecord | None = None

@@ -15,8 +15,10 @@ from sqlalchemy.engine import Dialect
 from bot.db.models import (
     ConsentEvent,
     Contact,
+    Feedback,
     Message,
     MessageStatusEvent,
+    SurveyResponse,
     UnansweredQuestion,
     UTCDateTime,
 )
@@ -24,6 +26,7 @@ from bot.db.models import (
 contacts: Table = Contact.__table__  # type: ignore[assignment]
 messages: Table = Message.__table__  # type: ignore[assignment]
 status_events: Table = MessageStatusEvent.__table__  # type: ignore[assignment]
+responses: Table = SurveyResponse.__table__  # type: ignore[assignment]
 
 
 def _now(name: str = "now") -> Any:
@@ -124,6 +127,35 @@ class Statements:
 
         self.insert_consent = insert(ConsentEvent.__table__)  # type: ignore[arg-type]
         self.insert_unanswered = insert(UnansweredQuestion.__table__)  # type: ignore[arg-type]
+
+        # A survey response is saved after every answer: the first save inserts it.
+        ins_response = insert(responses).values(
+            session_id=bindparam("session_id"),
+            survey_key=bindparam("survey_key"),
+            kind=bindparam("kind"),
+            version=bindparam("version"),
+            contact_id=bindparam("contact_id"),
+            channel=bindparam("channel"),
+            language=bindparam("language"),
+            status=bindparam("status"),
+            answers=bindparam("answers", type_=responses.c.answers.type),
+            skipped=bindparam("skipped", type_=responses.c.skipped.type),
+            started_at=_now("started_at"),
+            updated_at=_now("updated_at"),
+            completed_at=_now("completed_at"),
+        )
+        self.upsert_response = ins_response.on_conflict_do_update(
+            index_elements=[responses.c.session_id],
+            set_={
+                "language": ins_response.excluded.language,
+                "status": ins_response.excluded.status,
+                "answers": ins_response.excluded.answers,
+                "skipped": ins_response.excluded.skipped,
+                "updated_at": ins_response.excluded.updated_at,
+                "completed_at": ins_response.excluded.completed_at,
+            },
+        )
+        self.insert_feedback = insert(Feedback.__table__)  # type: ignore[arg-type]
 
         self.insert_outbound = insert(messages).returning(
             messages.c.id, sort_by_parameter_order=True
