@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +121,201 @@ def nlu_eval(rasa_port: int) -> None:
     finally:
         if rasa is not None:
             _stop([rasa])
+
+
+def _date(value: str | None) -> Any:
+    """A --since date (YYYY-MM-DD, or a full ISO time) as an aware UTC datetime."""
+    from datetime import UTC, datetime
+
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date like 2026-11-01") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@contextlib.contextmanager
+def _database() -> Iterator[Any]:
+    """The configured database, disposed of when the command ends."""
+    from bot.db.database import Database
+
+    db = Database(_settings().database_url)
+    try:
+        yield db
+    finally:
+        db.dispose()
+
+
+def _flow_files() -> Any:
+    from bot.core.content import ContentError
+    from flows.schema import FlowFiles
+
+    try:
+        return FlowFiles.load()
+    except ContentError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.group()
+def survey() -> None:
+    """Surveys: check the definitions, list them, export results."""
+
+
+@survey.command("check")
+def survey_check() -> None:
+    """Loads and validates every survey and the feedback flow (errors name file and line)."""
+    files = _flow_files()
+    for flow in [*files.surveys.values(), *([files.feedback] if files.feedback else [])]:
+        click.echo(f"ok  {flow.key:<24} {flow.kind:<9} {len(flow.questions)} questions")
+
+
+@survey.command("list")
+def survey_list() -> None:
+    """Lists surveys with their running version and number of responses."""
+    from bot.surveys import read_book, response_count
+
+    with _database() as db:
+        book = read_book(db, _flow_files())
+        click.echo(f"{'survey':<24} {'version':<8} {'questions':>9} {'responses':>9}")
+        for flow in book.current.values():
+            default = "  (default)" if flow.key == book.default_survey_key else ""
+            click.echo(
+                f"{flow.key:<24} {flow.version:<8} {len(flow.questions):>9} "
+                f"{response_count(db, flow.key):>9}{default}"
+            )
+
+
+@survey.command("results")
+@click.argument("key")
+@click.option("--since", default=None, help="only responses started on or after this date")
+@click.option(
+    "--csv",
+    "csv_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="file to write ('-' for standard output)",
+)
+def survey_results(key: str, since: str | None, csv_path: Path) -> None:
+    """Writes one CSV row per response of survey KEY (streamed: constant memory)."""
+    from datetime import timedelta
+
+    from bot.surveys import read_book, write_results_csv
+
+    ttl = timedelta(minutes=_settings().session_timeout_minutes)
+    start = _date(since)
+    with _database() as db:
+        current = read_book(db, _flow_files()).current.get(key)
+        if str(csv_path) == "-":
+            count = write_results_csv(db, key, sys.stdout, current, start, ttl)
+        else:
+            with csv_path.open("w", newline="", encoding="utf-8") as out:
+                count = write_results_csv(db, key, out, current, start, ttl)
+    click.echo(f"{count} responses written", err=True)
+
+
+@survey.command("summary")
+@click.argument("key")
+@click.option("--since", default=None, help="only responses started on or after this date")
+def survey_summary(key: str, since: str | None) -> None:
+    """Counts per option and the completion rate, per version of survey KEY."""
+    from bot.core.messages import Language
+    from bot.surveys import read_book, summarize
+
+    start = _date(since)
+    with _database() as db:
+        book = read_book(db, _flow_files())
+        free_text = frozenset(
+            q.id
+            for flow in book.versions.values()
+            if flow.key == key
+            for q in flow.questions
+            if q.type == "text"
+        )
+        summaries = summarize(db, key, start, free_text)
+    current = book.current.get(key)
+    if current is None:
+        raise click.ClickException(f"no survey {key!r} (see: bot survey list)")
+    if not summaries:
+        click.echo("no responses yet")
+    for summary in summaries:
+        flow = book.get(key, summary.version) or current
+        click.echo(
+            f"version {summary.version}: {summary.responses} responses, "
+            f"{summary.completed} completed ({summary.completion_rate:.0%})"
+        )
+        for question in flow.questions:
+            counts = summary.answers.get(question.id)
+            if question.type == "text" or not counts:
+                continue
+            click.echo(f"  {question.id}")
+            labels = {o.value: o.label for o in question.options}
+            for value, n in counts.most_common():
+                label = labels[value][Language.EN] if value in labels else value
+                click.echo(f"    {n:>6}  {label}")
+
+
+@main.group()
+def feedback() -> None:
+    """Community feedback: list, change status, answer."""
+
+
+@feedback.command("list")
+@click.option("--status", default=None, help="new, in_review, answered or closed")
+@click.option("--limit", default=50, show_default=True, type=int)
+def feedback_list(status: str | None, limit: int) -> None:
+    """The newest feedback first."""
+    from sqlalchemy import select
+
+    from bot.db.models import Feedback
+
+    query = select(Feedback).order_by(Feedback.id.desc()).limit(limit)
+    if status:
+        query = query.where(Feedback.status == status)
+    with _database() as db, db.read() as session:
+        for item in session.scalars(query):
+            click.echo(
+                f"{item.reference}  {item.created_at:%Y-%m-%d %H:%M}  {item.status:<9} "
+                f"{item.category:<10} {item.body[:60]!r}"
+            )
+
+
+@feedback.command("status")
+@click.argument("reference")
+@click.argument("status")
+def feedback_status(reference: str, status: str) -> None:
+    """Moves feedback REFERENCE to STATUS (new, in_review, answered, closed)."""
+    from bot.feedback import FeedbackError, set_status
+    from bot.runtime import Runtime
+
+    runtime = Runtime(_settings())
+    try:
+        set_status(runtime, reference, status)
+    except FeedbackError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        runtime.close()
+    click.echo(f"{reference}: {status}")
+
+
+@feedback.command("answer")
+@click.argument("reference")
+@click.argument("text")
+@click.option("--by", default="cli", show_default=True, help="who answers")
+def feedback_answer(reference: str, text: str, by: str) -> None:
+    """Answers feedback REFERENCE with TEXT, sent to the person through the outbox."""
+    from bot.feedback import FeedbackError, answer
+    from bot.runtime import Runtime
+
+    runtime = Runtime(_settings())
+    try:
+        answered = answer(runtime, reference, text, by)
+    except FeedbackError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        runtime.close()
+    click.echo(f"{reference}: answered; message {answered.message_id} queued for sending")
 
 
 @main.group()

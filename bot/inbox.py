@@ -166,6 +166,7 @@ class InboxProcessor:
                 channel=Channel(message.channel),
                 language=Language(contact.language) if contact.language else None,
                 opted_out=contact.opted_out,
+                last_language=Language(contact.last_language) if contact.last_language else None,
                 **unpack_state(contact.state),
             )
             inbound = Inbound(

@@ -6,6 +6,7 @@ The flow engine never touches the database; this module is the store's side of i
 from __future__ import annotations
 
 import csv
+import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,6 +27,11 @@ def _stored(db: Database) -> list[StoredVersion]:
     with db.read() as session:
         rows = session.execute(select(SurveyVersion).order_by(SurveyVersion.id)).scalars()
         return [StoredVersion(r.survey_key, r.version, r.digest, r.definition) for r in rows]
+
+
+def read_book(db: Database, files: FlowFiles) -> FlowBook:
+    """The flows labelled against stored versions, without storing anything."""
+    return FlowBook.from_files(files, _stored(db))
 
 
 def sync_versions(db: Database, files: FlowFiles) -> FlowBook:
@@ -111,6 +117,11 @@ FIXED_COLUMNS = [
 ]
 
 
+# Question columns are prefixed so that a question id never collides with a fixed column.
+QUESTION_PREFIX = "q_"
+PHONE = re.compile(r"^\+[0-9]{6,15}$")
+
+
 def status_now(status: str, updated_at: datetime, now: datetime, ttl: timedelta) -> str:
     """An active response nobody has touched for longer than the session lifetime is expired."""
     if status == ACTIVE and now - updated_at > ttl:
@@ -155,9 +166,10 @@ def iter_results(
                 response.completed_at.isoformat() if response.completed_at else "",
             ]
             answers = response.answers or {}
-            yield [
-                neutralize(c) for c in fixed + [_cell(answers.get(q)) for q in columns.questions]
-            ]
+            cells = [neutralize(c) for c in fixed]
+            if PHONE.match(phone):  # E.164 as we stored it: keep the "+" readable
+                cells[3] = phone
+            yield cells + [neutralize(_cell(answers.get(q))) for q in columns.questions]
             session.expunge(response)
 
 
@@ -168,13 +180,14 @@ def write_results_csv(
     current: Flow | None,
     since: datetime | None = None,
     ttl: timedelta = DEFAULT_TTL,
+    now: datetime | None = None,
 ) -> int:
     """Writes the survey's responses as CSV to `out`; returns how many rows."""
     columns = ResultColumns.for_survey(db, key, current)
     writer = csv.writer(out)
-    writer.writerow(FIXED_COLUMNS + columns.questions)
+    writer.writerow(FIXED_COLUMNS + [QUESTION_PREFIX + q for q in columns.questions])
     count = 0
-    for row in iter_results(db, key, columns, since=since, ttl=ttl):
+    for row in iter_results(db, key, columns, since=since, now=now, ttl=ttl):
         writer.writerow(row)
         count += 1
     return count

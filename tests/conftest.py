@@ -18,8 +18,10 @@ from bot.db.models import Base
 from bot.queue import make_huey
 from bot.runtime import Runtime
 from bot.settings import Settings
+from nlu.catalogue import Catalogue
 from tests.support.builders import ACCOUNT_SID, AUTH_TOKEN, BASE_URL, SMS_FROM, WHATSAPP_FROM
 from tests.support.clock import FakeClock
+from tests.support.fake_rasa import FakeRasa
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.phone import Phone
 
@@ -128,4 +130,36 @@ def client(app):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def phone(client, twilio: FakeTwilio) -> Phone:  # type: ignore[no-untyped-def]
+    return Phone(client, twilio)
+
+
+FAQ_FIXTURE = Path(__file__).resolve().parent / "support" / "faq_fixture"
+
+
+@pytest.fixture
+def rasa() -> Iterator[FakeRasa]:
+    """A scripted Rasa server: `rasa.answers[text] = [(intent, confidence), ...]`."""
+    server = FakeRasa().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def nlu_runtime(env: dict[str, str], rasa: FakeRasa, clock: FakeClock) -> Iterator[Runtime]:
+    """The service with the fake Rasa server and a small FAQ catalogue."""
+    settings = Settings.from_mapping(env | {"RASA_URL": rasa.url, "NLU_TIMEOUT_MS": "300"})
+    rt = Runtime(
+        settings,
+        huey=make_huey(settings, immediate=True),
+        clock=clock,
+        catalogue=Catalogue.load(FAQ_FIXTURE),
+    )
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def member(nlu_runtime: Runtime, twilio: FakeTwilio) -> Phone:
+    """A phone talking to the service that has NLU."""
+    client = create_app(nlu_runtime.settings, nlu_runtime).test_client()
     return Phone(client, twilio)

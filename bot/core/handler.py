@@ -25,7 +25,7 @@ from bot.core.messages import (
     Turn,
     Unanswered,
 )
-from bot.core.text import normalize
+from bot.core.text import devanagari_share, normalize
 from bot.core.understanding import NluUnavailable, Understand, Understanding
 from flows.engine import QUIT, STOPPED, Session
 from nlu.catalogue import FaqTopic
@@ -39,6 +39,8 @@ def utcnow() -> datetime:
 SIMPLE_REPLIES = {"greet": "greet", "goodbye": "goodbye", "thanks": "thanks", "help": "help_menu"}
 
 
+# The share of Devanagari letters that makes a message Nepali.
+DEVANAGARI = 0.3
 # In a free-text survey answer, a FAQ question interrupts only when the model is this sure.
 STRICT_INTERRUPT = 0.8
 
@@ -62,11 +64,19 @@ class Bot:
         self.flows = flows
         self.clock = clock
 
-    def reply_language(self, inbound: Inbound, contact: ContactState) -> Language:
-        """The contact's saved preference, else the language of the message, else English."""
+    def reply_language(
+        self, inbound: Inbound, contact: ContactState, in_flow: bool = False
+    ) -> Language:
+        """The contact's saved preference, else the language of the message, else the language
+        of our last reply, else English. In a survey the last reply's language wins over the
+        message's: "2" or "WhatsApp" does not switch a Nepali survey to English."""
         if contact.language is not None:
             return contact.language
-        return detect_language(inbound.body, self.content) or Language.EN
+        if in_flow and contact.last_language is not None:
+            if devanagari_share(inbound.body) >= DEVANAGARI:
+                return Language.NE
+            return contact.last_language
+        return detect_language(inbound.body, self.content) or contact.last_language or Language.EN
 
     def _say(self, contact: ContactState, key: str, language: Language, **kw: object) -> Outbound:
         return self._send(contact, self.content.texts.get(key, language), language, key, **kw)
@@ -94,8 +104,10 @@ class Bot:
             The messages to send, the contact's new state and any consent change.
         """
         now = inbound.received_at or self.clock()
-        language = self.reply_language(inbound, contact)
         keyword = match_keyword(inbound.body, self.content.keywords)
+        session = self.flows.active(contact) if self.flows else None
+        in_flow = session is not None and keyword is None
+        language = self.reply_language(inbound, contact, in_flow=in_flow)
 
         if contact.opted_out:
             if keyword is None or keyword.action != "opt_in":
@@ -108,7 +120,6 @@ class Bot:
                 intent="opt_in",
             )
 
-        session = self.flows.active(contact) if self.flows else None
         if self.flows is not None and session is not None and session.expired(now, self.flows.ttl):
             # Hours of silence: the session ends, its answers stay (marked incomplete).
             expired = self.flows.expire(contact, session, now)

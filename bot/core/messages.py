@@ -57,6 +57,8 @@ class ContactState:
     channel: Channel
     language: Language | None = None
     opted_out: bool = False
+    # The language of our last reply: "1" or "ok" alone says nothing about language.
+    last_language: Language | None = None
     # Conversation state the next message may refer to: offered FAQ choices, a MORE to send.
     pending: Mapping[str, Any] | None = None
     # The survey or feedback session under way (flows.engine.Session.to_dict()), if any.

@@ -90,6 +90,7 @@ class Statements:
             contacts.c.id,
             contacts.c.phone,
             contacts.c.language,
+            contacts.c.last_language,
             contacts.c.opted_out,
             contacts.c.opted_out_at,
             contacts.c.version,

@@ -3,50 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from bot.app import create_app
 from bot.db.models import Message, UnansweredQuestion
-from bot.queue import make_huey
 from bot.runtime import Runtime
-from bot.settings import Settings
-from nlu.catalogue import Catalogue
 from tests.support.clock import FakeClock
 from tests.support.fake_rasa import FakeRasa
-from tests.support.fake_twilio import FakeTwilio
 from tests.support.phone import Phone
-
-FIXTURE = Path(__file__).resolve().parent.parent / "support" / "faq_fixture"
-
-
-@pytest.fixture
-def rasa() -> Iterator[FakeRasa]:
-    server = FakeRasa().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def nlu_runtime(env: dict[str, str], rasa: FakeRasa, clock: FakeClock) -> Iterator[Runtime]:
-    settings = Settings.from_mapping(env | {"RASA_URL": rasa.url, "NLU_TIMEOUT_MS": "300"})
-    rt = Runtime(
-        settings,
-        huey=make_huey(settings, immediate=True),
-        clock=clock,
-        catalogue=Catalogue.load(FIXTURE),
-    )
-    yield rt
-    rt.close()
-
-
-@pytest.fixture
-def member(nlu_runtime: Runtime, twilio: FakeTwilio) -> Phone:
-    client = create_app(nlu_runtime.settings, nlu_runtime).test_client()
-    return Phone(client, twilio)
 
 
 def unanswered(runtime: Runtime) -> list[tuple[str, object]]:
