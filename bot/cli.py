@@ -187,6 +187,36 @@ def survey_list() -> None:
             )
 
 
+@survey.command("invite")
+@click.argument("key")
+@click.argument("phones", nargs=-1, required=True)
+def survey_invite(key: str, phones: tuple[str, ...]) -> None:
+    """Starts survey KEY for each of PHONES (contacts who have texted us or were imported)."""
+    from sqlalchemy import select
+
+    from bot.db.models import Contact
+    from bot.phone import InvalidPhone, to_e164
+    from bot.runtime import Runtime
+
+    settings = _settings()
+    runtime = Runtime(settings)
+    try:
+        for raw in phones:
+            try:
+                phone = to_e164(raw, settings.default_region)
+            except InvalidPhone as exc:
+                click.echo(f"{raw}: {exc}")
+                continue
+            with runtime.db.read() as session:
+                contact_id = session.scalar(
+                    select(Contact.id).where(Contact.phone == phone, Contact.simulated.is_(False))
+                )
+            outcome = "unknown contact" if contact_id is None else runtime.invite(contact_id, key)
+            click.echo(f"{phone}: {outcome}")
+    finally:
+        runtime.close()
+
+
 @survey.command("results")
 @click.argument("key")
 @click.option("--since", default=None, help="only responses started on or after this date")

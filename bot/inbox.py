@@ -30,6 +30,7 @@ from bot.core.messages import (
 from bot.core.segments import count_segments
 from bot.db.database import Database
 from bot.db.models import utcnow
+from flows.schema import Flow
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,18 @@ def accept(
             },
         ).scalar_one_or_none()
     return Accepted(message_id, contact_id, duplicate=message_id is None)
+
+
+def contact_state(contact: Any, channel: Channel) -> ContactState:
+    """The core's view of a contact row."""
+    return ContactState(
+        phone=contact.phone,
+        channel=channel,
+        language=Language(contact.language) if contact.language else None,
+        opted_out=contact.opted_out,
+        last_language=Language(contact.last_language) if contact.last_language else None,
+        **unpack_state(contact.state),
+    )
 
 
 def response_row(progress: FlowProgress, contact_id: int) -> dict[str, Any]:
@@ -161,14 +174,7 @@ class InboxProcessor:
                 message = conn.execute(sql.oldest_received, {"contact_id": contact_id}).first()
             if contact is None or message is None:
                 break
-            state = ContactState(
-                phone=contact.phone,
-                channel=Channel(message.channel),
-                language=Language(contact.language) if contact.language else None,
-                opted_out=contact.opted_out,
-                last_language=Language(contact.last_language) if contact.last_language else None,
-                **unpack_state(contact.state),
-            )
+            state = contact_state(contact, Channel(message.channel))
             inbound = Inbound(
                 channel=Channel(message.channel),
                 sender=contact.phone,
@@ -189,7 +195,42 @@ class InboxProcessor:
                 break
         return handled
 
-    def _commit_turn(self, contact: Any, message_id: int, turn: Turn) -> tuple[list[SendJob], bool]:
+    def start_flow(self, contact_id: int, flow: Flow) -> str:
+        """Starts a survey for a contact from outside a conversation (an invitation).
+
+        Returns `started`, or why not: `unknown`, `opted_out`, `busy` (in another flow),
+        `done` (already completed this version), `disabled` (no flows configured).
+        """
+        conversations = self.bot.flows
+        if conversations is None:
+            return "disabled"
+        sql = self.db.sql
+        for _ in range(10):
+            with self.db.begin_read() as conn:
+                contact = conn.execute(sql.contact_by_id, {"contact_id": contact_id}).first()
+            if contact is None:
+                return "unknown"
+            if contact.opted_out:
+                return "opted_out"
+            state = contact_state(contact, Channel(contact.channel))
+            if conversations.active(state) is not None:
+                return "busy"
+            language = state.language or state.last_language or Language.EN
+            turn = conversations.begin(state, flow, language, self.clock())
+            if turn is None:
+                return "done"
+            try:
+                jobs, _ = self._commit_turn(contact, None, turn)
+            except _Conflict:
+                continue
+            if jobs:
+                self.send(jobs)
+            return "started"
+        raise RuntimeError(f"contact {contact_id} kept changing; try again")
+
+    def _commit_turn(
+        self, contact: Any, message_id: int | None, turn: Turn
+    ) -> tuple[list[SendJob], bool]:
         """Writes one turn atomically. Returns the claimed sends and whether more messages wait."""
         if self.committer is not None:
             return self.committer.commit(contact, message_id, turn)
@@ -197,11 +238,12 @@ class InboxProcessor:
             return self.write_turn(conn, contact, message_id, turn)
 
     def write_turn(
-        self, conn: Connection, contact: Any, message_id: int, turn: Turn
+        self, conn: Connection, contact: Any, message_id: int | None, turn: Turn
     ) -> tuple[list[SendJob], bool]:
         """The statements of one turn, inside the caller's transaction.
 
         The contact's version is checked first, so a turn that lost a race writes nothing.
+        `message_id` is the inbound message handled, or None for a turn we began ourselves.
         """
         now = self.clock()
         sql = self.db.sql
@@ -226,19 +268,20 @@ class InboxProcessor:
         )
         if bumped.rowcount != 1:
             raise _Conflict
-        claimed = conn.execute(
-            sql.mark_processed,
-            {
-                "message_id": message_id,
-                "intent": turn.intent,
-                "confidence": turn.confidence,
-                "language": reply_language,
-                "now": now,
-            },
-        )
-        if claimed.rowcount != 1:
-            # Every writer of a message bumps its contact's version, so this cannot happen.
-            raise RuntimeError(f"message {message_id} was handled without a version change")
+        if message_id is not None:
+            claimed = conn.execute(
+                sql.mark_processed,
+                {
+                    "message_id": message_id,
+                    "intent": turn.intent,
+                    "confidence": turn.confidence,
+                    "language": reply_language,
+                    "now": now,
+                },
+            )
+            if claimed.rowcount != 1:
+                # Every writer of a message bumps its contact's version: this cannot happen.
+                raise RuntimeError(f"message {message_id} was handled without a version change")
         if turn.consent is not None:
             conn.execute(
                 sql.insert_consent,
@@ -250,7 +293,7 @@ class InboxProcessor:
                     "created_at": now,
                 },
             )
-        if turn.unanswered is not None:
+        if turn.unanswered is not None and message_id is not None:
             conn.execute(
                 sql.insert_unanswered,
                 {
@@ -315,7 +358,7 @@ class InboxProcessor:
 @dataclass
 class _Pending:
     contact: Any
-    message_id: int
+    message_id: int | None
     turn: Turn
     future: Future[tuple[list[SendJob], bool]]
 
@@ -332,7 +375,9 @@ class GroupCommitter:
         self._processor = processor
         self._batches = BatchThread(self._commit, max_batch, name="turn-committer")
 
-    def commit(self, contact: Any, message_id: int, turn: Turn) -> tuple[list[SendJob], bool]:
+    def commit(
+        self, contact: Any, message_id: int | None, turn: Turn
+    ) -> tuple[list[SendJob], bool]:
         """Blocks until the turn is committed; raises what committing it raised."""
         pending = _Pending(contact, message_id, turn, Future())
         self._batches.put(pending)

@@ -141,6 +141,14 @@ class Runtime:
         except Exception:
             log.exception("could not enqueue contact %s; the sweeper will retry", contact_id)
 
+    def invite(self, contact_id: int, survey_key: str | None = None) -> str:
+        """Starts a survey (the default one unless named) for a contact: a broadcast's or the
+        dashboard's invitation. Returns `started` or why not (see InboxProcessor.start_flow)."""
+        flow = self.flows.survey(survey_key)
+        if flow is None:
+            return "no_survey"
+        return self.inbox.start_flow(contact_id, flow)
+
     # -- worker side ------------------------------------------------------------------------
 
     def _process_contact(self, contact_id: int) -> None:

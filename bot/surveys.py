@@ -140,37 +140,50 @@ def iter_results(
 ) -> Iterator[list[str]]:
     """One CSV row per response, streamed from the database (constant memory)."""
     now = now or utcnow()
+    r = SurveyResponse.__table__.c
     query = (
-        select(SurveyResponse, Contact.phone)
-        .join(Contact, Contact.id == SurveyResponse.contact_id)
-        .where(SurveyResponse.survey_key == key)
-        .order_by(SurveyResponse.id)
+        select(
+            r.id,
+            r.survey_key,
+            r.version,
+            Contact.__table__.c.phone,
+            r.channel,
+            r.language,
+            r.status,
+            r.started_at,
+            r.updated_at,
+            r.completed_at,
+            r.answers,
+        )
+        .join(Contact.__table__, Contact.__table__.c.id == r.contact_id)
+        .where(r.survey_key == key)
+        .order_by(r.id)
     )
     if since is not None:
-        query = query.where(SurveyResponse.started_at >= since)
-    with db.read() as session:
-        rows = session.execute(query.execution_options(yield_per=batch))
-        for response, phone in rows:
-            status = status_now(response.status, response.updated_at, now, ttl)
+        query = query.where(r.started_at >= since)
+    # Core rows, streamed from a server-side cursor in batches: memory stays flat.
+    with db.begin_read() as conn:
+        rows = conn.execution_options(stream_results=True, yield_per=batch).execute(query)
+        for row in rows:
+            status = status_now(row.status, row.updated_at, now, ttl)
             fixed = [
-                str(response.id),
-                response.survey_key,
-                response.version,
-                phone,
-                response.channel,
-                response.language,
+                str(row.id),
+                row.survey_key,
+                row.version,
+                row.phone,
+                row.channel,
+                row.language,
                 status,
                 "yes" if status == COMPLETED else "no",
-                response.started_at.isoformat(),
-                response.updated_at.isoformat(),
-                response.completed_at.isoformat() if response.completed_at else "",
+                row.started_at.isoformat(),
+                row.updated_at.isoformat(),
+                row.completed_at.isoformat() if row.completed_at else "",
             ]
-            answers = response.answers or {}
+            answers = row.answers or {}
             cells = [neutralize(c) for c in fixed]
-            if PHONE.match(phone):  # E.164 as we stored it: keep the "+" readable
-                cells[3] = phone
+            if PHONE.match(row.phone):  # E.164 as we stored it: keep the "+" readable
+                cells[3] = row.phone
             yield cells + [neutralize(_cell(answers.get(q))) for q in columns.questions]
-            session.expunge(response)
 
 
 def write_results_csv(

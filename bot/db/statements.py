@@ -89,6 +89,7 @@ class Statements:
         self.contact_by_id = select(
             contacts.c.id,
             contacts.c.phone,
+            contacts.c.channel,
             contacts.c.language,
             contacts.c.last_language,
             contacts.c.opted_out,

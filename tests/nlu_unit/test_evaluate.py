@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from bot.core.content import ContentError
 from bot.core.faq import NluPolicy
 from bot.core.understanding import Candidate, Understanding
-from nlu.evaluate import evaluate, load_eval_set, report
+from nlu.evaluate import cv_summary, evaluate, load_eval_set, main, report
 
 
 def model(table: dict[str, tuple[str, float]]):  # type: ignore[no-untyped-def]
@@ -46,3 +47,70 @@ def test_shipped_eval_set_loads_and_bad_one_is_named(tmp_path: Path) -> None:
     bad.write_text("- text: hi\n  expect: greet\n  lang: fr\n", encoding="utf-8")
     with pytest.raises(ContentError, match="item 1"):
         load_eval_set(bad)
+
+
+# A tiny `rasa test nlu --cross-validation` output: sklearn's report as Rasa writes it, and the
+# lines of Rasa's log that carry the fold means.
+CV_REPORT = {
+    "faq_steps": {
+        "precision": 0.8, "recall": 0.8, "f1-score": 0.8, "support": 5,
+        "confused_with": {"faq_strategies": 1},
+    },
+    "faq_strategies": {
+        "precision": 0.75, "recall": 0.6, "f1-score": 0.667, "support": 5,
+        "confused_with": {"faq_steps": 1, "out_of_scope": 1},
+    },
+    "out_of_scope": {
+        "precision": 0.909, "recall": 1.0, "f1-score": 0.952, "support": 10, "confused_with": {},
+    },
+    "accuracy": 0.85,
+    "macro avg": {"precision": 0.82, "recall": 0.8, "f1-score": 0.806, "support": 20},
+    "weighted avg": {"precision": 0.84, "recall": 0.85, "f1-score": 0.843, "support": 20},
+}  # fmt: skip
+CV_LOG = """\
+2026-11-25 00:29:29 INFO     rasa.model_testing  - CV evaluation (n=3)
+2026-11-25 00:29:29 INFO     rasa.model_testing  - Intent evaluation results
+2026-11-25 00:29:29 INFO     rasa.nlu.test  - train Accuracy: 0.990 (0.005)
+2026-11-25 00:29:29 INFO     rasa.nlu.test  - train F1-score: 0.989 (0.006)
+2026-11-25 00:29:29 INFO     rasa.nlu.test  - train Precision: 0.991 (0.004)
+2026-11-25 00:29:29 INFO     rasa.nlu.test  - test Accuracy: 0.850 (0.021)
+2026-11-25 00:29:29 INFO     rasa.nlu.test  - test F1-score: 0.840 (0.030)
+"""
+
+
+def write_cv(folder: Path, log: str | None = CV_LOG) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "intent_report.json").write_text(json.dumps(CV_REPORT), encoding="utf-8")
+    if log is not None:
+        (folder / "rasa.log").write_text(log, encoding="utf-8")
+    return folder
+
+
+def test_cv_summary_reads_rasa_reports(tmp_path: Path) -> None:
+    summary = cv_summary(write_cv(tmp_path / "cv"), top=2)
+    assert "20 examples, 3 folds" in summary
+    assert "| train | 99.0% ± 0.5% | - | 98.9% ± 0.6% |" in summary
+    assert "| test | 85.0% ± 2.1% | 80.6% | 84.3% ± 3.0% |" in summary
+    # Most frequent first, ties by name; only `top` of them.
+    assert summary.endswith("faq_steps → faq_strategies 1, faq_strategies → faq_steps 1")
+
+
+def test_cv_summary_without_log_or_report(tmp_path: Path) -> None:
+    summary = cv_summary(write_cv(tmp_path / "cv", log=None))
+    assert "| train" not in summary
+    assert "| test | 85.0% | 80.6% | 84.3% |" in summary
+    assert "faq_strategies → out_of_scope 1" in summary
+    with pytest.raises(ContentError, match="no cross-validation report"):
+        cv_summary(tmp_path / "missing")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "intent_report.json").write_text("[]", encoding="utf-8")
+    with pytest.raises(ContentError, match="expected Rasa's intent report"):
+        cv_summary(tmp_path / "bad")
+
+
+def test_cv_command_prints_the_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["--cv", str(write_cv(tmp_path / "cv"))])
+    assert "| test | 85.0%" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--cv", str(tmp_path / "missing")])
+    assert exit_info.value.code == 1

@@ -254,3 +254,21 @@ def test_whatsapp_responses_record_the_channel(  # type: ignore[no-untyped-def]
     assert contact.state is not None and contact.state["session"]["answers"] == {
         "main_issue": "water"
     }
+
+
+def test_an_invitation_starts_the_survey_and_replies_continue_it(
+    phone: Phone, runtime: Runtime
+) -> None:
+    phone.send("नमस्ते")  # a known contact, last spoken to in Nepali
+    with runtime.db.read() as s:
+        contact_id = s.scalars(select(Contact.id)).one()
+    assert runtime.invite(contact_id) == "started"
+    [question] = phone.replies()
+    assert "सबैभन्दा ठूलो समस्या" in question
+    assert runtime.invite(contact_id) == "busy"
+    assert "३ वटासम्म" in phone.send("1")[0]
+    phone.send("STOP")
+    assert runtime.invite(contact_id) == "opted_out"
+    assert runtime.invite(contact_id, "no_such_survey") == "no_survey"
+    assert runtime.invite(contact_id + 1000) == "unknown"
+    assert phone.replies() == []
