@@ -105,6 +105,7 @@ def contact_state(contact: Any, channel: Channel) -> ContactState:
         language=Language(contact.language) if contact.language else None,
         opted_out=contact.opted_out,
         last_language=Language(contact.last_language) if contact.last_language else None,
+        paused_until=contact.paused_until,
         **unpack_state(contact.state),
     )
 

@@ -120,6 +120,10 @@ class Bot:
                 intent="opt_in",
             )
 
+        paused = contact.paused_until is not None and now < contact.paused_until
+        if paused and (keyword is None or keyword.action not in ("opt_out", "opt_in")):
+            # A coordinator or mobilizer is answering by hand; STOP and START still work.
+            return Turn(contact=contact, intent="handoff")
         if self.flows is not None and session is not None and session.expired(now, self.flows.ttl):
             # Hours of silence: the session ends, its answers stay (marked incomplete).
             expired = self.flows.expire(contact, session, now)

@@ -65,6 +65,8 @@ class ContactState:
     session: Mapping[str, Any] | None = None
     # Surveys this contact completed, as "key@version": they are not asked twice.
     done: tuple[str, ...] = ()
+    # Human handoff: a person answers this contact until then; the bot stays quiet.
+    paused_until: datetime | None = None
 
     def stored(self) -> dict[str, Any] | None:
         """The conversation state as the contact row keeps it (JSON)."""

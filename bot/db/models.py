@@ -83,6 +83,12 @@ class Contact(Base):
     state: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # Bumped by every conversation-state change: concurrent workers detect each other with it.
     version: Mapped[int] = mapped_column(Integer, default=0)
+    # Where the contact lives, for broadcast audiences (imported, or set by a mobilizer).
+    district: Mapped[str | None] = mapped_column(String(64), index=True)
+    municipality: Mapped[str | None] = mapped_column(String(64))
+    ward: Mapped[str | None] = mapped_column(String(16))
+    # Human handoff: until then the bot does not answer automatically (a person does).
+    paused_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -93,6 +99,8 @@ class Message(Base):
     __tablename__ = "messages"
     __table_args__ = (
         UniqueConstraint("in_reply_to_id", "seq"),
+        UniqueConstraint("broadcast_run_id", "contact_id"),
+        Index("ix_messages_broadcast_run_id_status_id", "broadcast_run_id", "status", "id"),
         Index("ix_messages_contact_id_id", "contact_id", "id"),
         Index("ix_messages_direction_status_id", "direction", "status", "id"),
     )
@@ -106,6 +114,8 @@ class Message(Base):
     # repeated webhook delivery is recognised and never processed twice.
     provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
     status: Mapped[str] = mapped_column(String(16))
+    # Set on a broadcast's messages: one per contact per run, however often fan-out restarts.
+    broadcast_run_id: Mapped[int | None] = mapped_column(ForeignKey("broadcast_runs.id"))
     kind: Mapped[str | None] = mapped_column(String(32))
     intent: Mapped[str | None] = mapped_column(String(64))
     confidence: Mapped[float | None] = mapped_column(Float)
@@ -238,3 +248,106 @@ class Feedback(Base):
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class ContactGroup(Base):
+    """A contact's groups or tags ("ward-3", "mothers-group"): broadcast audiences use them."""
+
+    __tablename__ = "contact_groups"
+
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), primary_key=True)
+    group_name: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+class User(Base):
+    """A person who runs the service: admin, coordinator or mobilizer."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    email: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    # A mobilizer's registered phone (E.164): BROADCAST by SMS is accepted only from it.
+    phone: Mapped[str | None] = mapped_column(String(20), unique=True)
+    role: Mapped[str] = mapped_column(String(16))  # admin, coordinator, mobilizer
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class UserGroup(Base):
+    """The groups a mobilizer is assigned to: their contacts, conversations, broadcasts."""
+
+    __tablename__ = "user_groups"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    group_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class AuditEvent(Base):
+    """Who did what: refused BROADCAST attempts, manual replies, user changes."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class Broadcast(Base):
+    """An awareness message to an audience, now, once at a time, or recurring."""
+
+    __tablename__ = "broadcasts"
+    __table_args__ = (Index("ix_broadcasts_status_id", "status", "id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    body_en: Mapped[str] = mapped_column(Text)
+    body_ne: Mapped[str] = mapped_column(Text)
+    # Filters: {"groups": [...], "languages": [...], "channels": [...], "district": ...}
+    audience: Mapped[dict[str, Any]] = mapped_column(JSON)
+    schedule: Mapped[str] = mapped_column(String(16))  # now, once, recurring
+    send_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cron: Mapped[str | None] = mapped_column(String(100))  # "0 8 * * sun" (local time)
+    timezone: Mapped[str] = mapped_column(String(64))
+    survey_key: Mapped[str | None] = mapped_column(String(48))  # invite into this survey
+    # Approved WhatsApp templates for outside the 24-hour window, per language.
+    template_en: Mapped[str | None] = mapped_column(String(64))
+    template_ne: Mapped[str | None] = mapped_column(String(64))
+    # draft, scheduled, sending, sent, canceled
+    status: Mapped[str] = mapped_column(String(16))
+    created_by: Mapped[str] = mapped_column(String(200))
+    # The MessageSid of the SMS that created it: a repeated webhook makes no second draft.
+    source_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class BroadcastRun(Base):
+    """One sending of a broadcast (a recurring one has one per occurrence)."""
+
+    __tablename__ = "broadcast_runs"
+    __table_args__ = (
+        UniqueConstraint("broadcast_id", "scheduled_for"),
+        Index("ix_broadcast_runs_status_id", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    broadcast_id: Mapped[int] = mapped_column(ForeignKey("broadcasts.id"), index=True)
+    scheduled_for: Mapped[datetime] = mapped_column(UTCDateTime)
+    # planning (fan-out), sending, done, canceled
+    status: Mapped[str] = mapped_column(String(16))
+    # Fan-out resumes after the last contact id it planned.
+    planned_through: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), default=0
+    )
+    planned: Mapped[int] = mapped_column(Integer, default=0)
+    # A worker that works on the run holds it until then (fan-out or sending).
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

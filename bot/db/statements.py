@@ -96,6 +96,7 @@ class Statements:
             contacts.c.opted_out_at,
             contacts.c.version,
             contacts.c.state,
+            contacts.c.paused_until,
         ).where(contacts.c.id == bindparam("contact_id"))
 
         self.oldest_received = (

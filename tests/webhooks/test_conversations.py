@@ -67,3 +67,23 @@ def test_message_from_opted_out_contact_is_still_stored(phone: Phone, runtime: R
         ).all()
     assert [m.status for m in inbound] == ["processed", "processed"]
     assert inbound[-1].intent == "ignored_opted_out"
+
+
+def test_a_paused_contact_gets_no_automatic_answer_but_stop_still_works(
+    phone: Phone, runtime: Runtime
+) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    assert phone.send("hello")
+    with runtime.db.write() as s:
+        s.execute(update(Contact).values(paused_until=runtime.clock() + timedelta(hours=1)))
+    assert phone.send("what is social mobilization") == []  # a person answers by hand
+    [confirmation] = phone.send("STOP")
+    assert "START" in confirmation
+    with runtime.db.read() as s:
+        intents = s.scalars(
+            select(Message.intent).where(Message.direction == "in").order_by(Message.id)
+        ).all()
+    assert intents[1:] == ["handoff", "opt_out"]
