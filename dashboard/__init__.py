@@ -1,0 +1,1 @@
+"""The coordinators' and mobilizers' web dashboard (Flask blueprint, login and roles)."""
