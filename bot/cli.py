@@ -556,3 +556,13 @@ def _stop(children: list[subprocess.Popen[bytes]]) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _register_plugins() -> None:
+    """Command groups that live beside their packages."""
+    from dashboard.cli import users
+
+    main.add_command(users)
+
+
+_register_plugins()
