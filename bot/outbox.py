@@ -22,12 +22,16 @@ from bot.inbox import DEFAULT_CLAIM, DISPATCHING, SendJob
 log = logging.getLogger(__name__)
 
 PENDING = "pending"
+# A broadcast's row waiting for its turn at the sender's pace (bot/broadcasts/sending.py).
+PLANNED = "planned"
+CANCELED = "canceled"
 FAILED = "failed"
 SKIPPED = "skipped"
 OPTED_OUT_ERROR = 21610  # Twilio: the recipient replied STOP to this sender
 
 # Statuses only move forward: a late "sent" never overwrites "delivered".
 STATUS_RANK = {
+    PLANNED: 0,
     PENDING: 0,
     DISPATCHING: 1,
     "accepted": 2,
@@ -40,7 +44,7 @@ STATUS_RANK = {
     "delivered": 7,
     "read": 8,
 }
-FINAL = {SKIPPED, "canceled"}
+FINAL = {SKIPPED, CANCELED}
 
 
 def moves_forward(current: str, new: str) -> bool:
@@ -133,6 +137,8 @@ class Outbox:
             language=Language(row.language or "en"),
             kind=row.kind or "reply",
             allow_opted_out=row.allow_opted_out,
+            content_sid=(row.extra or {}).get("content_sid"),
+            content_variables=(row.extra or {}).get("content_variables"),
         )
         return SendJob(message_id, row.contact_id, outbound, row.attempts)
 

@@ -7,6 +7,7 @@ and the sweeper, which re-enqueues whatever a crash or a lost task left behind.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -14,6 +15,9 @@ from datetime import datetime, timedelta
 from huey import Huey
 from sqlalchemy import select, update
 
+from bot.broadcasts.fanout import plan_run
+from bot.broadcasts.pacing import Pacer
+from bot.broadcasts.sending import send_slice
 from bot.channels.base import ChannelAdapter
 from bot.channels.console import ConsoleChannel
 from bot.core.content import Content
@@ -21,7 +25,7 @@ from bot.core.conversations import Conversations
 from bot.core.handler import Bot
 from bot.core.messages import Channel, Inbound
 from bot.db.database import Database
-from bot.db.models import Message, utcnow
+from bot.db.models import BroadcastRun, Message, utcnow
 from bot.inbox import DISPATCHING, RECEIVED, Accepted, InboxProcessor, SendJob, accept
 from bot.outbox import PENDING, Outbox, RetryPolicy
 from bot.queue import make_huey
@@ -100,6 +104,9 @@ class Runtime:
         self.channels = dict(channels) if channels is not None else default_channels(settings)
         self.process_task = self.huey.task(name="process_contact")(self._process_contact)
         self.retry_task = self.huey.task(name="send_retry")(self._send_retry)
+        self.broadcast_plan_task = self.huey.task(name="broadcast_plan")(self._plan_broadcast)
+        self.broadcast_send_task = self.huey.task(name="broadcast_send")(self._send_broadcast)
+        self.pacer = Pacer(settings.redis_url)
         self.outbox = Outbox(
             self.db,
             self.channels,
@@ -149,6 +156,27 @@ class Runtime:
             return "no_survey"
         return self.inbox.start_flow(contact_id, flow)
 
+    def enqueue_broadcast_plan(self, run_id: int) -> None:
+        """Asks a worker to plan a broadcast run (fan-out)."""
+        try:
+            self.broadcast_plan_task(run_id)
+        except Exception:
+            log.exception("could not enqueue planning of run %s; the sweeper will", run_id)
+
+    def enqueue_broadcast_send(
+        self, run_id: int, token: datetime | None = None, at: datetime | None = None
+    ) -> None:
+        """Asks a worker to send the next slice of a run (at `at`, if given)."""
+        args = (run_id, token.isoformat() if token else None)
+        try:
+            if at is not None and at > self.clock():
+                delay = (at - self.clock()).total_seconds()
+                self.broadcast_send_task.schedule(args=args, delay=delay)
+            else:
+                self.broadcast_send_task(*args)
+        except Exception:
+            log.exception("could not enqueue sending of run %s; the sweeper will", run_id)
+
     # -- worker side ------------------------------------------------------------------------
 
     def _process_contact(self, contact_id: int) -> None:
@@ -164,6 +192,23 @@ class Runtime:
             except Exception:
                 # The row stays claimed; the sweeper hands it out again when the claim ends.
                 log.exception("sending message %s failed unexpectedly", job.message_id)
+
+    def _plan_broadcast(self, run_id: int) -> None:
+        plan_run(self, run_id)
+
+    def _send_broadcast(self, run_id: int, token: str | None = None) -> None:
+        result = send_slice(self, run_id, datetime.fromisoformat(token) if token else None)
+        if result.state in ("more", "quiet") and result.resume_at is not None:
+            at = result.resume_at if result.state == "quiet" else None
+            self.enqueue_broadcast_send(run_id, token=result.resume_at, at=at)
+
+    def dispatch_broadcast(self, job: SendJob) -> None:
+        """Hands one broadcast message to the sender, waiting while too many are in flight."""
+        if self.sender is not None:
+            limit = 2 * self.settings.send_concurrency
+            while self.sender.in_flight >= limit:
+                time.sleep(0.005)
+        self._dispatch([job])
 
     def _send_retry(self, message_id: int) -> None:
         if self.outbox.claim(message_id) and (job := self.outbox.load(message_id)) is not None:
@@ -212,6 +257,18 @@ class Runtime:
                 .scalars()
                 .all()
             )
+        with self.db.read() as session:
+            stalled = session.execute(
+                select(BroadcastRun.id, BroadcastRun.status)
+                .where(BroadcastRun.status.in_(("planning", "sending")))
+                .where((BroadcastRun.claimed_until.is_(None)) | (BroadcastRun.claimed_until < now))
+                .limit(limit)
+            ).all()
+        for run_id, status in stalled:
+            if status == "planning":
+                self.enqueue_broadcast_plan(run_id)
+            else:
+                self.enqueue_broadcast_send(run_id)
         for contact_id in contact_ids:
             self.enqueue_contact(contact_id)
         for message_id in [*due, *reclaimed]:

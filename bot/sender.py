@@ -30,6 +30,12 @@ class AsyncSender:
         self._thread = threading.Thread(target=self._loop.run_forever, name="sender", daemon=True)
         self._thread.start()
 
+    @property
+    def in_flight(self) -> int:
+        """Batches submitted and not finished yet."""
+        with self._lock:
+            return len(self._pending)
+
     def submit(self, jobs: list[SendJob]) -> None:
         """Queues the jobs; returns at once."""
         future = asyncio.run_coroutine_threadsafe(self._send_in_order(jobs), self._loop)

@@ -11,8 +11,10 @@ import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import time
 from pathlib import Path
 from urllib.parse import urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_VAR_DIR = PROJECT_ROOT / "var"
@@ -70,6 +72,35 @@ def _bool(name: str, value: str) -> bool:
     raise SettingsError(f"{name} must be true or false, got {value!r}")
 
 
+def _quiet_hours(value: str) -> tuple[time, time] | None:
+    if value.strip().lower() in ("", "none", "off"):
+        return None
+    try:
+        start, end = (time.fromisoformat(part.strip()) for part in value.split("-"))
+    except ValueError:
+        raise SettingsError(
+            f"QUIET_HOURS must look like 21:00-07:00 (or 'off'), got {value!r}"
+        ) from None
+    return start, end
+
+
+def _rates(name: str, value: str, keys_like: str) -> dict[str, float]:
+    """Parses "sms=1,whatsapp=20,+15005550006=2" style lists of non-negative numbers."""
+    rates: dict[str, float] = {}
+    for item in value.split(","):
+        if not item.strip():
+            continue
+        key, sep, number = item.partition("=")
+        try:
+            rate = float(number)
+        except ValueError:
+            rate = -1.0
+        if not sep or not key.strip() or rate < 0:
+            raise SettingsError(f"{name} must be a list like {keys_like}, got {item.strip()!r}")
+        rates[key.strip()] = rate
+    return rates
+
+
 def _phone_sender(name: str, value: str, whatsapp: bool) -> str:
     bare = value.removeprefix("whatsapp:")
     if not (bare.startswith("+") and bare[1:].isdigit() and 8 <= len(bare) <= 16):
@@ -105,6 +136,15 @@ class Settings:
     claim_seconds: int = 120
     # A survey or feedback session ends after this many minutes of silence (answers kept).
     session_timeout_minutes: int = 24 * 60
+    # Broadcasts: the deployment's time zone, quiet hours (local, start-end; None = none),
+    # pace in segments (SMS) or messages (WhatsApp) per second per sender (0 = unpaced),
+    # price per segment by "channel" or "channel:+countrycode", and APScheduler's grace.
+    timezone: str = "Asia/Kathmandu"
+    quiet_hours: tuple[time, time] | None = (time(21, 0), time(7, 0))
+    pace: Mapping[str, float] = field(default_factory=lambda: {"sms": 1.0, "whatsapp": 20.0})
+    prices: Mapping[str, float] = field(default_factory=lambda: {"sms": 0.0079, "whatsapp": 0.005})
+    currency: str = "USD"
+    misfire_grace_seconds: int = 3600
     send_timeout_seconds: int = 10
     send_max_attempts: int = 6
     simulator_enabled: bool = True
@@ -114,6 +154,17 @@ class Settings:
     def twilio_enabled(self) -> bool:
         """True when outbound messages go to Twilio rather than the console channel."""
         return bool(self.twilio_account_sid and self.twilio_auth_token)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The deployment's time zone (schedules and quiet hours are local times)."""
+        return ZoneInfo(self.timezone)
+
+    def pace_for(self, channel: str, sender: str | None) -> float:
+        """Segments (SMS) or messages (WhatsApp) per second for a sender; 0 means unpaced."""
+        if sender and sender in self.pace:
+            return self.pace[sender]
+        return self.pace.get(channel, 0.0)
 
     @property
     def queue_path(self) -> Path:
@@ -181,7 +232,27 @@ class Settings:
                 "is required when TWILIO_ACCOUNT_SID is set"
             )
 
+        timezone = get("TIMEZONE") or "Asia/Kathmandu"
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SettingsError(
+                f"TIMEZONE must be a time zone like Asia/Kathmandu, got {timezone!r}"
+            ) from None
+
         return cls(
+            timezone=timezone,
+            quiet_hours=_quiet_hours(env.get("QUIET_HOURS", "21:00-07:00")),
+            pace={"sms": 1.0, "whatsapp": 20.0}
+            | _rates("BROADCAST_PACE", get("BROADCAST_PACE") or "", "sms=1,whatsapp=20"),
+            prices={"sms": 0.0079, "whatsapp": 0.005}
+            | _rates(
+                "PRICE_PER_SEGMENT", get("PRICE_PER_SEGMENT") or "", "sms=0.0079,sms:+977=0.02"
+            ),
+            currency=get("CURRENCY") or "USD",
+            misfire_grace_seconds=_int(
+                "MISFIRE_GRACE_SECONDS", get("MISFIRE_GRACE_SECONDS") or "3600", 1, 7 * 86400
+            ),
             database_url=database_url,
             secret_key=secret_key,
             var_dir=var_dir,

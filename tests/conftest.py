@@ -163,3 +163,12 @@ def member(nlu_runtime: Runtime, twilio: FakeTwilio) -> Phone:
     """A phone talking to the service that has NLU."""
     client = create_app(nlu_runtime.settings, nlu_runtime).test_client()
     return Phone(client, twilio)
+
+
+@pytest.fixture
+def unpaced_runtime(env: dict[str, str], clock: FakeClock) -> Iterator[Runtime]:
+    """The service with broadcasts unpaced (pace has its own benchmark)."""
+    settings = Settings.from_mapping(env | {"BROADCAST_PACE": "sms=0,whatsapp=0"})
+    rt = Runtime(settings, huey=make_huey(settings, immediate=True), clock=clock)
+    yield rt
+    rt.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import urllib.request
 
 import aiohttp
@@ -96,7 +97,14 @@ class TwilioChannel:
 
     def _params(self, message: Outbound) -> dict[str, str]:
         to = f"whatsapp:{message.to}" if self.channel is Channel.WHATSAPP else message.to
-        params: dict[str, str] = {"to": to, "body": message.body}
+        params: dict[str, str] = {"to": to}
+        if message.content_sid:
+            params["content_sid"] = message.content_sid
+            params["content_variables"] = json.dumps(
+                dict(message.content_variables or {}), ensure_ascii=False
+            )
+        else:
+            params["body"] = message.body
         if self.from_:
             params["from_"] = self.from_
         elif self.messaging_service_sid:

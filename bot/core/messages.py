@@ -47,6 +47,9 @@ class Outbound:
     language: Language
     kind: str = "reply"
     allow_opted_out: bool = False
+    # An approved WhatsApp template (outside the 24-hour window): sent instead of the body.
+    content_sid: str | None = None
+    content_variables: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)

@@ -174,6 +174,7 @@ class Statements:
                 messages.c.language,
                 messages.c.allow_opted_out,
                 messages.c.attempts,
+                messages.c.extra,
                 contacts.c.id.label("contact_id"),
                 contacts.c.phone,
                 contacts.c.opted_out,

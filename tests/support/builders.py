@@ -58,3 +58,44 @@ def make_contact(
     return ContactState(
         phone="+9779800000001", channel=channel, language=language, opted_out=opted_out
     )
+
+
+def add_contact(  # type: ignore[no-untyped-def]
+    db,
+    phone: str | None = None,
+    *,
+    channel: str = "sms",
+    language: str | None = None,
+    groups: tuple[str, ...] = (),
+    has_sms: bool | None = None,
+    has_whatsapp: bool | None = None,
+    opted_out: bool = False,
+    last_inbound_at=None,
+    district: str | None = None,
+    ward: str | None = None,
+) -> int:
+    """Stores a contact (as an import would) and returns its id."""
+    from bot.db.models import Contact, ContactGroup, utcnow
+
+    now = utcnow()
+    with db.write() as session:
+        contact = Contact(
+            phone=phone or new_phone(),
+            simulated=False,
+            channel=channel,
+            has_sms=channel == "sms" if has_sms is None else has_sms,
+            has_whatsapp=channel == "whatsapp" if has_whatsapp is None else has_whatsapp,
+            language=language,
+            opted_out=opted_out,
+            last_inbound_at=last_inbound_at,
+            district=district,
+            ward=ward,
+            version=0,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(contact)
+        session.flush()
+        for group in groups:
+            session.add(ContactGroup(contact_id=contact.id, group_name=group))
+        return contact.id
