@@ -458,10 +458,29 @@ def worker(sweep_every: float) -> None:
 
 
 @main.command()
+@click.option("--poll", default=5.0, show_default=True, help="seconds between schedule checks")
+def scheduler(poll: float) -> None:
+    """Runs the broadcast scheduler. Start several: exactly one is active, the rest wait."""
+    from bot.broadcasts.scheduler import BroadcastScheduler
+    from bot.runtime import Runtime
+
+    runtime = Runtime(_settings())
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        BroadcastScheduler(runtime, poll_seconds=poll).run(stop)
+    except KeyboardInterrupt:
+        stop.set()
+    finally:
+        runtime.close()
+
+
+@main.command()
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--rasa-port", default=5005, show_default=True, type=int)
 def run(port: int, rasa_port: int) -> None:
-    """Runs everything on one machine: migrations, Rasa, web and worker. Ctrl-C stops it all.
+    """Runs everything on one machine: migrations, Rasa, web, worker and the broadcast
+    scheduler. Ctrl-C stops it all.
 
     Rasa is started from `.venv-rasa` with `models/nlu.tar.gz` (`make train`) unless RASA_URL
     points at a server that is already running.
@@ -477,7 +496,7 @@ def run(port: int, rasa_port: int) -> None:
         children.append(_start_rasa(rasa_port))
         env["RASA_URL"] = nlu = f"http://127.0.0.1:{rasa_port}"
     exe = [sys.executable, "-m", "bot"]
-    for cmd in ([*exe, "web", "--port", str(port)], [*exe, "worker"]):
+    for cmd in ([*exe, "web", "--port", str(port)], [*exe, "worker"], [*exe, "scheduler"]):
         children.append(subprocess.Popen(cmd, env=env))  # noqa: S603
     mode = "Twilio" if settings.twilio_enabled else "console channel (no Twilio account set)"
     click.echo(

@@ -57,6 +57,15 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value is not None else None
 
 
+# Tables other libraries own in our database: APScheduler's job store creates its own.
+FOREIGN_TABLES = frozenset({"apscheduler_jobs"})
+
+
+def ours(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+    """Alembic's include_object: leave other libraries' tables alone."""
+    return not (type_ == "table" and name in FOREIGN_TABLES)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 

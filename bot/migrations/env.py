@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 from bot.db.engine import make_engine
-from bot.db.models import Base
+from bot.db.models import Base, ours
 
 config = context.config
 target_metadata = Base.metadata
@@ -17,6 +17,7 @@ def run_migrations_offline() -> None:
         target_metadata=target_metadata,
         literal_binds=True,
         render_as_batch=True,
+        include_object=ours,
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -39,6 +40,7 @@ def _run(connection: object) -> None:
         target_metadata=target_metadata,
         render_as_batch=True,
         compare_type=True,
+        include_object=ours,
     )
     with context.begin_transaction():
         context.run_migrations()
