@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from huey import Huey
 from sqlalchemy import select, update
 
+from bot.broadcasts.desk import SmsDesk
 from bot.broadcasts.fanout import plan_run
 from bot.broadcasts.pacing import Pacer
 from bot.broadcasts.sending import send_slice
@@ -101,6 +102,7 @@ class Runtime:
             ),
             clock=clock,
         )
+        self.bot.desk = SmsDesk(self)
         self.channels = dict(channels) if channels is not None else default_channels(settings)
         self.process_task = self.huey.task(name="process_contact")(self._process_contact)
         self.retry_task = self.huey.task(name="send_retry")(self._send_retry)

@@ -228,6 +228,14 @@ def parse_answer(text: str, question: Question, vocabulary: Vocabulary) -> Answe
     raise AssertionError(question.type)
 
 
+def yes_or_no(text: str, vocabulary: Vocabulary) -> str | None:
+    """ "yes", "no" or None for a short reply in any of the three forms."""
+    folded = normalize(text)
+    if not folded or len(folded.split()) > 4:
+        return None
+    return _yes_no(folded, folded.split(), vocabulary)
+
+
 def is_word(text: str, words: frozenset[str]) -> bool:
     """Whether the whole message is one of `words` (SKIP, QUIT), after folding."""
     return normalize(text) in words

@@ -65,8 +65,8 @@ class Texts:
 
 
 # Every keyword action; `feedback` also matches as the first word of a longer message.
-ACTIONS = ("opt_out", "opt_in", "help", "language", "more", "survey", "feedback")
-OPEN_ENDED = frozenset({"feedback"})
+ACTIONS = ("opt_out", "opt_in", "help", "language", "more", "survey", "feedback", "broadcast")
+OPEN_ENDED = frozenset({"feedback", "broadcast"})
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from typing import Any
 
 from bot.core.content import Content
 from bot.core.conversations import Conversations
+from bot.core.desk import BroadcastDesk, DeskReply
 from bot.core.faq import NluPolicy, decide
 from bot.core.keywords import KeywordMatch, detect_language, match_keyword
 from bot.core.messages import (
@@ -27,6 +28,7 @@ from bot.core.messages import (
 )
 from bot.core.text import devanagari_share, normalize
 from bot.core.understanding import NluUnavailable, Understand, Understanding
+from flows.answers import yes_or_no
 from flows.engine import QUIT, STOPPED, Session
 from nlu.catalogue import FaqTopic
 
@@ -56,6 +58,7 @@ class Bot:
         policy: NluPolicy | None = None,
         flows: Conversations | None = None,
         clock: Callable[[], datetime] = utcnow,
+        desk: BroadcastDesk | None = None,
     ) -> None:
         self.content = content
         self.faq = dict(faq or {})
@@ -63,6 +66,7 @@ class Bot:
         self.policy = policy or NluPolicy()
         self.flows = flows
         self.clock = clock
+        self.desk = desk
 
     def reply_language(
         self, inbound: Inbound, contact: ContactState, in_flow: bool = False
@@ -153,6 +157,9 @@ class Bot:
             if session is not None:  # the survey waits: remind them where they were
                 turn = self._with_reask(turn, session)
             return turn
+        if action == "broadcast":
+            assert keyword is not None
+            return self._desk(contact, inbound, keyword.rest, language)
         if session is not None:
             return self._in_flow(inbound, contact, language, action, session, now)
         if action == "survey":
@@ -166,6 +173,12 @@ class Bot:
         settled = replace(contact, pending=None)  # any other message ends what was pending
         if action == "more":
             return self._more(settled, pending, language)
+        if pending.get("broadcast") and self.desk is not None and self.flows is not None:
+            answer = yes_or_no(inbound.body, self.flows.kit.vocabulary)
+            if answer is not None:
+                draft = int(pending["broadcast"])
+                desk = self.desk.confirm if answer == "yes" else self.desk.drop
+                return self._desk_reply(settled, desk(contact.phone, draft), language)
         choices = pending.get("choices") or []
         picked = normalize(inbound.body)
         if choices and picked.isdigit() and 1 <= int(picked) <= len(choices):
@@ -189,6 +202,20 @@ class Bot:
                 unanswered=Unanswered("nlu_unavailable"),
             )
         return self._understood(settled, understanding, language, now)
+
+    def _desk(self, contact: ContactState, inbound: Inbound, text: str, language: Language) -> Turn:
+        settled = replace(contact, pending=None)
+        if self.desk is None:
+            return Turn([self._say(settled, "help_menu", language)], settled, intent="broadcast")
+        reply = self.desk.request(contact.phone, text, language, inbound.provider_id)
+        return self._desk_reply(settled, reply, language)
+
+    def _desk_reply(self, contact: ContactState, reply: DeskReply, language: Language) -> Turn:
+        body = self.content.texts.get(reply.key, language).format(**reply.values)
+        updated = contact
+        if reply.draft_id is not None:
+            updated = replace(contact, pending={"broadcast": reply.draft_id})
+        return Turn([self._send(updated, body, language, reply.key)], updated, intent="broadcast")
 
     def _keyword_reply(
         self, contact: ContactState, keyword: KeywordMatch, language: Language
