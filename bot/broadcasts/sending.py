@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SLICE_SECONDS = 5.0
+SLICE_SECONDS = 15.0
 HANDOFF = timedelta(seconds=60)  # the next slice has this long to take over
 CANCEL_CHECK_SECONDS = 0.5
 

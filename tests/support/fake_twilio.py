@@ -8,12 +8,14 @@ be scripted per call, and every answer can be delayed (the real API takes ~200 m
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qs
 
 
@@ -27,6 +29,16 @@ class Received:
     status: int
     sid: str | None = None
     at: float = field(default_factory=time.time)
+
+
+def _quiet_on_disconnect(report: Any) -> Any:
+    """A client that hangs up (a worker stopped mid-request) is not worth a traceback."""
+
+    def handle_error(request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            report(request, client_address)
+
+    return handle_error
 
 
 class FakeTwilio:
@@ -52,8 +64,14 @@ class FakeTwilio:
 
             def do_GET(self) -> None:
                 if self.path == "/_received":  # for benchmarks running the fake in a process
-                    sent = [{"to": c.form.get("To"), "at": c.at} for c in fake.sent]
+                    sent = [
+                        {"to": c.form.get("To"), "at": c.at, "body": c.form.get("Body")}
+                        for c in fake.sent
+                    ]
                     self._reply(200, {"sent": sent, "calls": len(fake.calls)})
+                    return
+                if self.path == "/_count":
+                    self._reply(200, {"sent": len(fake.sent), "calls": len(fake.calls)})
                     return
                 self._reply(404, {"code": 20404, "message": "not found", "status": 404})
 
@@ -68,6 +86,7 @@ class FakeTwilio:
         self._handler = Handler
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        self.server.handle_error = _quiet_on_disconnect(self.server.handle_error)  # type: ignore[method-assign]
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
