@@ -43,6 +43,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     def healthz() -> Response:
         return jsonify(status="ok")
 
+    from bot.ops import init_app as init_ops
+
+    init_ops(app)
+
     @app.get("/")
     def index() -> Response:
         return jsonify(

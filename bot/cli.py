@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,20 +29,20 @@ def _settings() -> Settings:
         raise click.ClickException(f"invalid configuration: {exc}") from None
 
 
-def _logging(level: str = "INFO") -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s",
-    )
+def _logging(level: str = "INFO", role: str | None = None) -> None:
+    from bot import logs
+
+    logs.configure(level, role=role)
 
 
 @click.group()
 @click.option(
     "--log-level", default=lambda: os.environ.get("LOG_LEVEL", "INFO"), show_default="INFO"
 )
-def main(log_level: str) -> None:
+@click.pass_context
+def main(ctx: click.Context, log_level: str) -> None:
     """Community awareness and feedback chatbot."""
-    _logging(log_level)
+    _logging(log_level, role=ctx.invoked_subcommand)
 
 
 @main.group()
@@ -684,6 +685,11 @@ def run(port: int, rasa_port: int) -> None:
     if not settings.rasa_urls and RASA_BIN.exists() and MODEL.exists():
         children.append(_start_rasa(rasa_port))
         env["RASA_URL"] = nlu = f"http://127.0.0.1:{rasa_port}"
+    # Every process writes its metrics here; /metrics on the web process reads them all.
+    metrics_dir = settings.var_dir / "metrics"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     exe = [sys.executable, "-m", "bot"]
     for cmd in ([*exe, "web", "--port", str(port)], [*exe, "worker"], [*exe, "scheduler"]):
         children.append(subprocess.Popen(cmd, env=env))  # noqa: S603

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from bot import logs
 from bot.batching import BatchThread
 from bot.core.handler import Bot
 from bot.core.messages import (
@@ -183,12 +184,21 @@ class InboxProcessor:
                 media_urls=tuple(message.media_urls or ()),
                 provider_id=message.provider_sid,
             )
-            turn = self.bot.handle(inbound, state)
-            try:
-                jobs, more = self._commit_turn(contact, message.id, turn)
-            except _Conflict:
-                log.debug("contact %s changed under us; reading again", contact_id)
-                continue
+            with logs.context(
+                sid=message.provider_sid, message_id=message.id, contact_id=contact_id
+            ):
+                turn = self.bot.handle(inbound, state)
+                try:
+                    jobs, more = self._commit_turn(contact, message.id, turn)
+                except _Conflict:
+                    log.debug("contact changed under us; reading again")
+                    continue
+                log.info(
+                    "handled: %s, %d replies%s",
+                    turn.intent,
+                    len(turn.outbounds),
+                    f", confidence {turn.confidence:.2f}" if turn.confidence is not None else "",
+                )
             handled += 1
             if jobs:
                 self.send(jobs)

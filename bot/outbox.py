@@ -18,6 +18,7 @@ from bot.core.messages import Channel, Language, Outbound
 from bot.db.database import Database
 from bot.db.models import ConsentEvent, Contact, Message, MessageStatusEvent, utcnow
 from bot.inbox import DEFAULT_CLAIM, DISPATCHING, SendJob
+from bot.ops import SENT
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +153,7 @@ class Outbox:
         except SendError as exc:
             self._failed(job, exc)
             return
+        SENT.labels(job.outbound.channel.value, "accepted").inc()
         self._record_sent(job.message_id, job.attempts + 1, result.provider_id, result.status)
 
     async def send_async(self, job: SendJob) -> None:
@@ -164,6 +166,7 @@ class Outbox:
         except SendError as exc:
             self._failed(job, exc)
             return
+        SENT.labels(job.outbound.channel.value, "accepted").inc()
         self._record_sent(job.message_id, job.attempts + 1, result.provider_id, result.status)
 
     def _adapter(self, job: SendJob) -> ChannelAdapter | None:
@@ -177,6 +180,8 @@ class Outbox:
     def _failed(self, job: SendJob, exc: SendError) -> None:
         """Retries a transient failure later (up to the cap); gives up on a permanent one."""
         message_id, attempts = job.message_id, job.attempts + 1
+        transient = isinstance(exc, TransientSendError)
+        SENT.labels(job.outbound.channel.value, "retry" if transient else "failed").inc()
         if isinstance(exc, TransientSendError) and attempts < self.policy.max_attempts:
             delay = self.policy.delay(attempts)
             self._reschedule(message_id, attempts, delay, exc)

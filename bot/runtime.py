@@ -28,6 +28,7 @@ from bot.core.messages import Channel, Inbound
 from bot.db.database import Database
 from bot.db.models import BroadcastRun, Message, utcnow
 from bot.inbox import DISPATCHING, RECEIVED, Accepted, InboxProcessor, SendJob, accept
+from bot.ops import timed_nlu
 from bot.outbox import PENDING, Outbox, RetryPolicy
 from bot.queue import make_huey
 from bot.sender import AsyncSender
@@ -94,7 +95,7 @@ class Runtime:
         self.bot = Bot(
             content,
             faq=catalogue.topics,
-            understand=self.nlu.parse if self.nlu else None,
+            understand=timed_nlu(self.nlu.parse) if self.nlu else None,
             flows=Conversations(
                 self.flows,
                 Kit(vocabulary or Vocabulary.load(), content.texts),

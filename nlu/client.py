@@ -73,6 +73,17 @@ class RasaClient:
         rotated = self.urls[start:] + self.urls[:start]
         return [u for u in rotated if self._down_until[u] <= now]
 
+    def healthy(self) -> int:
+        """How many servers answer their status page now (readiness checks)."""
+        up = 0
+        for url in self.urls:
+            try:
+                response = self.session.get(f"{url}/", timeout=self.timeout)
+                up += response.status_code < 500
+            except requests.RequestException:
+                continue
+        return up
+
     def parse(self, text: str) -> Understanding:
         """The model's understanding of `text`.
 

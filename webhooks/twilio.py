@@ -13,7 +13,9 @@ from flask import Blueprint, Response, abort, current_app, request
 from sqlalchemy.exc import OperationalError
 from twilio.request_validator import RequestValidator
 
+from bot import logs
 from bot.core.messages import Channel, Inbound
+from bot.ops import INBOUND
 from bot.phone import InvalidPhone, to_e164
 from bot.runtime import Runtime
 
@@ -102,13 +104,20 @@ def inbound_message() -> Response:
     """An SMS or WhatsApp message from a person."""
     _check_signature()
     inbound = parse_inbound(_runtime().settings.default_region)
-    try:
-        accepted = _runtime().accept(inbound)
-    except OperationalError:
-        log.exception("could not store inbound %s", inbound.provider_id)
-        abort(503)
-    if accepted.duplicate:
-        log.info("repeated delivery of %s acknowledged", inbound.provider_id)
+    with logs.context(sid=inbound.provider_id):
+        try:
+            accepted = _runtime().accept(inbound)
+        except OperationalError:
+            # Not stored, so not acknowledged: Twilio's fallback URL or a retry can deliver it.
+            log.exception("could not store the inbound message; answering 503")
+            abort(503)
+        INBOUND.labels(inbound.channel.value, str(accepted.duplicate).lower()).inc()
+        if accepted.duplicate:
+            log.info("repeated delivery acknowledged")
+        else:
+            log.debug(
+                "stored as message %s of contact %s", accepted.message_id, accepted.contact_id
+            )
     return _twiml()
 
 

@@ -121,18 +121,23 @@ class BroadcastScheduler:
         self.poll_seconds = poll_seconds
         self.lock = SchedulerLock(runtime.settings.database_url)
         self.scheduler: BackgroundScheduler | None = None
+        self.jobstore: SQLAlchemyJobStore | None = None
+
+    def stop(self) -> None:
+        """Stops APScheduler and closes its database connections."""
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        if self.jobstore is not None:
+            self.jobstore.engine.dispose()
 
     def start(self) -> None:
         """Starts APScheduler (call only while holding the lock)."""
         global _ACTIVE
         _ACTIVE = self.runtime
         settings = self.runtime.settings
+        self.jobstore = SQLAlchemyJobStore(url=settings.database_url, tablename="apscheduler_jobs")
         self.scheduler = BackgroundScheduler(
-            jobstores={
-                "default": SQLAlchemyJobStore(
-                    url=settings.database_url, tablename="apscheduler_jobs"
-                )
-            },
+            jobstores={"default": self.jobstore},
             job_defaults={
                 "coalesce": True,
                 "misfire_grace_time": settings.misfire_grace_seconds,
@@ -189,6 +194,5 @@ class BroadcastScheduler:
                     log.exception("could not reconcile broadcast schedules; retrying")
                 stop.wait(self.poll_seconds)
         finally:
-            if self.scheduler is not None:
-                self.scheduler.shutdown(wait=False)
+            self.stop()
             self.lock.release()

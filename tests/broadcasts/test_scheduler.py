@@ -83,8 +83,7 @@ def test_reconcile_follows_the_table(live_runtime: Runtime) -> None:
         assert [job.id for job in scheduler.scheduler.get_jobs()] == [f"{JOB_PREFIX}{every}"]
         assert draft_only
     finally:
-        assert scheduler.scheduler is not None
-        scheduler.scheduler.shutdown(wait=False)
+        scheduler.stop()
 
 
 def test_two_schedulers_fire_a_broadcast_once(live_runtime: Runtime, twilio: FakeTwilio) -> None:

@@ -1,0 +1,161 @@
+"""Operations endpoints: /readyz (database, queue, NLU reachable) and /metrics (Prometheus).
+
+Metrics from every process on the machine (gunicorn workers, `bot worker`, the scheduler)
+are gathered through prometheus_client's multiprocess mode when PROMETHEUS_MULTIPROC_DIR is
+set (`bot run` and the Procfile set it); counts by message status and the queue depth are
+read from the database and the queue when scraped.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+from sqlalchemy import func, select, text
+
+from bot.db.models import BroadcastRun, Message
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+bp = Blueprint("ops", __name__)
+
+WEBHOOK_SECONDS = Histogram(
+    "bot_webhook_seconds",
+    "Time to answer a Twilio webhook",
+    ["endpoint", "code"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+NLU_SECONDS = Histogram(
+    "bot_nlu_seconds",
+    "Time for the NLU server to understand a message",
+    ["outcome"],
+    buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2),
+)
+INBOUND = Counter("bot_inbound_total", "Inbound messages accepted", ["channel", "duplicate"])
+SENT = Counter("bot_outbound_sends_total", "Provider calls by outcome", ["channel", "outcome"])
+
+T = TypeVar("T")
+
+
+def timed_nlu(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """Wraps the NLU call to record its latency and failures."""
+
+    def observed(text_: str) -> T:
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            return parse(text_)
+        except Exception:
+            outcome = "unavailable"
+            raise
+        finally:
+            NLU_SECONDS.labels(outcome).observe(time.perf_counter() - started)
+
+    return observed
+
+
+class StateCollector:
+    """Gauges read when scraped: messages by direction and status, queue depth, runs."""
+
+    def __init__(self, runtime: Runtime, ttl: float = 10.0) -> None:
+        self.runtime = runtime
+        self.ttl = ttl
+        self._cached: tuple[float, list[Any]] = (0.0, [])
+
+    def collect(self) -> Iterator[Any]:
+        now = time.monotonic()
+        if now - self._cached[0] > self.ttl:
+            self._cached = (now, self._read())
+        yield from self._cached[1]
+
+    def _read(self) -> list[Any]:
+        messages = GaugeMetricFamily(
+            "bot_messages", "Messages by direction and status", labels=["direction", "status"]
+        )
+        runs = GaugeMetricFamily(
+            "bot_broadcast_runs", "Broadcast runs by status", labels=["status"]
+        )
+        with self.runtime.db.read() as session:
+            for direction, status, count in session.execute(
+                select(Message.direction, Message.status, func.count()).group_by(
+                    Message.direction, Message.status
+                )
+            ):
+                messages.add_metric([direction, status], count)
+            for status, count in session.execute(
+                select(BroadcastRun.status, func.count()).group_by(BroadcastRun.status)
+            ):
+                runs.add_metric([status], count)
+        depth = GaugeMetricFamily("bot_queue_depth", "Jobs waiting in the job queue")
+        depth.add_metric([], float(self.runtime.huey.pending_count()))
+        return [messages, runs, depth]
+
+
+@bp.get("/readyz")
+def readyz() -> tuple[Response, int]:
+    """200 when the database, the queue and (if configured) an NLU server answer; else 503."""
+    runtime: Runtime = current_app.extensions["bot"]
+    checks: dict[str, str] = {}
+    try:
+        with runtime.db.begin_read() as conn:
+            conn.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # any failure means not ready; say which
+        checks["database"] = f"down: {type(exc).__name__}"
+    try:
+        runtime.huey.pending_count()
+        checks["queue"] = "ok"
+    except Exception as exc:
+        checks["queue"] = f"down: {type(exc).__name__}"
+    if runtime.nlu is not None:
+        up = runtime.nlu.healthy()
+        checks["nlu"] = f"ok ({up}/{len(runtime.nlu.urls)} servers)" if up else "down"
+    else:
+        checks["nlu"] = "off"
+    ready = all(v.startswith(("ok", "off")) for v in checks.values())
+    return jsonify(ready=ready, **checks), 200 if ready else 503
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """Prometheus text format."""
+    runtime: Runtime = current_app.extensions["bot"]
+    registry = CollectorRegistry()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        MultiProcessCollector(registry)
+    else:  # one process (tests, a single web process): its own metrics
+        for own in (WEBHOOK_SECONDS, NLU_SECONDS, INBOUND, SENT):
+            registry.register(own)
+    collector = current_app.extensions.setdefault("bot_state_collector", StateCollector(runtime))
+    registry.register(collector)
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+
+def init_app(app: Any) -> None:
+    """Registers the endpoints and times the webhooks."""
+    app.register_blueprint(bp)
+
+    @app.before_request
+    def _start_timer() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _observe(response: Response) -> Response:
+        if request.path.startswith("/webhooks/") and hasattr(g, "started"):
+            WEBHOOK_SECONDS.labels(
+                request.path.rsplit("/", 1)[-1], str(response.status_code)
+            ).observe(time.perf_counter() - g.started)
+        return response
