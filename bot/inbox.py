@@ -51,6 +51,8 @@ class SendJob:
     contact_id: int
     outbound: Outbound
     attempts: int = 0
+    # Set when a worker died while sending it: ask the provider before sending again.
+    recovered_since: datetime | None = None
 
 
 @dataclass(frozen=True)

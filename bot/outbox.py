@@ -4,6 +4,7 @@ is recorded. Sends are retried on transient errors with capped exponential backo
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections.abc import Callable, Mapping
@@ -13,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 
 from bot.batching import BatchThread
-from bot.channels.base import ChannelAdapter, SendError, TransientSendError
+from bot.channels.base import ChannelAdapter, SendError, SendResult, TransientSendError
 from bot.core.messages import Channel, Language, Outbound
 from bot.db.database import Database
 from bot.db.models import ConsentEvent, Contact, Message, MessageStatusEvent, utcnow
@@ -46,6 +47,8 @@ STATUS_RANK = {
     "read": 8,
 }
 FINAL = {SKIPPED, CANCELED}
+# Marks a send taken back from a worker that died mid-call: the provider may have it already.
+RECOVERED = "recovered: the worker sending it stopped"
 
 
 def moves_forward(current: str, new: str) -> bool:
@@ -141,7 +144,10 @@ class Outbox:
             content_sid=(row.extra or {}).get("content_sid"),
             content_variables=(row.extra or {}).get("content_variables"),
         )
-        return SendJob(message_id, row.contact_id, outbound, row.attempts)
+        recovered = row.error_message == RECOVERED
+        # Clocks differ a little between us and the provider: look a minute further back.
+        since = row.created_at - timedelta(minutes=1) if recovered else None
+        return SendJob(message_id, row.contact_id, outbound, row.attempts, since)
 
     def send(self, job: SendJob) -> None:
         """Hands a claimed message to its channel and records the outcome."""
@@ -149,6 +155,8 @@ class Outbox:
         if adapter is None:
             return
         try:
+            if job.recovered_since is not None and self._adopt(adapter, job):
+                return
             result = adapter.send(job.outbound)
         except SendError as exc:
             self._failed(job, exc)
@@ -162,12 +170,47 @@ class Outbox:
         if adapter is None:
             return
         try:
+            if job.recovered_since is not None and await asyncio.to_thread(
+                self._adopt, adapter, job
+            ):
+                return
             result = await adapter.send_async(job.outbound)
         except SendError as exc:
             self._failed(job, exc)
             return
         SENT.labels(job.outbound.channel.value, "accepted").inc()
         self._record_sent(job.message_id, job.attempts + 1, result.provider_id, result.status)
+
+    def _adopt(self, adapter: ChannelAdapter, job: SendJob) -> bool:
+        """After a worker died mid-send: if the provider already has this message, record its
+        SID instead of sending it twice. Raises SendError when the provider cannot be asked."""
+        find_sent = getattr(adapter, "find_sent", None)
+        if find_sent is None or job.recovered_since is None:
+            return False
+        candidates: list[SendResult] = find_sent(job.outbound, job.recovered_since)
+        if not candidates:
+            return False
+        with self.db.read() as session:
+            known = set(
+                session.scalars(
+                    select(Message.provider_sid).where(
+                        Message.provider_sid.in_([c.provider_id for c in candidates])
+                    )
+                )
+            )
+        for candidate in candidates:
+            if candidate.provider_id not in known:
+                log.warning(
+                    "message %s had reached the provider before its worker stopped: %s",
+                    job.message_id,
+                    candidate.provider_id,
+                )
+                SENT.labels(job.outbound.channel.value, "adopted").inc()
+                self._record_sent(
+                    job.message_id, job.attempts + 1, candidate.provider_id, candidate.status
+                )
+                return True
+        return False
 
     def _adapter(self, job: SendJob) -> ChannelAdapter | None:
         adapter = self.channels.get(job.outbound.channel)

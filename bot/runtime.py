@@ -29,7 +29,7 @@ from bot.db.database import Database
 from bot.db.models import BroadcastRun, Message, utcnow
 from bot.inbox import DISPATCHING, RECEIVED, Accepted, InboxProcessor, SendJob, accept
 from bot.ops import timed_nlu
-from bot.outbox import PENDING, Outbox, RetryPolicy
+from bot.outbox import PENDING, RECOVERED, Outbox, RetryPolicy
 from bot.queue import make_huey
 from bot.sender import AsyncSender
 from bot.settings import Settings
@@ -253,7 +253,11 @@ class Runtime:
                     .where(Message.direction == "out", Message.status == DISPATCHING)
                     .where(Message.claimed_until < now)
                     .values(
-                        status=PENDING, claimed_until=None, next_attempt_at=None, updated_at=now
+                        status=PENDING,
+                        claimed_until=None,
+                        next_attempt_at=None,
+                        error_message=RECOVERED,
+                        updated_at=now,
                     )
                     .returning(Message.id)
                 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.request
+from datetime import datetime
 
 import aiohttp
 import requests
@@ -122,6 +123,26 @@ class TwilioChannel:
         except _PROVIDER_ERRORS as exc:
             raise _classify(exc) from exc
         return SendResult(provider_id=str(created.sid), status=str(created.status or "queued"))
+
+    def find_sent(self, message: Outbound, since: datetime) -> list[SendResult]:
+        """Messages Twilio accepted for this recipient with this text since `since`, newest
+        first: how a recovered send learns it had already gone out."""
+        to = f"whatsapp:{message.to}" if self.channel is Channel.WHATSAPP else message.to
+        try:
+            recent = self.client.messages.list(to=to, limit=50)
+        except _PROVIDER_ERRORS as exc:
+            raise _classify(exc) from exc
+        found = []
+        for item in recent:
+            created = item.date_created
+            if created is not None and created < since:
+                continue
+            if item.direction not in (None, "outbound-api"):
+                continue
+            if message.content_sid is None and (item.body or "") != message.body:
+                continue
+            found.append(SendResult(provider_id=str(item.sid), status=str(item.status or "queued")))
+        return found
 
     async def aclose(self) -> None:
         """Closes this loop's async client (the worker's sender calls it at shutdown)."""

@@ -175,6 +175,8 @@ class Statements:
                 messages.c.allow_opted_out,
                 messages.c.attempts,
                 messages.c.extra,
+                messages.c.error_message,
+                messages.c.created_at,
                 contacts.c.id.label("contact_id"),
                 contacts.c.phone,
                 contacts.c.opted_out,

@@ -14,6 +14,7 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
@@ -47,6 +48,7 @@ class FakeTwilio:
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay
         self.calls: list[Received] = []
+        self.list_calls = 0
         self._failures: deque[tuple[int, int | None]] = deque()
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
@@ -69,6 +71,9 @@ class FakeTwilio:
                         for c in fake.sent
                     ]
                     self._reply(200, {"sent": sent, "calls": len(fake.calls)})
+                    return
+                if self.path.split("?")[0].endswith("/Messages.json"):  # the list API
+                    self._reply(200, fake._list(self.path))
                     return
                 if self.path == "/_count":
                     self._reply(200, {"sent": len(fake.sent), "calls": len(fake.calls)})
@@ -121,6 +126,33 @@ class FakeTwilio:
                     break
                 self._cond.wait(remaining)
             return [c for c in self.calls if c.status == 201]
+
+    def _list(self, path: str) -> dict[str, object]:
+        """GET …/Messages.json?To=…: accepted messages, newest first, as Twilio lists them."""
+        query = {k: v[0] for k, v in parse_qs(path.partition("?")[2]).items()}
+        self.list_calls += 1
+        wanted = [c for c in self.sent if "To" not in query or c.form.get("To") == query["To"]]
+        messages = [
+            {
+                "sid": c.sid,
+                "to": c.form.get("To"),
+                "from": c.form.get("From"),
+                "body": c.form.get("Body"),
+                "status": "queued",
+                "direction": "outbound-api",
+                "date_created": formatdate(c.at, usegmt=True),
+                "date_sent": None,
+            }
+            for c in reversed(wanted)
+        ][: int(query.get("PageSize", "50"))]
+        return {
+            "messages": messages,
+            "page": 0,
+            "page_size": len(messages),
+            "next_page_uri": None,
+            "previous_page_uri": None,
+            "uri": path,
+        }
 
     def _handle(self, request: BaseHTTPRequestHandler) -> None:
         length = int(request.headers.get("Content-Length") or 0)

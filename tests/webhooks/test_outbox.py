@@ -212,3 +212,65 @@ def test_worker_crash_mid_job_is_recovered_once(
     restarted.sweep()
     assert len(twilio.sent) == 1
     restarted.close()
+
+
+def _die_after_the_provider_accepts(runtime: Runtime) -> None:
+    """The worker's send reaches Twilio, then the process dies before recording the SID."""
+
+    class Died(BaseException):
+        pass
+
+    def record_nothing(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise Died
+
+    runtime.outbox._record_sent = record_nothing  # type: ignore[method-assign]
+    return Died  # type: ignore[return-value]
+
+
+def test_a_send_that_reached_twilio_before_the_worker_died_is_not_sent_again(
+    settings,
+    client,
+    twilio: FakeTwilio,
+    clock: FakeClock,
+    runtime: Runtime,  # type: ignore[no-untyped-def]
+) -> None:
+    died = _die_after_the_provider_accepts(runtime)
+    with contextlib.suppress(died):  # type: ignore[arg-type]
+        post_signed(client, MESSAGES_PATH, twilio_form("help"))
+    assert len(twilio.sent) == 1 and outbound(runtime).status == "dispatching"
+    from bot.queue import make_huey
+
+    restarted = Runtime(settings, huey=make_huey(settings, immediate=True), clock=clock)
+    clock.advance(settings.claim_seconds + 1)
+    assert restarted.sweep().reclaimed == 1  # the claim ran out: the sweeper takes it back
+    row = outbound(restarted)
+    assert len(twilio.sent) == 1 and twilio.list_calls == 1  # asked, did not send again
+    assert row.status == "queued" and row.provider_sid == twilio.sent[0].sid
+    restarted.close()
+
+
+def test_a_send_that_never_reached_twilio_is_sent_after_recovery(
+    settings,
+    client,
+    twilio: FakeTwilio,
+    clock: FakeClock,
+    runtime: Runtime,  # type: ignore[no-untyped-def]
+) -> None:
+    class Died(BaseException):
+        pass
+
+    def die_before_sending(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise Died
+
+    runtime.outbox.send = die_before_sending  # type: ignore[method-assign]
+    with contextlib.suppress(Died):
+        post_signed(client, MESSAGES_PATH, twilio_form("help"))
+    assert twilio.sent == []
+    from bot.queue import make_huey
+
+    restarted = Runtime(settings, huey=make_huey(settings, immediate=True), clock=clock)
+    clock.advance(settings.claim_seconds + 1)
+    restarted.sweep()
+    assert len(twilio.sent) == 1 and twilio.list_calls == 1
+    assert outbound(restarted).provider_sid == twilio.sent[0].sid
+    restarted.close()
