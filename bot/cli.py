@@ -52,11 +52,14 @@ def db() -> None:
 
 @db.command("upgrade")
 @click.option("--revision", default="head", show_default=True)
-def db_upgrade(revision: str) -> None:
+@click.option("--create", is_flag=True, help="create the PostgreSQL database if it is missing")
+def db_upgrade(revision: str, create: bool) -> None:
     """Applies the database migrations."""
-    from bot.db.migrate import upgrade
+    from bot.db.migrate import create_database, upgrade
 
     settings = _settings()
+    if create and create_database(settings.database_url):
+        click.echo("database created")
     upgrade(settings.database_url, revision)
     click.echo(f"database at {revision}")
 
@@ -668,35 +671,58 @@ def scheduler(poll: float) -> None:
 @main.command()
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--rasa-port", default=5005, show_default=True, type=int)
-def run(port: int, rasa_port: int) -> None:
+@click.option("--rasa-servers", default=1, show_default=True, type=int, help="Rasa processes")
+@click.option("--web-workers", default=2, show_default=True, type=int, help="gunicorn processes")
+@click.option("--workers", default=1, show_default=True, type=int, help="`bot worker` processes")
+@click.option("--schedulers", default=1, show_default=True, type=int, help="one is active")
+@click.option("--create-database", is_flag=True, help="create the PostgreSQL database if missing")
+def run(
+    port: int,
+    rasa_port: int,
+    rasa_servers: int,
+    web_workers: int,
+    workers: int,
+    schedulers: int,
+    create_database: bool,
+) -> None:
     """Runs everything on one machine: migrations, Rasa, web, worker and the broadcast
     scheduler. Ctrl-C stops it all.
 
     Rasa is started from `.venv-rasa` with `models/nlu.tar.gz` (`make train`) unless RASA_URL
     points at a server that is already running.
     """
+    from bot.db.migrate import create_database as create_missing
     from bot.db.migrate import upgrade
 
     settings = _settings()
+    if create_database:
+        create_missing(settings.database_url)
     upgrade(settings.database_url)
     children: list[subprocess.Popen[bytes]] = []
     env = dict(os.environ)
     nlu = ", ".join(settings.rasa_urls) or "off (no model: run `make train`)"
     if not settings.rasa_urls and RASA_BIN.exists() and MODEL.exists():
-        children.append(_start_rasa(rasa_port))
-        env["RASA_URL"] = nlu = f"http://127.0.0.1:{rasa_port}"
+        ports = [rasa_port + n for n in range(max(1, rasa_servers))]
+        children += [_start_rasa(p) for p in ports]
+        env["RASA_URL"] = nlu = ",".join(f"http://127.0.0.1:{p}" for p in ports)
     # Every process writes its metrics here; /metrics on the web process reads them all.
     metrics_dir = settings.var_dir / "metrics"
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True)
     env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     exe = [sys.executable, "-m", "bot"]
-    for cmd in ([*exe, "web", "--port", str(port)], [*exe, "worker"], [*exe, "scheduler"]):
+    commands = [[*exe, "web", "--port", str(port), "--workers", str(web_workers)]]
+    commands += [[*exe, "worker"]] * max(1, workers)
+    commands += [[*exe, "scheduler"]] * max(1, schedulers)
+    for cmd in commands:
         children.append(subprocess.Popen(cmd, env=env))  # noqa: S603
     mode = "Twilio" if settings.twilio_enabled else "console channel (no Twilio account set)"
+    database = settings.database_url.split(":", 1)[0]
+    queue = "redis" if settings.redis_url else "embedded"
     click.echo(
-        f"service on http://127.0.0.1:{port}  ·  simulator: /simulator  ·  outbound: {mode}"
-        f"  ·  NLU: {nlu}"
+        f"service on http://127.0.0.1:{port}  ·  dashboard: /dashboard  ·  outbound: {mode}"
+        f"  ·  NLU: {nlu}  ·  database: {database}  ·  queue: {queue}  ·  "
+        f"{web_workers} web, {workers} worker, {schedulers} scheduler processes"
     )
     sys.exit(_supervise(children))
 
