@@ -220,6 +220,10 @@ def run_rate(
     }
     generator = (time.process_time() - own_before) / elapsed * 100
     memory = {name: rss_mib(pid) for name, pid in pids.items()}
+    # Several worker processes: report their sum as "worker".
+    workers = [name for name in pids if name.startswith("worker")]
+    memory["worker"] = sum(memory[name] for name in workers)
+    cpu["worker"] = sum(cpu[name] for name in workers)
     prefix = f"+97798{run:02d}"
     deadline = time.monotonic() + settle
     while True:
@@ -268,6 +272,15 @@ def main() -> None:
     parser.add_argument("--api-delay", type=float, default=0.2, help="fake Twilio answer delay, s")
     parser.add_argument("--settle", type=float, default=60.0, help="max wait for replies, s")
     parser.add_argument("--web-workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1, help="`bot worker` processes")
+    parser.add_argument(
+        "--until-e2e-p99",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="raise the rate by --step from the first --rates value until p99 e2e passes this",
+    )
+    parser.add_argument("--step", type=int, default=50, help="rate step for --until-e2e-p99")
     parser.add_argument(
         "--repeat", type=int, default=1, help="runs per rate (the table shows each)"
     )
@@ -308,8 +321,10 @@ def main() -> None:
             env=env,
             cwd=ROOT,
         )
-        worker = subprocess.Popen([*bot, "worker"], env=env, cwd=ROOT)
-        procs += [web, worker]
+        workers = [
+            subprocess.Popen([*bot, "worker"], env=env, cwd=ROOT) for _ in range(args.workers)
+        ]
+        procs += [web, *workers]
         wait_http(f"http://127.0.0.1:{port}/healthz")
         time.sleep(1.0)
         url = f"http://127.0.0.1:{port}/webhooks/twilio/messages"
@@ -320,19 +335,27 @@ def main() -> None:
             f"cores={os.cpu_count()} cpu_calibration_ms={calibrate()}"
         )
         results = []
-        schedule = [rate for rate in args.rates for _ in range(args.repeat)]
-        for run, rate in enumerate(schedule, start=1):
-            result = run_rate(
-                url,
-                fake_url,
-                rate,
-                args.duration,
-                run,
-                args.settle,
-                {"web": web.pid, "worker": worker.pid, "fake": fake.pid},
-            )
-            results.append(result)
-            print(json.dumps(asdict(result)), flush=True)
+        pids = {"web": web.pid, "fake": fake.pid} | {
+            f"worker{n}": w.pid for n, w in enumerate(workers)
+        }
+        print(f"workers={args.workers} web_workers={args.web_workers}")
+        if args.until_e2e_p99 is None:
+            schedule = [rate for rate in args.rates for _ in range(args.repeat)]
+            for run, rate in enumerate(schedule, start=1):
+                result = run_rate(url, fake_url, rate, args.duration, run, args.settle, pids)
+                results.append(result)
+                print(json.dumps(asdict(result)), flush=True)
+        else:
+            # Raise the offered rate until the replies take too long (or are lost).
+            rate, run = args.rates[0], 0
+            while run < 40:
+                run += 1
+                result = run_rate(url, fake_url, rate, args.duration, run, args.settle, pids)
+                results.append(result)
+                print(json.dumps(asdict(result)), flush=True)
+                if result.e2e_p99_ms > args.until_e2e_p99 * 1000 or result.lost or result.errors:
+                    break
+                rate += args.step
         print()
         print(
             "| offered msg/s | achieved | errors | ack p50 ms | ack p99 ms | answered | lost | dup "

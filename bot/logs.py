@@ -82,3 +82,6 @@ def configure(level: str = "INFO", fmt: str | None = None, role: str | None = No
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(getattr(logging, level.upper(), logging.INFO))
+    # Chatty at INFO and of no use in operation.
+    for name in ("alembic.runtime.plugins", "apscheduler.scheduler", "apscheduler.executors"):
+        logging.getLogger(name).setLevel(logging.WARNING)

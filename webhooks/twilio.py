@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Response, abort, current_app, request
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from twilio.request_validator import RequestValidator
 
 from bot import logs
@@ -20,6 +21,9 @@ from bot.phone import InvalidPhone, to_e164
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+# The database is unreachable, restarting or overloaded: answer 503, never acknowledge.
+STORE_ERRORS = (DBAPIError, PoolTimeout)
 
 bp = Blueprint("twilio_webhooks", __name__, url_prefix="/webhooks/twilio")
 
@@ -107,7 +111,7 @@ def inbound_message() -> Response:
     with logs.context(sid=inbound.provider_id):
         try:
             accepted = _runtime().accept(inbound)
-        except OperationalError:
+        except STORE_ERRORS:
             # Not stored, so not acknowledged: Twilio's fallback URL or a retry can deliver it.
             log.exception("could not store the inbound message; answering 503")
             abort(503)
@@ -134,7 +138,7 @@ def status_callback() -> Response:
         abort(400, description="ErrorCode is not a number")
     try:
         outcome = _runtime().outbox.apply_status(sid, status, code)
-    except OperationalError:
+    except STORE_ERRORS:
         log.exception("could not store status for %s", sid)
         abort(503)
     log.debug("status %s for %s: %s", status, sid, outcome)

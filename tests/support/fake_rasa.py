@@ -40,7 +40,12 @@ class FakeRasa:
                 self._reply(200 if fake.status < 500 else fake.status, {"version": "3.6.21"})
 
             def do_POST(self) -> None:
-                text = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["text"]
+                payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if self.path == "/_status":  # for tests running the fake in a process
+                    fake.status = int(payload["status"])
+                    self._reply(200, {"status": fake.status})
+                    return
+                text = payload["text"]
                 fake.calls.append(text)
                 if fake.delay:
                     time.sleep(fake.delay)
@@ -72,3 +77,23 @@ class FakeRasa:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+if __name__ == "__main__":  # `python -m tests.support.fake_rasa --answer "text=intent:0.9"`
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--answer", action="append", default=[], help="TEXT=INTENT:CONFIDENCE")
+    args = parser.parse_args()
+    server = FakeRasa()
+    for item in args.answer:
+        text, _, scored = item.rpartition("=")
+        intent, _, confidence = scored.partition(":")
+        server.answers[text] = [(intent, float(confidence or 0.9))]
+    server.start()
+    print(server.url, flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.stop()

@@ -56,3 +56,35 @@ def test_random_forms(
             assert stored.status == "processed"
             assert stored.body == form.get("Body", "").replace("\x00", "")
     assert after == before + (1 if response.status_code == 200 else 0)
+
+
+def test_invalid_utf8_is_400_and_stores_nothing(client, runtime: Runtime) -> None:  # type: ignore[no-untyped-def]
+    from tests.support.builders import BASE_URL, sign
+
+    form = twilio_form("x")
+    signature = sign(f"{BASE_URL}{MESSAGES_PATH}", form)
+    raw = "&".join(f"{k}={v}" for k, v in form.items() if k != "Body").encode() + b"&Body=%ff%fe"
+    response = client.post(
+        MESSAGES_PATH,
+        data=raw,
+        content_type="application/x-www-form-urlencoded",
+        headers={"X-Twilio-Signature": signature},
+    )
+    assert response.status_code in (400, 403)
+    with runtime.db.read() as s:
+        assert s.scalar(select(func.count()).select_from(Message)) == 0
+
+
+def test_sql_and_script_payloads_are_stored_as_text(client, runtime: Runtime, twilio) -> None:  # type: ignore[no-untyped-def]
+    payloads = [
+        "'; DROP TABLE messages; --",
+        "<script>alert(document.cookie)</script>",
+        '=HYPERLINK("http://evil")',
+        "\u202eevil\u202c",
+    ]
+    for payload in payloads:
+        assert post_signed(client, MESSAGES_PATH, twilio_form(payload)).status_code == 200
+    with runtime.db.read() as s:
+        bodies = s.scalars(select(Message.body).where(Message.direction == "in")).all()
+    assert sorted(bodies) == sorted(payloads)
+    assert len(twilio.sent) == len(payloads)
