@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 
 from flask import Flask, Response, jsonify
@@ -20,7 +21,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         runtime: the wired service (tests pass their own, with fakes at the edges).
     """
     settings = settings or (runtime.settings if runtime else load_settings())
-    runtime = runtime or Runtime(settings)
+    if runtime is None:
+        # The web process: queue notifications leave the webhook's path (see Runtime).
+        runtime = Runtime(settings, deferred_enqueue=True)
+        atexit.register(runtime.close)
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=settings.secret_key,

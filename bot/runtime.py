@@ -7,6 +7,7 @@ and the sweeper, which re-enqueues whatever a crash or a lost task left behind.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from datetime import datetime, timedelta
 from huey import Huey
 from sqlalchemy import select, update
 
+from bot.batching import BatchThread
 from bot.broadcasts.desk import SmsDesk
 from bot.broadcasts.fanout import plan_run
 from bot.broadcasts.pacing import Pacer
@@ -41,6 +43,7 @@ from nlu.catalogue import Catalogue
 from nlu.client import RasaClient
 
 log = logging.getLogger(__name__)
+_ENQUEUER_LOCK = threading.Lock()
 
 
 def default_channels(settings: Settings) -> dict[Channel, ChannelAdapter]:
@@ -79,6 +82,7 @@ class Runtime:
         clock: Callable[[], datetime] = utcnow,
         retry_policy: RetryPolicy | None = None,
         background: bool = False,
+        deferred_enqueue: bool = False,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -131,6 +135,11 @@ class Runtime:
         )
         if background:
             self.inbox.start_group_commit()
+        # In the web process the webhook answers as soon as the message is stored; a
+        # background thread tells the queue. If the process dies in between, the sweeper
+        # finds the stored message (RECOVER_AFTER_SECONDS) — nothing is lost either way.
+        self._enqueuer: BatchThread[int] | None = None
+        self._deferred_enqueue = deferred_enqueue
 
     # -- web side ---------------------------------------------------------------------------
 
@@ -141,8 +150,22 @@ class Runtime:
         """
         accepted = accept(self.db, inbound, simulated, self.clock())
         if not accepted.duplicate:
-            self.enqueue_contact(accepted.contact_id)
+            if self._deferred_enqueue:
+                self._enqueue_later(accepted.contact_id)
+            else:
+                self.enqueue_contact(accepted.contact_id)
         return accepted
+
+    def _enqueue_later(self, contact_id: int) -> None:
+        if self._enqueuer is None:  # made on first use: after gunicorn has forked
+            with _ENQUEUER_LOCK:
+                if self._enqueuer is None:
+                    self._enqueuer = BatchThread(self._enqueue_batch, 256, name="enqueuer")
+        self._enqueuer.put(contact_id)
+
+    def _enqueue_batch(self, contact_ids: list[int]) -> None:
+        for contact_id in dict.fromkeys(contact_ids):  # one task per contact is enough
+            self.enqueue_contact(contact_id)
 
     def enqueue_contact(self, contact_id: int) -> None:
         """Asks a worker to handle the contact's waiting messages."""
@@ -287,6 +310,8 @@ class Runtime:
 
     def close(self) -> None:
         """Finishes sends under way and releases database connections."""
+        if self._enqueuer is not None:
+            self._enqueuer.close()
         self.inbox.close()
         if self.sender is not None:
             self.sender.close()

@@ -178,3 +178,26 @@ def test_oversized_request_is_413(client) -> None:  # type: ignore[no-untyped-de
 
 def test_get_is_not_allowed(client) -> None:  # type: ignore[no-untyped-def]
     assert client.get(MESSAGES_PATH).status_code == 405
+
+
+def test_deferred_enqueue_answers_without_waiting_for_the_queue(
+    settings,
+    clock,
+    twilio: FakeTwilio,  # type: ignore[no-untyped-def]
+) -> None:
+    from bot.app import create_app
+    from bot.queue import make_huey
+    from tests.support.phone import Phone
+
+    runtime = Runtime(
+        settings, huey=make_huey(settings, immediate=True), clock=clock, deferred_enqueue=True
+    )
+    try:
+        phone = Phone(create_app(settings, runtime).test_client(), twilio)
+        phone.send("HELP")  # acknowledged once stored; the queue is told in the background
+        assert len(twilio.wait_for(1, timeout=10)) == 1
+        phone.send("LANG")
+        phone.send("HELP")
+        assert len(twilio.wait_for(3, timeout=10)) == 3
+    finally:
+        runtime.close()
