@@ -298,7 +298,9 @@ class Bot:
             # A FAQ question in the middle of a survey is answered, then the question repeats.
             kind = self.flows.question_type(session)
             answer = self.flows.is_answer(session, text)
-            if not answer or (kind == "text" and "?" in text):
+            # Feedback is never taken for a FAQ question: the person is telling us something.
+            question_like = kind == "text" and "?" in text and session.kind == "survey"
+            if not answer or question_like:
                 interrupted = self._faq_interrupt(contact, text, language, strict=answer)
                 if interrupted is not None:
                     return self._with_reask(interrupted, session)

@@ -272,3 +272,14 @@ def test_an_invitation_starts_the_survey_and_replies_continue_it(
     assert runtime.invite(contact_id, "no_such_survey") == "no_survey"
     assert runtime.invite(contact_id + 1000) == "unknown"
     assert phone.replies() == []
+
+
+def test_feedback_text_with_a_question_mark_is_feedback_not_a_faq_question(
+    member: Phone, rasa: FakeRasa, nlu_runtime: Runtime
+) -> None:
+    member.send("FEEDBACK")
+    member.send("3")
+    rasa.answers["what are the steps?"] = [("faq_steps", 0.97)]
+    [where] = member.send("what are the steps?")
+    assert "Where is this" in where
+    assert "what are the steps?" not in rasa.calls
