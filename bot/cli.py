@@ -295,17 +295,21 @@ def broadcast() -> None:
     """Awareness broadcasts: create, preview, send, schedule, cancel, list."""
 
 
-def _runtime() -> Any:
-    from bot.runtime import Runtime
-
-    return Runtime(_settings())
-
-
-def _broadcast_errors() -> Any:
+@contextlib.contextmanager
+def _service() -> Iterator[Any]:
+    """The wired service for one command; its refusals become clean command-line errors."""
     from bot.broadcasts.audience import AudienceError
     from bot.broadcasts.service import BroadcastError
+    from bot.feedback import FeedbackError
+    from bot.runtime import Runtime
 
-    return (BroadcastError, AudienceError)
+    runtime = Runtime(_settings())
+    try:
+        yield runtime
+    except (BroadcastError, AudienceError, FeedbackError) as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        runtime.close()
 
 
 @broadcast.command("create")
@@ -331,8 +335,7 @@ def broadcast_create(**options: Any) -> None:
     from bot.broadcasts.audience import Audience
     from bot.broadcasts.service import Draft, create, preview_of
 
-    runtime = _runtime()
-    try:
+    with _service() as runtime:
         audience = Audience.from_json(
             {
                 "groups": list(options["groups"]),
@@ -369,10 +372,6 @@ def broadcast_create(**options: Any) -> None:
             click.echo(f"  {line}")
         verb = "send" if schedule == "now" else "schedule"
         click.echo(f"confirm with: bot broadcast {verb} {broadcast_id}")
-    except _broadcast_errors() as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        runtime.close()
 
 
 @broadcast.command("preview")
@@ -381,21 +380,15 @@ def broadcast_preview(broadcast_id: int) -> None:
     """Recipients by channel and language, segments, cost, duration, who is skipped and why."""
     from bot.broadcasts.service import preview_of
 
-    runtime = _runtime()
-    try:
+    with _service() as runtime:
         for line in preview_of(runtime, broadcast_id).lines():
             click.echo(line)
-    except _broadcast_errors() as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        runtime.close()
 
 
 def _confirm(broadcast_id: int, schedules: tuple[str, ...]) -> None:
     from bot.broadcasts.service import confirm, get
 
-    runtime = _runtime()
-    try:
+    with _service() as runtime:
         row = get(runtime, broadcast_id)
         if row.schedule not in schedules:
             hint = "send" if row.schedule == "now" else "schedule"
@@ -403,10 +396,6 @@ def _confirm(broadcast_id: int, schedules: tuple[str, ...]) -> None:
                 f"broadcast {broadcast_id} is '{row.schedule}': use bot broadcast {hint}"
             )
         click.echo(f"broadcast {broadcast_id}: {confirm(runtime, broadcast_id)}")
-    except _broadcast_errors() as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        runtime.close()
 
 
 @broadcast.command("send")
@@ -429,13 +418,8 @@ def broadcast_cancel(broadcast_id: int) -> None:
     """Cancels: nothing not yet handed to Twilio is sent."""
     from bot.broadcasts.service import cancel
 
-    runtime = _runtime()
-    try:
+    with _service() as runtime:
         canceled = cancel(runtime, broadcast_id)
-    except _broadcast_errors() as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        runtime.close()
     click.echo(f"broadcast {broadcast_id} canceled; {canceled} messages not sent")
 
 
@@ -445,8 +429,7 @@ def broadcast_list(limit: int) -> None:
     """Broadcasts, newest first, with their delivery funnel and failure reasons."""
     from bot.broadcasts.service import funnel, list_broadcasts
 
-    runtime = _runtime()
-    try:
+    with _service() as runtime:
         for row in list_broadcasts(runtime, limit):
             when = row.cron or (row.send_at.isoformat() if row.send_at else "now")
             click.echo(f"{row.id:>5}  {row.status:<9} {row.schedule:<9} {when:<22} {row.title}")
@@ -475,8 +458,6 @@ def broadcast_list(limit: int) -> None:
             if result.skipped:
                 reasons = ", ".join(f"{r}: {n}" for r, n in result.skipped.most_common())
                 click.echo(f"       skipped: {reasons}")
-    finally:
-        runtime.close()
 
 
 @main.group()
@@ -509,16 +490,10 @@ def feedback_list(status: str | None, limit: int) -> None:
 @click.argument("status")
 def feedback_status(reference: str, status: str) -> None:
     """Moves feedback REFERENCE to STATUS (new, in_review, answered, closed)."""
-    from bot.feedback import FeedbackError, set_status
-    from bot.runtime import Runtime
+    from bot.feedback import set_status
 
-    runtime = Runtime(_settings())
-    try:
+    with _service() as runtime:
         set_status(runtime, reference, status)
-    except FeedbackError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        runtime.close()
     click.echo(f"{reference}: {status}")
 
 
@@ -528,16 +503,10 @@ def feedback_status(reference: str, status: str) -> None:
 @click.option("--by", default="cli", show_default=True, help="who answers")
 def feedback_answer(reference: str, text: str, by: str) -> None:
     """Answers feedback REFERENCE with TEXT, sent to the person through the outbox."""
-    from bot.feedback import FeedbackError, answer
-    from bot.runtime import Runtime
+    from bot.feedback import answer
 
-    runtime = Runtime(_settings())
-    try:
+    with _service() as runtime:
         answered = answer(runtime, reference, text, by)
-    except FeedbackError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        runtime.close()
     click.echo(f"{reference}: answered; message {answered.message_id} queued for sending")
 
 
