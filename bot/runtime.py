@@ -86,7 +86,13 @@ class Runtime:
     ) -> None:
         self.settings = settings
         self.clock = clock
-        self.db = Database(settings.database_url)
+        # The long-running processes checkpoint SQLite's WAL in a thread of their own.
+        self.db = Database(
+            settings.database_url, background_checkpoint=background or deferred_enqueue
+        )
+        self._stop_checkpoints = threading.Event()
+        if self.db.background_checkpoint:
+            threading.Thread(target=self._checkpoints, name="checkpointer", daemon=True).start()
         self.huey = huey if huey is not None else make_huey(settings)
         catalogue = catalogue or Catalogue.load()
         self.nlu = (
@@ -308,8 +314,16 @@ class Runtime:
                 log.exception("could not enqueue send of %s", message_id)
         return SweepReport(len(contact_ids), len(due), len(reclaimed))
 
+    def _checkpoints(self, every: float = 1.0) -> None:
+        while not self._stop_checkpoints.wait(every):
+            try:
+                self.db.checkpoint()
+            except Exception:
+                log.exception("WAL checkpoint failed; trying again")
+
     def close(self) -> None:
         """Finishes sends under way and releases database connections."""
+        self._stop_checkpoints.set()
         if self._enqueuer is not None:
             self._enqueuer.close()
         self.inbox.close()

@@ -16,9 +16,10 @@ from bot.db.statements import Statements
 class Database:
     """Owns the engine. Commits happen at the request or job boundary, never in models."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, background_checkpoint: bool = False) -> None:
         self.url = url
-        self.engine: Engine = make_engine(url)
+        self.background_checkpoint = background_checkpoint and url.startswith("sqlite")
+        self.engine: Engine = make_engine(url, background_checkpoint=self.background_checkpoint)
         self._read_engine = self.engine.execution_options(readonly=True)
         self.sql = Statements(self.engine.dialect)
         # SQLite: writers queue on a machine-wide gate (see bot/db/gate.py), not on SQLite's
@@ -56,6 +57,18 @@ class Database:
         """A Core connection in one read-only transaction."""
         with self._read_engine.connect() as conn, conn.begin():
             yield conn
+
+    def checkpoint(self) -> None:
+        """Copies committed WAL pages into the database file without blocking writers
+        (SQLite with background checkpoints only; a no-op otherwise)."""
+        if not self.background_checkpoint:
+            return
+        # On the raw connection: SQLAlchemy would wrap the PRAGMA in BEGIN IMMEDIATE.
+        raw = self.engine.raw_connection()
+        try:
+            raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()  # type: ignore[union-attr]
+        finally:
+            raw.close()
 
     def dispose(self) -> None:
         """Closes pooled connections."""

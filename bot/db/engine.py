@@ -9,7 +9,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any, checkpoint: bool = True) -> None:
     # Autocommit at the driver level; SQLAlchemy's "begin" event below emits BEGIN itself.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
@@ -17,6 +17,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    if not checkpoint:
+        # A commit that crosses 1,000 WAL pages would checkpoint while it holds the write
+        # gate, and every webhook behind it would wait; Database.checkpoint() does it apart.
+        cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
 
 
@@ -29,8 +33,12 @@ def _sqlite_begin(conn: Any) -> None:
     )
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Creates an engine; SQLite files get WAL mode and their folder is created."""
+def make_engine(url: str, background_checkpoint: bool = False, **kwargs: Any) -> Engine:
+    """Creates an engine; SQLite files get WAL mode and their folder is created.
+
+    With `background_checkpoint` commits never checkpoint the WAL themselves: the caller
+    runs `PRAGMA wal_checkpoint(PASSIVE)` now and then, outside the write gate.
+    """
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -44,7 +52,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             pool_reset_on_return=None,
             **kwargs,
         )
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(
+            engine,
+            "connect",
+            lambda conn, record: _sqlite_pragmas(conn, record, not background_checkpoint),
+        )
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     # A database that does not answer must not hold a webhook past Twilio's patience.
