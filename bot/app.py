@@ -5,7 +5,8 @@ from __future__ import annotations
 import atexit
 import logging
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, redirect, url_for
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from bot.runtime import Runtime
 from bot.settings import Settings, load_settings
@@ -51,13 +52,14 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     init_ops(app)
 
+    from dashboard import init_app as init_dashboard
+
+    init_dashboard(app, runtime, settings)
+
     @app.get("/")
-    def index() -> Response:
-        return jsonify(
-            service="community-bot",
-            webhooks=["/webhooks/twilio/messages", "/webhooks/twilio/status"],
-            simulator="/simulator" if settings.simulator_enabled else None,
-        )
+    def index() -> WerkzeugResponse:
+        # The dashboard sends anyone not signed in on to its login page.
+        return redirect(url_for("dashboard.home"))
 
     @app.after_request
     def security_headers(response: Response) -> Response:

@@ -2,9 +2,144 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import click
+
+from bot.db.database import Database
+from bot.settings import Settings, SettingsError, load_settings
+from dashboard.accounts import (
+    ROLES,
+    AccountError,
+    create_user,
+    list_users,
+    set_password,
+    update_user,
+    user_id_for,
+)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise click.ClickException(f"invalid configuration: {exc}") from None
+
+
+@contextlib.contextmanager
+def _database(settings: Settings) -> Iterator[Database]:
+    db = Database(settings.database_url)
+    try:
+        yield db
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        db.dispose()
+
+
+def _password(given: str | None) -> str:
+    if given:
+        return given
+    return str(click.prompt("Password (10+ characters)", hide_input=True, confirmation_prompt=True))
 
 
 @click.group()
 def users() -> None:
     """Dashboard users: create, list, change roles and groups."""
+
+
+@users.command("create")
+@click.argument("email")
+@click.option("--role", type=click.Choice(ROLES), required=True)
+@click.option("--name", default=None, help="how the person is shown")
+@click.option("--phone", default=None, help="a mobilizer's registered phone")
+@click.option("--group", "groups", multiple=True, help="a group a mobilizer works with")
+@click.option(
+    "--password",
+    envvar="BOT_USER_PASSWORD",
+    default=None,
+    help="the password (prompted for when omitted; or BOT_USER_PASSWORD)",
+)
+def users_create(
+    email: str,
+    role: str,
+    name: str | None,
+    phone: str | None,
+    groups: tuple[str, ...],
+    password: str | None,
+) -> None:
+    """Creates an account; the first one should be an admin."""
+    settings = _settings()
+    secret = _password(password)
+    with _database(settings) as db:
+        user_id = create_user(
+            db, email, role, secret, name, phone, groups, region=settings.default_region
+        )
+    click.echo(f"created {role} {email.strip().lower()} (id {user_id})")
+
+
+@users.command("list")
+def users_list() -> None:
+    """Lists every account."""
+    with _database(_settings()) as db:
+        rows = list_users(db)
+    if not rows:
+        click.echo("no accounts yet: bot users create --role admin EMAIL")
+    for row in rows:
+        state = "active" if row.active else "disabled"
+        groups = ",".join(row.groups) or "-"
+        click.echo(
+            f"{row.id}\t{row.email}\t{row.role}\t{state}\tgroups={groups}\t"
+            f"last login {row.last_login}"
+        )
+
+
+@users.command("set-role")
+@click.argument("email")
+@click.argument("role", type=click.Choice(ROLES))
+def users_set_role(email: str, role: str) -> None:
+    """Changes an account's role."""
+    with _database(_settings()) as db:
+        update_user(db, user_id_for(db, email), role=role)
+    click.echo(f"{email} is now {role}")
+
+
+@users.command("set-groups")
+@click.argument("email")
+@click.argument("groups", nargs=-1)
+def users_set_groups(email: str, groups: tuple[str, ...]) -> None:
+    """Replaces the groups a mobilizer works with (none: no groups)."""
+    with _database(_settings()) as db:
+        update_user(db, user_id_for(db, email), groups=groups)
+    click.echo(f"{email}: groups {', '.join(groups) or '(none)'}")
+
+
+@users.command("set-password")
+@click.argument("email")
+@click.option("--password", envvar="BOT_USER_PASSWORD", default=None)
+def users_set_password(email: str, password: str | None) -> None:
+    """Sets a new password; the account's sessions end."""
+    settings = _settings()
+    secret = _password(password)
+    with _database(settings) as db:
+        set_password(db, user_id_for(db, email), secret)
+    click.echo(f"password changed for {email}")
+
+
+@users.command("disable")
+@click.argument("email")
+def users_disable(email: str) -> None:
+    """Disables an account (it can no longer sign in; its sessions end)."""
+    with _database(_settings()) as db:
+        update_user(db, user_id_for(db, email), active=False)
+    click.echo(f"{email} disabled")
+
+
+@users.command("enable")
+@click.argument("email")
+def users_enable(email: str) -> None:
+    """Enables a disabled account again."""
+    with _database(_settings()) as db:
+        update_user(db, user_id_for(db, email), active=True)
+    click.echo(f"{email} enabled")

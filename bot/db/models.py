@@ -360,3 +360,64 @@ class BroadcastRun(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# -- The dashboard (migration 0005) ------------------------------------------------------------
+
+from sqlalchemy import false  # noqa: E402 - kept with the section that needs it
+
+# The conversation list: contacts by their latest inbound message, keyset-paginated.
+Index("ix_contacts_last_inbound_at_id", Contact.last_inbound_at, Contact.id)
+# The conversation list's topic filter: "has this contact asked about X?" is one index probe.
+Index("ix_messages_contact_id_intent", Message.contact_id, Message.intent)
+# Text search over what people wrote: a trigram index on PostgreSQL (ILIKE '%…%' uses it).
+# SQLite has no trigram index; there the index is empty (a partial index on a false
+# condition) and the search scans newest first, a window at a time (dashboard.conversations).
+Index(
+    "ix_messages_body_trgm",
+    Message.body,
+    postgresql_using="gin",
+    postgresql_ops={"body": "gin_trgm_ops"},
+    postgresql_where=Message.direction == "in",
+    sqlite_where=false(),
+)
+
+
+class NluExample(Base):
+    """A training example a coordinator made from a real message (the NLU review queue)."""
+
+    __tablename__ = "nlu_examples"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    text: Mapped[str] = mapped_column(String(500))
+    # The Rasa intent: `faq_<topic>` or `out_of_scope`.
+    intent: Mapped[str] = mapped_column(String(64), index=True)
+    # en, ne (Devanagari) or romanized
+    language: Mapped[str] = mapped_column(String(16))
+    source_message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), unique=True)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class NluTrainingRun(Base):
+    """One retraining started from the dashboard: progress, outcome and the model it made."""
+
+    __tablename__ = "nlu_training_runs"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    # queued, running, succeeded, failed
+    status: Mapped[str] = mapped_column(String(16))
+    # "active" while queued or running, else NULL: the unique constraint allows one at a time.
+    slot: Mapped[str | None] = mapped_column(String(8), unique=True)
+    stage: Mapped[str] = mapped_column(String(64))
+    progress: Mapped[int] = mapped_column(Integer, default=0)  # percent
+    model_name: Mapped[str] = mapped_column(String(100))
+    model_path: Mapped[str | None] = mapped_column(String(500))
+    examples: Mapped[int] = mapped_column(Integer, default=0)
+    log: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    started_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

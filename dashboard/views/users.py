@@ -1,0 +1,192 @@
+"""Administration (admins only): accounts, roles and groups, the audit log, the settings."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import fields
+
+from flask import abort, flash, redirect, render_template, url_for
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+from werkzeug.wrappers import Response
+from wtforms import BooleanField, EmailField, PasswordField, SelectChoice, SelectField, StringField
+from wtforms.validators import DataRequired, Length, Optional
+
+from bot.db.models import AuditEvent, User
+from dashboard.accounts import (
+    ADMIN,
+    ROLES,
+    AccountError,
+    create_user,
+    list_users,
+    set_password,
+    update_user,
+)
+from dashboard.audit import record
+from dashboard.blueprint import PAGE_SIZE, account, arg_int, bp, requires, runtime, state
+
+ROLE_CHOICES = [SelectChoice(r) for r in ROLES]
+SECRET_SETTINGS = {"secret_key", "twilio_auth_token"}
+
+
+class NewUserForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Length(max=200)])
+    name = StringField("Name", validators=[Optional(), Length(max=200)])
+    role = SelectField("Role", choices=ROLE_CHOICES)
+    phone = StringField(
+        "Phone (mobilizers who send BROADCAST by SMS)", validators=[Optional(), Length(max=32)]
+    )
+    groups = StringField("Groups (comma-separated)", validators=[Optional(), Length(max=1000)])
+    password = PasswordField(
+        "Password (10+ characters)", validators=[DataRequired(), Length(max=200)]
+    )
+
+
+class EditUserForm(FlaskForm):
+    name = StringField("Name", validators=[Optional(), Length(max=200)])
+    role = SelectField("Role", choices=ROLE_CHOICES)
+    phone = StringField("Phone", validators=[Optional(), Length(max=32)])
+    groups = StringField("Groups (comma-separated)", validators=[Optional(), Length(max=1000)])
+    active = BooleanField("Active (may sign in)")
+    password = PasswordField(
+        "New password (leave empty to keep)", validators=[Optional(), Length(max=200)]
+    )
+
+
+@bp.route("/users", methods=["GET", "POST"])
+@requires(ADMIN)
+def users() -> str | Response | tuple[str, int]:
+    """Every account, and a form to create one."""
+    form = NewUserForm()
+    rt = runtime()
+    if form.is_submitted():
+        if not form.validate():
+            flash("Fill in the email, the role and a password.", "error")
+        else:
+            try:
+                user_id = create_user(
+                    rt.db,
+                    form.email.data or "",
+                    form.role.data or "",
+                    form.password.data or "",
+                    form.name.data,
+                    form.phone.data,
+                    (form.groups.data or "").split(","),
+                    region=rt.settings.default_region,
+                )
+            except AccountError as exc:
+                flash(str(exc), "error")
+            else:
+                with rt.db.write() as db:
+                    record(
+                        db,
+                        account().label,
+                        "user_created",
+                        {"user_id": user_id, "role": form.role.data},
+                    )
+                flash(f"Account created for {form.email.data}.", "ok")
+                return redirect(url_for("dashboard.users"), code=303)
+        return render_template("dashboard/users.html", users=list_users(rt.db), form=form), 400
+    return render_template("dashboard/users.html", users=list_users(rt.db), form=form)
+
+
+@bp.route("/users/<int:user_id>", methods=["GET", "POST"])
+@requires(ADMIN)
+def user(user_id: int) -> str | Response | tuple[str, int]:
+    """Change one account's role, groups, phone, active flag or password."""
+    rt = runtime()
+    with rt.db.read() as db:
+        found = db.get(User, user_id)
+    if found is None:
+        abort(404)
+    row = next(r for r in list_users(rt.db) if r.id == user_id)
+    form = EditUserForm()
+    if form.is_submitted():
+        if form.validate():
+            try:
+                update_user(
+                    rt.db,
+                    user_id,
+                    role=form.role.data,
+                    name=form.name.data or "",
+                    groups=(form.groups.data or "").split(","),
+                    active=bool(form.active.data),
+                    phone=form.phone.data or "",
+                    region=rt.settings.default_region,
+                )
+                if form.password.data:
+                    set_password(rt.db, user_id, form.password.data)
+            except AccountError as exc:
+                flash(str(exc), "error")
+            else:
+                with rt.db.write() as db:
+                    record(
+                        db,
+                        account().label,
+                        "user_updated",
+                        {
+                            "user_id": user_id,
+                            "role": form.role.data,
+                            "active": form.active.data,
+                            "password_changed": bool(form.password.data),
+                        },
+                    )
+                flash("Saved.", "ok")
+                return redirect(url_for("dashboard.user", user_id=user_id), code=303)
+        else:
+            flash("Check the fields.", "error")
+        return render_template("dashboard/user.html", row=row, form=form), 400
+    form.name.data = row.name
+    form.role.data = row.role
+    form.phone.data = row.phone
+    form.groups.data = ", ".join(row.groups)
+    form.active.data = row.active
+    return render_template("dashboard/user.html", row=row, form=form)
+
+
+@bp.get("/audit")
+@requires(ADMIN)
+def audit() -> str:
+    """Who did what, newest first."""
+    before = arg_int("before", minimum=1)
+    with runtime().db.read() as db:
+        query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(PAGE_SIZE + 1)
+        if before:
+            query = query.where(AuditEvent.id < before)
+        events = db.scalars(query).all()
+    return render_template(
+        "dashboard/audit.html",
+        events=events[:PAGE_SIZE],
+        next_before=events[PAGE_SIZE - 1].id if len(events) > PAGE_SIZE else None,
+    )
+
+
+def _without_password(value: object) -> object:
+    """A URL's password replaced by ***; anything else as it is."""
+    if isinstance(value, str) and "://" in value:
+        return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", value)
+    if isinstance(value, tuple):
+        return ", ".join(str(_without_password(v)) for v in value)
+    return value
+
+
+@bp.get("/settings")
+@requires(ADMIN)
+def settings() -> str:
+    """The running configuration (from the environment; secrets hidden)."""
+    rt = runtime()
+    service = [
+        (f.name, "(set)" if getattr(rt.settings, f.name) else "(not set)")
+        if f.name in SECRET_SETTINGS
+        else (f.name, _without_password(getattr(rt.settings, f.name)))
+        for f in fields(rt.settings)
+    ]
+    config = state().config
+    dashboard = [
+        ("HANDOFF_HOURS", config.handoff_hours),
+        ("LOGIN_LIMIT_PER_IP", config.login_limit_ip),
+        ("LOGIN_LIMIT_PER_ACCOUNT", config.login_limit_account),
+        ("NLU_TRAIN_COMMAND", " ".join(config.train_command)),
+        ("NLU_MODELS_DIR", config.models_dir),
+    ]
+    return render_template("dashboard/settings.html", service=service, dashboard=dashboard)
