@@ -3,13 +3,20 @@
 Per language it reports accuracy (FAQ answered with the right topic, other intents recognised,
 out-of-scope not answered), how many out-of-scope questions were refused, and the wrong-answer
 rate: a confident FAQ answer on the wrong topic, the failure that matters most.
+
+`python -m nlu.evaluate --cv build/nlu/cv` summarises the reports of Rasa's cross-validation
+(`rasa test nlu --cross-validation --out build/nlu/cv`, run by `make nlu-eval`).
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bot.core.content import ContentError, load_yaml
 from bot.core.faq import NluPolicy, decide
@@ -88,3 +95,97 @@ def report(tallies: dict[str, Tally]) -> str:
             f"| {t.wrong_answers} ({t.wrong_answers / t.total:.1%}) |"
         )
     return "\n".join(lines)
+
+
+# Rasa logs the mean (and spread) over the folds of the training and test sets' figures:
+# "train Accuracy: 1.000 (0.000)". Its F1 here is the weighted average over intents.
+_FOLD_FIGURE = re.compile(r"\b(train|test) (Accuracy|F1-score): ([0-9.]+) \(([0-9.]+)\)")
+_FOLDS = re.compile(r"CV evaluation \(n=(\d+)\)")
+
+
+def _percent(value: float | None, spread: float | None = None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1%}" + (f" ± {spread:.1%}" if spread is not None else "")
+
+
+def cv_summary(out_dir: Path, top: int = 8) -> str:
+    """A compact summary of Rasa's cross-validation reports in `out_dir`.
+
+    Test figures come from `intent_report.json` (the held-out folds pooled; ± is the spread
+    between folds), train figures from Rasa's log `rasa.log` when it is there (Rasa logs only
+    accuracy and weighted F1 for the training folds). The most frequent confusions follow.
+    """
+    path = out_dir / "intent_report.json"
+    try:
+        raw: Any = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ContentError(f"{path}: no cross-validation report ({exc})") from None
+    if not isinstance(raw, dict) or not all(
+        isinstance(raw.get(key), dict) for key in ("macro avg", "weighted avg")
+    ):
+        raise ContentError(f"{path}: expected Rasa's intent report")
+    log = out_dir / "rasa.log"
+    text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
+    folds: dict[tuple[str, str], tuple[float, float]] = {
+        (split, metric): (float(mean), float(spread))
+        for split, metric, mean, spread in _FOLD_FIGURE.findall(text)
+    }
+    n_folds = _FOLDS.search(text)
+
+    def fold(split: str, metric: str) -> tuple[float | None, float | None]:
+        return folds.get((split, metric), (None, None))
+
+    train_accuracy, train_f1 = fold("train", "Accuracy"), fold("train", "F1-score")
+    test_accuracy_spread = fold("test", "Accuracy")[1]
+    test_f1_spread = fold("test", "F1-score")[1]
+    accuracy = raw.get("accuracy")
+    if accuracy is None:  # sklearn reports micro avg instead when some labels are missing
+        accuracy = raw.get("micro avg", {}).get("f1-score")
+    examples = int(raw["weighted avg"].get("support", 0))
+    heading = f"Rasa cross-validation: {examples} examples"
+    heading += f", {n_folds.group(1)} folds" if n_folds else ""
+    lines = [
+        f"{heading} (reports in {out_dir})",
+        "| split | intent accuracy | macro F1 | weighted F1 |",
+        "|---|---|---|---|",
+    ]
+    if train_accuracy[0] is not None:
+        lines.append(f"| train | {_percent(*train_accuracy)} | - | {_percent(*train_f1)} |")
+    lines.append(
+        f"| test | {_percent(accuracy, test_accuracy_spread)} "
+        f"| {_percent(raw['macro avg'].get('f1-score'))} "
+        f"| {_percent(raw['weighted avg'].get('f1-score'), test_f1_spread)} |"
+    )
+    confusions = sorted(
+        (
+            (-int(count), intent, other)
+            for intent, figures in raw.items()
+            if isinstance(figures, dict)
+            for other, count in (figures.get("confused_with") or {}).items()
+        ),
+    )[:top]
+    lines.append(
+        "train: mean over the folds (Rasa logs no macro F1 for it); "
+        "test: the held-out folds pooled, ± the spread between folds"
+    )
+    if confusions:
+        pairs = ", ".join(f"{intent} → {other} {-count}" for count, intent, other in confusions)
+        lines.append(f"most confused (true → predicted, test folds): {pairs}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m nlu.evaluate --cv DIR`: prints the cross-validation summary."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--cv", type=Path, required=True, help="rasa test nlu --out folder")
+    parser.add_argument("--top", type=int, default=8, help="how many confusions to show")
+    args = parser.parse_args(argv)
+    try:
+        print(cv_summary(args.cv, args.top))
+    except ContentError as exc:
+        parser.exit(1, f"error: {exc}\n")
+
+
+if __name__ == "__main__":
+    main()
