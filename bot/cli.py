@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -83,15 +84,22 @@ def nlu() -> None:
 @DATA_OPTION
 def nlu_build(out: Path, data_dir: Path | None) -> None:
     """Checks the FAQ catalogue and writes Rasa's training data from it."""
+    from sqlalchemy.exc import OperationalError
+
     from bot.core.content import ContentError
     from nlu.catalogue import Catalogue
-    from nlu.training import write_training_data
+    from nlu.training import database_examples, write_training_data
 
     try:
         catalogue = Catalogue.load(data_dir) if data_dir else Catalogue.load()
     except ContentError as exc:
         raise click.ClickException(str(exc)) from None
-    path = write_training_data(catalogue, out)
+    # Examples coordinators made in the dashboard's NLU review join the files' examples.
+    try:
+        extra = database_examples(_settings().database_url)
+    except (OperationalError, SettingsError):
+        extra = {}
+    path = write_training_data(catalogue, out, extra)
     groups = [t.examples for t in catalogue.topics.values()]
     groups += [i.examples for i in catalogue.intents.values()]
     examples = sum(len(texts) for group in groups for texts in group.values())
@@ -667,6 +675,7 @@ def run(
     if create_database:
         create_missing(settings.database_url)
     upgrade(settings.database_url)
+    _first_admin(settings)
     children: list[subprocess.Popen[bytes]] = []
     env = dict(os.environ)
     nlu = ", ".join(settings.rasa_urls) or "off (no model: run `make train`)"
@@ -694,6 +703,27 @@ def run(
         f"{web_workers} web, {workers} worker, {schedulers} scheduler processes"
     )
     sys.exit(_supervise(children))
+
+
+def _first_admin(settings: Settings) -> None:
+    """A new installation gets one admin account, its password shown once, so the dashboard
+    can be opened straight away (change it there, or with `bot users set-password`)."""
+    from sqlalchemy import func, select
+
+    from bot.db.database import Database
+    from bot.db.models import User
+    from dashboard.accounts import create_user
+
+    db = Database(settings.database_url)
+    try:
+        with db.read() as session:
+            if session.scalar(select(func.count()).select_from(User)):
+                return
+        password = secrets.token_urlsafe(12)
+        create_user(db, "admin@example.org", "admin", password, name="Administrator")
+    finally:
+        db.dispose()
+    click.echo(f"first dashboard account: admin@example.org  password: {password}  (shown once)")
 
 
 RASA_BIN = PROJECT_ROOT / ".venv-rasa" / "bin" / "rasa"

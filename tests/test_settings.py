@@ -110,3 +110,26 @@ def test_several_rasa_servers(tmp_path: Path) -> None:
         base(tmp_path) | {"RASA_URL": "http://127.0.0.1:5005, http://127.0.0.1:5006/"}
     )
     assert settings.rasa_urls == ("http://127.0.0.1:5005", "http://127.0.0.1:5006")
+
+
+def test_a_new_installation_gets_one_admin_shown_once(
+    env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sqlalchemy import select
+
+    from bot.cli import _first_admin
+    from bot.db.database import Database
+    from bot.db.models import User
+    from bot.settings import Settings
+
+    settings = Settings.from_mapping(env)
+    _first_admin(settings)
+    _first_admin(settings)  # a second start creates nobody
+    printed = capsys.readouterr().out
+    assert printed.count("first dashboard account: admin@example.org") == 1
+    db = Database(settings.database_url)
+    with db.read() as session:
+        assert [(u.email, u.role) for u in session.scalars(select(User))] == [
+            ("admin@example.org", "admin")
+        ]
+    db.dispose()
