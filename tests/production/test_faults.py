@@ -20,7 +20,7 @@ from sqlalchemy import Engine, create_engine, func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from bot.db.models import Message, SurveyResponse
+from bot.db.models import Contact, Message, SurveyResponse
 from tests.support.load import Outcome, percentile, send
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.topology import (
@@ -125,9 +125,14 @@ def check_everything_answered_once(
             ).all()
             bodies = dict(s.execute(select(Message.id, Message.body)).all())
             outbound = s.scalar(select(func.count()).where(Message.direction == "out"))
-            answers = Counter(
-                str(sorted(r.items())) for r in s.scalars(select(SurveyResponse.answers)).all()
-            )
+            answers = {
+                phone: str(sorted(values.items()))
+                for phone, values in s.execute(
+                    select(Contact.phone, SurveyResponse.answers).join(
+                        Contact, Contact.id == SurveyResponse.contact_id
+                    )
+                )
+            }
     finally:
         engine.dispose()
     assert inbound == sids == total  # every message stored once
@@ -136,9 +141,14 @@ def check_everything_answered_once(
     if exact_replies:
         script = {"SURVEY": 0, "2": 1, "what are the steps": 2, "1 3": 3, "HELP": 4}
         assert all(replies[i] == REPLIES[script[bodies[i]]] for i in inbound_ids)
-    # Each contact's messages were handled in order: every survey has the same answers.
-    assert answers == {
-        str(sorted({"main_issue": "roads", "priorities": ["water", "roads"]}.items())): CONTACTS
+    # Each contact's messages were handled in the order they were stored: every survey has
+    # the same answers. (A message answered 503 and delivered again may arrive after the
+    # contact's next one, as with Twilio's fallback: those contacts' order is not checked.)
+    reordered = {o.planned.sender for o in outcomes if o.attempts > 1}
+    expected = str(sorted({"main_issue": "roads", "priorities": ["water", "roads"]}.items()))
+    assert len(answers) == CONTACTS
+    assert {p: a for p, a in answers.items() if p not in reordered} == {
+        p: expected for p in answers if p not in reordered
     }
 
 
