@@ -25,7 +25,7 @@ from apscheduler.triggers.date import DateTrigger
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import Connection, make_url
 
-from bot.broadcasts.service import SCHEDULED, occurrence, start_run
+from bot.broadcasts.service import SCHEDULED, expire_drafts, occurrence, start_run
 from bot.db.models import Broadcast
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ class SchedulerLock:
         """Takes the lock if it is free; never waits."""
         url = make_url(self.url)
         if url.get_backend_name() == "postgresql":
-            engine = create_engine(self.url, pool_size=1, max_overflow=0)
+            engine = create_engine(self.url, pool_size=1, max_overflow=0, hide_parameters=True)
             conn = engine.connect()
             got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LOCK_KEY}).scalar()
             conn.commit()
@@ -190,6 +190,7 @@ class BroadcastScheduler:
             while not stop.is_set():
                 try:
                     self.reconcile()
+                    expire_drafts(self.runtime)
                 except Exception:
                     log.exception("could not reconcile broadcast schedules; retrying")
                 stop.wait(self.poll_seconds)

@@ -13,9 +13,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.broadcasts.audience import Audience, AudienceError
+from bot.broadcasts.rights import actor_by, may_manage, refusal, shortest_gap
 from bot.broadcasts.routing import Message as BroadcastMessage
 from bot.broadcasts.routing import Preview, preview
-from bot.db.models import Broadcast, BroadcastRun, Message
+from bot.db.models import AuditEvent, Broadcast, BroadcastRun, Message
 from bot.outbox import CANCELED, PLANNED
 
 if TYPE_CHECKING:
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 
 DRAFT = "draft"
 SCHEDULED = "scheduled"
+# A mobilizer's recurring broadcast, confirmed, waiting for a coordinator's approval.
+PENDING_APPROVAL = "pending_approval"
 SENDING = "sending"
 SENT = "sent"
 BROADCAST_CANCELED = "canceled"
@@ -107,12 +110,33 @@ def _check(runtime: Runtime, draft: Draft) -> tuple[str | None]:
     return (cron,)
 
 
-def create(runtime: Runtime, draft: Draft, created_by: str, source_sid: str | None = None) -> int:
+def _check_interval(runtime: Runtime, cron: str, created_by: str) -> None:
+    """A mobilizer's recurring broadcast may not go out more often than the setting allows."""
+    with runtime.db.read() as session:
+        actor = actor_by(session, created_by)
+    if actor is None or actor.staff:
+        return
+    hours = runtime.settings.mobilizer_min_interval_hours
+    gap = shortest_gap(cron, runtime.settings.timezone, runtime.clock())
+    if gap is not None and gap < timedelta(hours=hours):
+        raise BroadcastError(
+            f"a mobilizer's recurring broadcast may go out at most once every {hours} hours"
+        )
+
+
+def create(
+    runtime: Runtime,
+    draft: Draft,
+    created_by: str,
+    source_sid: str | None = None,
+) -> int:
     """Stores a broadcast as a draft; `send_now` or `confirm` starts it. Returns its id.
 
     `source_sid` (the SMS that asked for it) makes a repeated webhook return the same draft.
     """
     (cron,) = _check(runtime, draft)
+    if cron is not None:
+        _check_interval(runtime, cron, created_by)
     now = runtime.clock()
     row = Broadcast(
         title=draft.title.strip()[:200],
@@ -194,11 +218,40 @@ def preview_draft(runtime: Runtime, draft: Draft) -> Preview:
     return preview(runtime.db, runtime.settings, draft.audience, message, runtime.clock())
 
 
-def confirm(runtime: Runtime, broadcast_id: int) -> str:
-    """Starts a draft: "now" sends at once, the others are handed to the scheduler."""
+def _check_manager(runtime: Runtime, row: Broadcast, by: str | None, verb: str) -> None:
+    """`by` (an account's email; None for the command line) may confirm or cancel `row`."""
+    if by is None:
+        return
+    with runtime.db.read() as session:
+        actor = actor_by(session, by)
+    if actor is None or not may_manage(actor, row):
+        raise BroadcastError(f"only its creator or a coordinator may {verb} broadcast {row.id}")
+
+
+def confirm(runtime: Runtime, broadcast_id: int, by: str | None = None) -> str:
+    """Starts a draft: "now" sends at once, the others are handed to the scheduler.
+
+    Args:
+        runtime: the service.
+        broadcast_id: the draft.
+        by: the account confirming it (its creator or staff); None for the command line.
+
+    Returns:
+        The new status: sending, scheduled, or pending_approval for a mobilizer's recurring
+        broadcast (a coordinator approves it with `approve`).
+    """
     row = get(runtime, broadcast_id)
     if row.status != DRAFT:
         raise BroadcastError(f"broadcast {broadcast_id} is {row.status}, not a draft")
+    _check_manager(runtime, row, by, "confirm")
+    with runtime.db.read() as session:
+        creator, reason = refusal(session, row, approval_needed=False)
+    if reason is not None:
+        raise BroadcastError(f"broadcast {broadcast_id} cannot go out: {reason}")
+    mobilizers = row.schedule == "recurring" and creator is not None and not creator.staff
+    if mobilizers and not row.approved_by:
+        _set_status(runtime, broadcast_id, PENDING_APPROVAL, expect=DRAFT)
+        return PENDING_APPROVAL
     if row.schedule == "now":
         start_run(runtime, broadcast_id, runtime.clock())
         return SENDING
@@ -206,13 +259,57 @@ def confirm(runtime: Runtime, broadcast_id: int) -> str:
     return SCHEDULED
 
 
-def _set_status(runtime: Runtime, broadcast_id: int, status: str, expect: str | None) -> bool:
+def approve(runtime: Runtime, broadcast_id: int, by: str) -> str:
+    """A coordinator approves a mobilizer's recurring broadcast: it is scheduled."""
+    row = get(runtime, broadcast_id)
+    if row.status != PENDING_APPROVAL:
+        raise BroadcastError(f"broadcast {broadcast_id} is {row.status}, not waiting for approval")
+    with runtime.db.read() as session:
+        approver = actor_by(session, by)
+        _, reason = refusal(session, row, approval_needed=False)
+    if approver is None or not approver.active or not approver.staff:
+        raise BroadcastError("only a coordinator or an admin may approve a broadcast")
+    if reason is not None:
+        raise BroadcastError(f"broadcast {broadcast_id} cannot go out: {reason}")
+    if not _set_status(
+        runtime, broadcast_id, SCHEDULED, expect=PENDING_APPROVAL, approved_by=approver.email
+    ):
+        raise BroadcastError(f"broadcast {broadcast_id} changed meanwhile; look again")
+    return SCHEDULED
+
+
+def expire_drafts(runtime: Runtime) -> int:
+    """Cancels drafts asked for by SMS that were not confirmed in time. Returns how many."""
+    now = runtime.clock()
+    oldest = now - timedelta(minutes=runtime.settings.broadcast_confirm_minutes)
+    with runtime.db.write() as session:
+        result = session.execute(
+            update(Broadcast)
+            .where(
+                Broadcast.status == DRAFT,
+                Broadcast.confirm_code_hash.is_not(None),
+                Broadcast.created_at < oldest,
+            )
+            .values(status=BROADCAST_CANCELED, canceled_at=now, updated_at=now)
+        )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _set_status(
+    runtime: Runtime,
+    broadcast_id: int,
+    status: str,
+    expect: str | None,
+    approved_by: str | None = None,
+) -> bool:
     now = runtime.clock()
     with runtime.db.write() as session:
         query = update(Broadcast).where(Broadcast.id == broadcast_id)
         if expect is not None:
             query = query.where(Broadcast.status == expect)
         values: dict[str, Any] = {"status": status, "updated_at": now}
+        if approved_by is not None:
+            values["approved_by"] = approved_by
         if status == BROADCAST_CANCELED:
             values["canceled_at"] = now
         return session.execute(query.values(**values)).rowcount == 1  # type: ignore[attr-defined]
@@ -224,7 +321,12 @@ def start_run(runtime: Runtime, broadcast_id: int, scheduled_for: datetime) -> i
     Returns the run id, or None when the broadcast was canceled.
     """
     row = get(runtime, broadcast_id)
-    if row.status == BROADCAST_CANCELED:
+    if row.status in (BROADCAST_CANCELED, PENDING_APPROVAL):
+        return None
+    with runtime.db.read() as session:
+        _, reason = refusal(session, row)
+    if reason is not None:  # rights are checked again whenever it fires
+        _refuse_at_fire(runtime, row, reason)
         return None
     now = runtime.clock()
     scheduled_for = scheduled_for.astimezone(UTC).replace(microsecond=0)
@@ -254,12 +356,29 @@ def start_run(runtime: Runtime, broadcast_id: int, scheduled_for: datetime) -> i
     return run_id
 
 
-def cancel(runtime: Runtime, broadcast_id: int) -> int:
+def _refuse_at_fire(runtime: Runtime, row: Broadcast, reason: str) -> None:
+    """Cancels a broadcast its creator may no longer send, and says so in the audit log."""
+    log.warning("broadcast %s canceled when it fired: %s", row.id, reason)
+    cancel(runtime, row.id)
+    with runtime.db.write() as session:
+        session.add(
+            AuditEvent(
+                actor="scheduler",
+                action="broadcast_refused_at_fire",
+                detail={"broadcast_id": row.id, "created_by": row.created_by, "reason": reason},
+                created_at=runtime.clock(),
+            )
+        )
+
+
+def cancel(runtime: Runtime, broadcast_id: int, by: str | None = None) -> int:
     """Cancels a broadcast: nothing not yet handed to Twilio goes out. Returns how many
-    planned messages were canceled."""
+    planned messages were canceled. `by` (an account's email) must be its creator or staff;
+    None is the service itself or the command line."""
     row = get(runtime, broadcast_id)
     if row.status in (SENT, BROADCAST_CANCELED):
         raise BroadcastError(f"broadcast {broadcast_id} is already {row.status}")
+    _check_manager(runtime, row, by, "cancel")
     now = runtime.clock()
     with runtime.db.write() as session:
         session.execute(
@@ -365,9 +484,11 @@ __all__ = [
     "BroadcastError",
     "Draft",
     "Funnel",
+    "approve",
     "cancel",
     "confirm",
     "create",
+    "expire_drafts",
     "funnel",
     "list_broadcasts",
     "parse_every",

@@ -37,6 +37,20 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def split_code(text: str) -> tuple[str, str]:
+    """ "YES 4827" → ("yes", "4827"): the words and the digits of a reply (any script's digits).
+
+    >>> split_code("Yes, 48 27")
+    ('yes', '4827')
+    >>> split_code("हो ४८२७")
+    ('हो', '4827')
+    """
+    folded = normalize(text)
+    digits = "".join(ch for ch in folded if ch.isascii() and ch.isdigit())
+    words = " ".join("".join(" " if ch.isdigit() else ch for ch in folded).split())
+    return words, digits
+
+
 # Conversational intents answered with one text of data/messages.yml.
 SIMPLE_REPLIES = {"greet": "greet", "goodbye": "goodbye", "thanks": "thanks", "help": "help_menu"}
 
@@ -174,11 +188,15 @@ class Bot:
         if action == "more":
             return self._more(settled, pending, language)
         if pending.get("broadcast") and self.desk is not None and self.flows is not None:
-            answer = yes_or_no(inbound.body, self.flows.kit.vocabulary)
+            words, code = split_code(inbound.body)
+            answer = yes_or_no(words, self.flows.kit.vocabulary) if words else None
             if answer is not None:
                 draft = int(pending["broadcast"])
-                desk = self.desk.confirm if answer == "yes" else self.desk.drop
-                return self._desk_reply(settled, desk(contact.phone, draft), language)
+                if answer == "no":
+                    return self._desk_reply(settled, self.desk.drop(contact.phone, draft), language)
+                attempt = int(pending.get("tries", 0)) + 1
+                reply = self.desk.confirm(contact.phone, draft, code, attempt, inbound.channel)
+                return self._desk_reply(settled, reply, language, tries=attempt)
         choices = pending.get("choices") or []
         picked = normalize(inbound.body)
         if choices and picked.isdigit() and 1 <= int(picked) <= len(choices):
@@ -207,14 +225,21 @@ class Bot:
         settled = replace(contact, pending=None)
         if self.desk is None:
             return Turn([self._say(settled, "help_menu", language)], settled, intent="broadcast")
-        reply = self.desk.request(contact.phone, text, language, inbound.provider_id)
+        reply = self.desk.request(
+            contact.phone, text, language, inbound.provider_id, inbound.channel
+        )
         return self._desk_reply(settled, reply, language)
 
-    def _desk_reply(self, contact: ContactState, reply: DeskReply, language: Language) -> Turn:
+    def _desk_reply(
+        self, contact: ContactState, reply: DeskReply, language: Language, tries: int = 0
+    ) -> Turn:
         body = self.content.texts.get(reply.key, language).format(**reply.values)
         updated = contact
         if reply.draft_id is not None:
-            updated = replace(contact, pending={"broadcast": reply.draft_id})
+            pending: dict[str, Any] = {"broadcast": reply.draft_id}
+            if tries:
+                pending["tries"] = tries
+            updated = replace(contact, pending=pending)
         return Turn([self._send(updated, body, language, reply.key)], updated, intent="broadcast")
 
     def _keyword_reply(

@@ -1,7 +1,9 @@
 """The web simulator: chat with the bot through the same pipeline, without Twilio.
 
 Simulated contacts are kept apart from real ones (a STOP here never opts out a real
-number) and their replies go through the console channel only.
+number) and their replies go through the console channel only. Each browser session chats
+from a number of its own, drawn at random (never typed in: a typed number would let anyone
+signed in speak as a registered mobilizer's phone), and only that session sees its thread.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from sqlalchemy import select
 
 from bot.core.messages import Channel, Inbound
 from bot.db.models import Contact, Message
-from bot.phone import InvalidPhone, to_e164
 from bot.runtime import Runtime
 
 bp = Blueprint(
@@ -56,25 +57,47 @@ def _check_token() -> None:
         abort(403)
 
 
-def _phone(raw: str | None) -> str:
-    try:
-        return to_e164(raw or "", _runtime().settings.default_region)
-    except InvalidPhone:
-        abort(400, description="enter a phone number, e.g. 9812345678")
+def _new_phone() -> str:
+    """A fresh simulated number (+97798 and 8 random digits) no simulated contact has yet."""
+    with _runtime().db.read() as db:
+        while True:
+            phone = f"+97798{secrets.randbelow(10**8):08d}"
+            taken = db.scalar(
+                select(Contact.id).where(Contact.phone == phone, Contact.simulated.is_(True))
+            )
+            if taken is None:
+                return phone
+
+
+def _phone() -> str:
+    """This browser session's simulated number (made on first use)."""
+    if "sim_phone" not in session:
+        session["sim_phone"] = _new_phone()
+    return str(session["sim_phone"])
 
 
 @bp.get("/")
 def page() -> str:
     """The chat page."""
-    return render_template("simulator.html", csrf_token=_token())
+    return render_template("simulator.html", csrf_token=_token(), phone=_phone())
+
+
+@bp.post("/phone")
+def new_phone() -> Response:
+    """Starts over as a new person: a new number, an empty thread."""
+    _check_token()
+    session["sim_phone"] = _new_phone()
+    return jsonify(phone=session["sim_phone"])
 
 
 @bp.post("/messages")
 def send() -> Response:
     """Sends one message from the simulated phone."""
     _check_token()
-    data = request.get_json(silent=True) or {}
-    phone = _phone(data.get("phone"))
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        abort(400, description="expected a JSON object with the message's body")
+    phone = _phone()
     body = str(data.get("body", ""))[:MAX_CHARS].replace("\x00", "")
     inbound = Inbound(
         channel=Channel.SIMULATOR, sender=phone, body=body, provider_id=f"SIM{uuid.uuid4().hex}"
@@ -85,8 +108,8 @@ def send() -> Response:
 
 @bp.get("/messages")
 def thread() -> Response:
-    """The simulated phone's messages after `after` (the page polls this)."""
-    phone = _phone(request.args.get("phone"))
+    """This session's simulated phone's messages after `after` (the page polls this)."""
+    phone = _phone()
     try:
         after = int(request.args.get("after", "0"))
     except ValueError:
@@ -105,6 +128,7 @@ def thread() -> Response:
             )
             rows = list(reversed(newest_first.all()))
     return jsonify(
+        phone=phone,
         messages=[
             {
                 "id": m.id,
@@ -114,5 +138,5 @@ def thread() -> Response:
                 "at": m.created_at.isoformat(),
             }
             for m in rows
-        ]
+        ],
     )

@@ -6,10 +6,11 @@ use). Mobilizers send only to their own groups and see only those groups' broadc
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from werkzeug.wrappers import Response
@@ -24,14 +25,17 @@ from wtforms import (
 from wtforms.validators import DataRequired, Length, Optional
 
 from bot.broadcasts.audience import CHANNELS, LANGUAGES, Audience, AudienceError
+from bot.broadcasts.desk import REQUESTED_BY_SMS
 from bot.broadcasts.routing import Preview
 from bot.broadcasts.service import (
     BROADCAST_CANCELED,
     DRAFT,
+    PENDING_APPROVAL,
     SENT,
     BroadcastError,
     Draft,
     Funnel,
+    approve,
     cancel,
     confirm,
     create,
@@ -40,8 +44,8 @@ from bot.broadcasts.service import (
     preview_draft,
     preview_of,
 )
-from bot.db.models import Broadcast, ContactGroup
-from dashboard.accounts import ROLES, Account
+from bot.db.models import AuditEvent, Broadcast, ContactGroup
+from dashboard.accounts import ROLES, STAFF, Account
 from dashboard.audit import record
 from dashboard.blueprint import PAGE_SIZE, account, arg_int, bp, requires, runtime
 from dashboard.charts import bar_chart
@@ -53,6 +57,9 @@ SCHEDULE_CHOICES = [
 ]
 # Mobilizers' lists are filtered here (audiences are JSON): look this far back.
 SCAN_LIMIT = 500
+# Broadcasts asked for by SMS from the signed-in person's phone are shown on every page
+# for this long: the account holder learns of a request they did not make.
+NOTICE_DAYS = 7
 
 
 class BroadcastForm(FlaskForm):
@@ -134,11 +141,44 @@ def visible(viewer: Account, row: Broadcast) -> bool:
     return bool(groups) and groups <= viewer.groups
 
 
+@bp.context_processor
+def sms_requests() -> dict[str, Any]:
+    """The signed-in person's recent broadcasts asked for by SMS from their phone."""
+    if not current_user.is_authenticated:
+        return {}
+    rt = runtime()
+    since = rt.clock() - timedelta(days=NOTICE_DAYS)
+    with rt.db.read() as session:
+        events = session.scalars(
+            select(AuditEvent)
+            .where(
+                AuditEvent.action == REQUESTED_BY_SMS,
+                AuditEvent.actor == current_user.email,
+                AuditEvent.created_at >= since,
+            )
+            .order_by(AuditEvent.id.desc())
+            .limit(5)
+        ).all()
+    return {"sms_requests": [(e.created_at, dict(e.detail or {})) for e in events]}
+
+
+def manageable(viewer: Account, row: Broadcast) -> bool:
+    """Confirming or canceling: its creator or staff (the service checks this again)."""
+    return viewer.sees_everything or row.created_by == viewer.email
+
+
 def _broadcast(broadcast_id: int) -> Broadcast:
     with runtime().db.read() as session:
         row = session.get(Broadcast, broadcast_id)
     if row is None or not visible(account(), row):
         abort(404)
+    return row
+
+
+def _managed(broadcast_id: int) -> Broadcast:
+    row = _broadcast(broadcast_id)
+    if not manageable(account(), row):
+        abort(403)
     return row
 
 
@@ -256,24 +296,48 @@ def broadcast(broadcast_id: int) -> str:
         preview=current,
         funnel=result,
         funnel_chart=bar_chart(funnel_rows(result), "Delivery funnel") if result.total else None,
-        can_confirm=row.status == DRAFT,
-        can_cancel=row.status not in (SENT, BROADCAST_CANCELED),
+        can_confirm=row.status == DRAFT and manageable(account(), row),
+        can_cancel=row.status not in (SENT, BROADCAST_CANCELED) and manageable(account(), row),
+        can_approve=row.status == PENDING_APPROVAL and account().sees_everything,
     )
 
 
 @bp.post("/broadcasts/<int:broadcast_id>/confirm")
 @requires(*ROLES)
 def broadcast_confirm(broadcast_id: int) -> Response:
-    """Sends a draft now, or hands it to the scheduler."""
-    row = _broadcast(broadcast_id)
+    """Sends a draft now, or hands it to the scheduler (a mobilizer's recurring broadcast
+    waits for a coordinator's approval first)."""
+    row = _managed(broadcast_id)
     try:
-        outcome = confirm(runtime(), row.id)
+        outcome = confirm(runtime(), row.id, by=account().email)
     except BroadcastError as exc:
         flash(str(exc), "error")
     else:
         with runtime().db.write() as session:
             record(session, account().label, "broadcast_confirmed", {"broadcast_id": row.id})
-        flash("Sending." if outcome == "sending" else "Scheduled.", "ok")
+        flash(
+            {
+                "sending": "Sending.",
+                PENDING_APPROVAL: "Waiting for a coordinator's approval.",
+            }.get(outcome, "Scheduled."),
+            "ok",
+        )
+    return redirect(url_for("dashboard.broadcast", broadcast_id=row.id), code=303)
+
+
+@bp.post("/broadcasts/<int:broadcast_id>/approve")
+@requires(*STAFF)
+def broadcast_approve(broadcast_id: int) -> Response:
+    """A coordinator approves a mobilizer's recurring broadcast: it is scheduled."""
+    row = _broadcast(broadcast_id)
+    try:
+        approve(runtime(), row.id, by=account().email)
+    except BroadcastError as exc:
+        flash(str(exc), "error")
+    else:
+        with runtime().db.write() as session:
+            record(session, account().label, "broadcast_approved", {"broadcast_id": row.id})
+        flash("Approved and scheduled.", "ok")
     return redirect(url_for("dashboard.broadcast", broadcast_id=row.id), code=303)
 
 
@@ -281,9 +345,9 @@ def broadcast_confirm(broadcast_id: int) -> Response:
 @requires(*ROLES)
 def broadcast_cancel(broadcast_id: int) -> Response:
     """Cancels a broadcast: nothing not yet handed to Twilio goes out."""
-    row = _broadcast(broadcast_id)
+    row = _managed(broadcast_id)
     try:
-        canceled = cancel(runtime(), row.id)
+        canceled = cancel(runtime(), row.id, by=account().email)
     except BroadcastError as exc:
         flash(str(exc), "error")
     else:

@@ -5,10 +5,9 @@
   const token = document.querySelector('meta[name="csrf-token"]').content;
   const chat = document.getElementById("chat");
   const error = document.getElementById("error");
-  const phoneInput = document.getElementById("phone");
+  const phoneLabel = document.getElementById("phone");
   const bodyInput = document.getElementById("body");
   const shown = new Map();
-  let phone = phoneInput.value;
   let timer = null;
 
   function render(message) {
@@ -29,7 +28,7 @@
 
   async function poll() {
     try {
-      const response = await fetch("messages?phone=" + encodeURIComponent(phone), { cache: "no-store" });
+      const response = await fetch("messages", { cache: "no-store" });
       if (!response.ok) { error.textContent = "Could not load the conversation (" + response.status + ")."; return; }
       const data = await response.json();
       error.textContent = "";
@@ -40,7 +39,6 @@
   }
 
   function open() {
-    phone = phoneInput.value.trim();
     shown.clear();
     chat.replaceChildren();
     if (timer) { clearInterval(timer); }
@@ -48,8 +46,11 @@
     timer = setInterval(poll, 1000);
   }
 
-  document.getElementById("phone-form").addEventListener("submit", function (event) {
+  document.getElementById("phone-form").addEventListener("submit", async function (event) {
     event.preventDefault();
+    const response = await fetch("phone", { method: "POST", headers: { "X-CSRF-Token": token } });
+    if (!response.ok) { error.textContent = "Could not start over (" + response.status + ")."; return; }
+    phoneLabel.textContent = (await response.json()).phone;
     open();
   });
 
@@ -59,10 +60,10 @@
     const response = await fetch("messages", {
       method: "POST",
       headers: { "Content-Type": "application/json", "X-CSRF-Token": token },
-      body: JSON.stringify({ phone: phone, body: body }),
+      body: JSON.stringify({ body: body }),
     });
     if (!response.ok) {
-      error.textContent = response.status === 400 ? "Check the phone number." : "Sending failed (" + response.status + ").";
+      error.textContent = "Sending failed (" + response.status + ").";
       return;
     }
     bodyInput.value = "";
