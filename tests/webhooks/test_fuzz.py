@@ -88,3 +88,58 @@ def test_sql_and_script_payloads_are_stored_as_text(client, runtime: Runtime, tw
         bodies = s.scalars(select(Message.body).where(Message.direction == "in")).all()
     assert sorted(bodies) == sorted(payloads)
     assert len(twilio.sent) == len(payloads)
+
+
+def _row_counts(runtime: Runtime) -> tuple[int, ...]:
+    from bot.db.models import Contact, MessageStatusEvent
+
+    with runtime.db.read() as s:
+        return tuple(
+            int(s.scalar(select(func.count()).select_from(table)) or 0)
+            for table in (Contact, Message, MessageStatusEvent)
+        )
+
+
+status_fields = st.fixed_dictionaries(
+    {},
+    optional={
+        "MessageSid": st.one_of(text, st.from_regex(r"SM[0-9a-f]{32}", fullmatch=True)),
+        "MessageStatus": st.one_of(
+            text, st.sampled_from(["queued", "sent", "delivered", "undelivered", "failed", "read"])
+        ),
+        "ErrorCode": st.one_of(text, st.sampled_from(["21610", "63016", "30003", "-1", "1e9"])),
+        "AccountSid": text,
+        "Junk": text,
+    },
+)
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(form=status_fields)
+def test_random_status_callbacks(client, runtime: Runtime, form: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+    response = post_signed(client, "/webhooks/twilio/status", form)
+    assert response.status_code in (200, 400), response.data
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    path=st.sampled_from([MESSAGES_PATH, "/webhooks/twilio/status"]),
+    body=text,
+    # What a header can carry (HTTP has no line breaks in a header value).
+    signature=st.one_of(st.none(), st.text(st.characters(min_codepoint=32, max_codepoint=126))),
+)
+def test_unsigned_or_forged_webhooks_store_nothing(
+    client, runtime: Runtime, path: str, body: str, signature: str | None
+) -> None:  # type: ignore[no-untyped-def]
+    """An outsider without the auth token gets 403 (or 400 for a malformed request), never
+    a 500, and nothing is stored: no contact, no message, no status report."""
+    before = _row_counts(runtime)
+    form = twilio_form(body) | {"MessageStatus": "delivered"}
+    headers = {} if signature is None else {"X-Twilio-Signature": signature}
+    response = client.post(path, data=form, headers=headers)
+    assert response.status_code in (400, 403), response.data
+    assert _row_counts(runtime) == before
