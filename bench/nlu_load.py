@@ -33,6 +33,7 @@ import contextlib
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import statistics
@@ -70,6 +71,9 @@ ROOT = Path(__file__).resolve().parent.parent
 RASA_BIN = ROOT / ".venv-rasa" / "bin" / "rasa"
 MODEL = ROOT / "models" / "nlu.tar.gz"
 MS = 1000.0
+# Rasa runs as the service runs it, with its HTTP API behind a token (`?token=` on each call).
+RASA_TOKEN = os.environ.get("RASA_TOKEN") or secrets.token_urlsafe(32)
+TOKEN = {"token": RASA_TOKEN}
 # Settings passed through to the service (and Rasa) from the environment, shown in the output.
 ENV_KNOBS = ("WORKER_CONCURRENCY", "SEND_CONCURRENCY", "NLU_TIMEOUT_MS", "WORKER_NICE",
              "SANIC_WORKERS")  # fmt: skip
@@ -134,8 +138,8 @@ def start_rasa(
     workdir.mkdir(parents=True, exist_ok=True)
     log = (workdir / "rasa.log").open("wb")
     env = dict(os.environ, RASA_TELEMETRY_ENABLED="false")  # loopback only: no telemetry
-    cmd = [str(RASA_BIN), "run", "--enable-api", "-i", "127.0.0.1", "-p", str(port),
-           "--model", str(model), "--quiet", *extra]  # fmt: skip
+    cmd = [str(RASA_BIN), "run", "--enable-api", "--auth-token", RASA_TOKEN, "-i", "127.0.0.1",
+           "-p", str(port), "--model", str(model), "--quiet", *extra]  # fmt: skip
     with log:  # the child keeps its own copy of the descriptor
         rasa = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -144,7 +148,9 @@ def start_rasa(
         try:
             with urllib.request.urlopen(f"{url}/", timeout=1):
                 pass
-            probe = requests.post(f"{url}/model/parse", json={"text": "hello"}, timeout=5)
+            probe = requests.post(
+                f"{url}/model/parse", params=TOKEN, json={"text": "hello"}, timeout=5
+            )
             if probe.ok and "intent" in probe.json():
                 return rasa
         except (OSError, ValueError, requests.RequestException):
@@ -199,12 +205,14 @@ def latency_phase(
     policy = NluPolicy()
     plain = requests.Session()
     plain.trust_env = False
-    client = RasaClient([url], timeout=10.0)
+    client = RasaClient([url], timeout=10.0, token=RASA_TOKEN)
     decisions: dict[str, int] = {}
     payloads: list[Any] = []
 
     def direct(question: Question) -> None:
-        response = plain.post(f"{url}/model/parse", json={"text": question.text}, timeout=10)
+        response = plain.post(
+            f"{url}/model/parse", params=TOKEN, json={"text": question.text}, timeout=10
+        )
         response.raise_for_status()
         payloads.append(response.json())
 
@@ -287,7 +295,9 @@ async def _closed_loop(
                 url = urls[position % len(urls)]
                 position += 1
                 start = time.perf_counter()
-                async with session.post(f"{url}/model/parse", json={"text": text}) as response:
+                async with session.post(
+                    f"{url}/model/parse", params=TOKEN, json={"text": text}
+                ) as response:
                     await response.read()
                 latencies.append(time.perf_counter() - start)
 
@@ -673,6 +683,7 @@ def main() -> None:
                     "TWILIO_API_BASE": fake_url,
                     "PUBLIC_URL": f"http://127.0.0.1:{port}",
                     "RASA_URL": ",".join(urls),
+                    "RASA_TOKEN": RASA_TOKEN,
                     "LOG_LEVEL": "WARNING",
                 }
             )

@@ -4,16 +4,24 @@ Metrics from every process on the machine (gunicorn workers, `bot worker`, the s
 are gathered through prometheus_client's multiprocess mode when PROMETHEUS_MULTIPROC_DIR is
 set (`bot run` and the Procfile set it); counts by message status and the queue depth are
 read from the database and the queue when scraped.
+
+Both answer only loopback clients, or anyone with `Authorization: Bearer <OPS_TOKEN>` when
+OPS_TOKEN is set; everyone else gets a 404 (they say which dependencies run and how busy the
+service is). Behind a trusted proxy the client's address is the forwarded one, so a remote
+client through the proxy is not loopback. Metric labels are bounded: the matched route rule,
+never the requested path.
 """
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import os
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, abort, current_app, g, jsonify, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -31,6 +39,7 @@ if TYPE_CHECKING:
     from bot.runtime import Runtime
 
 bp = Blueprint("ops", __name__)
+UNMATCHED = "unmatched"
 
 WEBHOOK_SECONDS = Histogram(
     "bot_webhook_seconds",
@@ -104,6 +113,34 @@ class StateCollector:
         return [messages, runs, depth]
 
 
+def is_loopback(address: str | None) -> bool:
+    """True for 127.0.0.0/8 and ::1 (also written as ::ffff:127.x.x.x); False otherwise."""
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
+def _has_ops_token(token: str | None) -> bool:
+    if not token:
+        return False
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not presented.strip():
+        return False
+    return hmac.compare_digest(presented.strip().encode(), token.encode())
+
+
+@bp.before_request
+def _operators_only() -> None:
+    """Loopback clients, or the bearer of OPS_TOKEN; anyone else is told nothing is here."""
+    runtime: Runtime = current_app.extensions["bot"]
+    if not (is_loopback(request.remote_addr) or _has_ops_token(runtime.settings.ops_token)):
+        abort(404)
+
+
 @bp.get("/readyz")
 def readyz() -> tuple[Response, int]:
     """200 when the database, the queue and (if configured) an NLU server answer; else 503."""
@@ -155,7 +192,9 @@ def init_app(app: Any) -> None:
     @app.after_request
     def _observe(response: Response) -> Response:
         if request.path.startswith("/webhooks/") and hasattr(g, "started"):
-            WEBHOOK_SECONDS.labels(
-                request.path.rsplit("/", 1)[-1], str(response.status_code)
-            ).observe(time.perf_counter() - g.started)
+            # The route rule, not the path: random URLs must not add label values.
+            rule = request.url_rule.rule if request.url_rule is not None else UNMATCHED
+            WEBHOOK_SECONDS.labels(rule, str(response.status_code)).observe(
+                time.perf_counter() - g.started
+            )
         return response

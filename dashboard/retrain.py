@@ -260,10 +260,16 @@ class Trainer:
     def _load(self, model: Path) -> list[str]:
         """Asks every Rasa server to load `model`; returns what went wrong."""
         problems = []
+        token = self.runtime.settings.rasa_token
+        # Rasa started with --auth-token wants it on every API call (`?token=`).
+        params = {"token": token} if token else {}
         for url in self.runtime.settings.rasa_urls:
             try:
                 response = requests.put(
-                    f"{url}/model", json={"model_file": str(model)}, timeout=LOAD_TIMEOUT
+                    f"{url}/model",
+                    params=params,
+                    json={"model_file": str(model)},
+                    timeout=LOAD_TIMEOUT,
                 )
             except requests.RequestException as exc:
                 problems.append(f"{url} could not be reached: {type(exc).__name__}")

@@ -5,11 +5,17 @@ that answered last time. A server that times out, refuses or answers 5xx is skip
 cool-down; when every server is down the client raises at once instead of making each
 message wait for a timeout, and tries again when the cool-down ends, so the service picks
 Rasa up again without a restart.
+
+Rasa started with `--auth-token` (RASA_TOKEN; `bot run` makes one per run) refuses any call
+without `?token=`: the client sends it on every call, so a reachable Rasa cannot have its
+model replaced by whoever finds it.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -19,6 +25,22 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from bot.core.understanding import Candidate, NluUnavailable, Understanding
+
+log = logging.getLogger(__name__)
+_TOKEN_IN_URL = re.compile(r"([?&]token=)[^&\s\"]+")
+
+
+class _HideToken(logging.Filter):
+    """urllib3 logs each request's URL at DEBUG: the Rasa token in it is written as ***."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "token=" in message:
+            record.msg, record.args = _TOKEN_IN_URL.sub(r"\1***", message), ()
+        return True
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(_HideToken())
 
 
 def parse_response(payload: Any) -> Understanding:
@@ -49,10 +71,13 @@ class RasaClient:
         cooldown: float = 5.0,
         pool_size: int = 32,
         clock: Callable[[], float] = time.monotonic,
+        token: str | None = None,
     ) -> None:
         if not urls:
             raise ValueError("at least one Rasa URL is needed")
         self.urls = [u.rstrip("/") for u in urls]
+        # Rasa's `--auth-token` is checked against the `token` query parameter.
+        self.params = {"token": token} if token else {}
         self.timeout = timeout
         self.cooldown = cooldown
         self.clock = clock
@@ -78,7 +103,7 @@ class RasaClient:
         up = 0
         for url in self.urls:
             try:
-                response = self.session.get(f"{url}/", timeout=self.timeout)
+                response = self.session.get(f"{url}/", params=self.params, timeout=self.timeout)
                 up += response.status_code < 500
             except requests.RequestException:
                 continue
@@ -93,10 +118,19 @@ class RasaClient:
         for url in self._order():
             try:
                 response = self.session.post(
-                    f"{url}/model/parse", json={"text": text}, timeout=self.timeout
+                    f"{url}/model/parse",
+                    params=self.params,
+                    json={"text": text},
+                    timeout=self.timeout,
                 )
                 if response.status_code >= 500:
                     raise requests.HTTPError(f"{response.status_code}")
+                if response.status_code in (401, 403):
+                    log.warning(
+                        "Rasa at %s refused the token (HTTP %s): check RASA_TOKEN",
+                        url,
+                        response.status_code,
+                    )
                 response.raise_for_status()
                 return parse_response(response.json())
             except (requests.RequestException, ValueError):

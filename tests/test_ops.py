@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
+from collections.abc import Iterator
 
 import pytest
+from flask.testing import FlaskClient
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from bot import logs
 from bot.app import create_app
+from bot.ops import WEBHOOK_SECONDS
+from bot.queue import make_huey
 from bot.runtime import Runtime
+from bot.settings import Settings
+from tests.support.clock import FakeClock
 from tests.support.fake_rasa import FakeRasa
 from tests.support.phone import Phone
 
@@ -38,7 +46,7 @@ def test_metrics_count_messages_queue_and_webhook_latency(
     assert 'bot_messages{direction="in",status="processed"} 1.0' in text
     assert 'bot_messages{direction="out",status="queued"} 1.0' in text
     assert "bot_queue_depth 0.0" in text
-    assert 'bot_webhook_seconds_count{code="200",endpoint="messages"}' in text
+    assert 'bot_webhook_seconds_count{code="200",endpoint="/webhooks/twilio/messages"}' in text
     assert 'bot_inbound_total{channel="sms",duplicate="false"}' in text
 
 
@@ -53,3 +61,70 @@ def test_json_logs_carry_the_ids_of_the_work(capsys: pytest.CaptureFixture[str])
     assert entry["sid"] == "SM123" and entry["message_id"] == 7
     assert entry["message"] == "handled <script>"
     assert entry["role"] == "worker" and entry["level"] == "info"
+
+
+# -- Security (issue 12): bounded labels, operators only ---------------------------------------
+
+REMOTE = {"REMOTE_ADDR": "203.0.113.9"}
+OPS_TOKEN = "ops-token-0123456789abcdef"
+
+
+def endpoint_labels() -> set[str]:
+    return {
+        sample.labels["endpoint"]
+        for metric in WEBHOOK_SECONDS.collect()
+        for sample in metric.samples
+        if "endpoint" in sample.labels
+    }
+
+
+def test_random_urls_do_not_grow_the_metric_series(client: FlaskClient) -> None:
+    before = endpoint_labels()
+    for n in range(500):
+        client.post(f"/webhooks/{uuid.uuid4().hex}/{n}", data={"Body": "x"})
+    client.get("/webhooks/twilio/messages")  # the route, a wrong method
+    added = endpoint_labels() - before
+    assert added <= {"unmatched"}, f"{len(added)} new label values"
+    assert "unmatched" in endpoint_labels()  # they were observed, under one label
+
+
+def test_metrics_and_readiness_are_refused_to_remote_clients(client: FlaskClient) -> None:
+    for path in ("/metrics", "/readyz"):
+        assert client.get(path, environ_base=REMOTE).status_code == 404
+        wrong = {"Authorization": "Bearer guess-guess-guess-guess"}
+        assert client.get(path, environ_base=REMOTE, headers=wrong).status_code == 404
+    assert client.get("/healthz", environ_base=REMOTE).status_code == 200
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1"])
+def test_metrics_and_readiness_are_served_to_loopback(client: FlaskClient, address: str) -> None:
+    for path in ("/metrics", "/readyz"):
+        assert client.get(path, environ_base={"REMOTE_ADDR": address}).status_code == 200
+
+
+@pytest.fixture
+def ops_client(env: dict[str, str], clock: FakeClock) -> Iterator[FlaskClient]:
+    settings = Settings.from_mapping(env | {"OPS_TOKEN": OPS_TOKEN})
+    runtime = Runtime(settings, huey=make_huey(settings, immediate=True), clock=clock)
+    yield create_app(settings, runtime).test_client()
+    runtime.close()
+
+
+def test_the_ops_token_opens_them_to_remote_clients(ops_client: FlaskClient) -> None:
+    bearer = {"Authorization": f"Bearer {OPS_TOKEN}"}
+    for path in ("/metrics", "/readyz"):
+        assert ops_client.get(path, environ_base=REMOTE, headers=bearer).status_code == 200
+        assert ops_client.get(path, environ_base=REMOTE).status_code == 404
+        other = {"Authorization": f"Bearer {OPS_TOKEN[:-1]}x"}
+        assert ops_client.get(path, environ_base=REMOTE, headers=other).status_code == 404
+        basic = {"Authorization": f"Basic {OPS_TOKEN}"}
+        assert ops_client.get(path, environ_base=REMOTE, headers=basic).status_code == 404
+
+
+def test_a_remote_client_through_a_trusted_proxy_is_not_loopback(app) -> None:  # type: ignore[no-untyped-def]
+    """Behind ProxyFix the address is the forwarded client's, even if the proxy is local."""
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1)
+    client = app.test_client()
+    forwarded = {"X-Forwarded-For": "203.0.113.9"}
+    assert client.get("/metrics", headers=forwarded).status_code == 404
+    assert client.get("/metrics").status_code == 200

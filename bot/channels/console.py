@@ -1,7 +1,9 @@
 """The console channel: prints outbound messages instead of sending them.
 
 Used by the simulator and, when no Twilio account is configured, for every message: the
-outbox row is the stored copy.
+outbox row is the stored copy. The console is a log: it shows a masked number and the
+message's id and length, and the body only where LOG_MESSAGE_BODIES asks for it (never in
+production, see bot.settings).
 """
 
 from __future__ import annotations
@@ -13,21 +15,33 @@ from typing import TextIO
 
 from bot.channels.base import SendResult
 from bot.core.messages import Outbound
+from bot.privacy import mask_phone
 
 
 class ConsoleChannel:
-    """Writes each message to a stream and reports it delivered."""
+    """Writes a line for each message to a stream and reports it delivered.
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    Args:
+        stream: where to write (standard output when omitted).
+        show_bodies: write the message text too (development only: LOG_MESSAGE_BODIES).
+    """
+
+    def __init__(self, stream: TextIO | None = None, show_bodies: bool = False) -> None:
         self._stream = stream
+        self._show_bodies = show_bodies
         self._lock = threading.Lock()
 
     def send(self, message: Outbound) -> SendResult:
         stream = self._stream or sys.stdout
+        provider_id = f"CON{uuid.uuid4().hex}"
+        line = f"[{message.channel} → {mask_phone(message.to)}] {message.kind} {provider_id}"
+        line += f", {len(message.body)} chars"
+        if self._show_bodies:
+            line += f": {message.body}"
         with self._lock:
-            stream.write(f"[{message.channel} → {message.to}] {message.body}\n")
+            stream.write(line + "\n")
             stream.flush()
-        return SendResult(provider_id=f"CON{uuid.uuid4().hex}", status="delivered")
+        return SendResult(provider_id=provider_id, status="delivered")
 
     async def send_async(self, message: Outbound) -> SendResult:
         return self.send(message)

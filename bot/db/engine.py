@@ -17,6 +17,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any, checkpoint: bool = True
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # Deleted rows are overwritten with zeros, not left in free space for anyone who reads
+    # the file: erasure (bot/personal_data/erase.py) relies on it (issue 12).
+    cursor.execute("PRAGMA secure_delete=ON")
     if not checkpoint:
         # A commit that crosses 1,000 WAL pages would checkpoint while it holds the write
         # gate, and every webhook behind it would wait; Database.checkpoint() does it apart.
@@ -33,12 +36,27 @@ def _sqlite_begin(conn: Any) -> None:
     )
 
 
+def _hide_error_detail(context: Any) -> None:
+    """PostgreSQL's DETAIL quotes the values (`Key (phone)=(+977…)`, `Failing row contains
+    (…)`): keep it out of the exception's text, which ends up in logs. `orig.diag` keeps it."""
+    orig = context.original_exception
+    detail = getattr(getattr(orig, "diag", None), "message_detail", None)
+    if not detail:
+        return
+    for error in (orig, context.sqlalchemy_exception):
+        if error is not None and error.args and isinstance(error.args[0], str):
+            error.args = (error.args[0].replace(detail, "(values hidden)"), *error.args[1:])
+
+
 def make_engine(url: str, background_checkpoint: bool = False, **kwargs: Any) -> Engine:
     """Creates an engine; SQLite files get WAL mode and their folder is created.
 
     With `background_checkpoint` commits never checkpoint the WAL themselves: the caller
     runs `PRAGMA wal_checkpoint(PASSIVE)` now and then, outside the write gate.
     """
+    # An error names the statement, never its values: bound parameters are phone numbers
+    # and message bodies, and exceptions end up in logs (issue 12).
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -60,7 +78,7 @@ def make_engine(url: str, background_checkpoint: bool = False, **kwargs: Any) ->
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     # A database that does not answer must not hold a webhook past Twilio's patience.
-    return create_engine(
+    engine = create_engine(
         url,
         pool_size=20,
         max_overflow=20,
@@ -69,6 +87,9 @@ def make_engine(url: str, background_checkpoint: bool = False, **kwargs: Any) ->
         connect_args={"connect_timeout": 5},
         **kwargs,
     )
+    if kwargs["hide_parameters"]:
+        event.listen(engine, "handle_error", _hide_error_detail)
+    return engine
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -250,3 +250,26 @@ def test_one_retraining_at_a_time_unless_its_process_died(
         ).all()
     assert [r.status for r in runs] == ["failed", "succeeded"]
     assert runs[-1].id == run_id
+
+
+def test_retraining_loads_the_model_with_the_rasa_token(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """Issue 12: `PUT /model` on a Rasa started with --auth-token needs the token too."""
+    from types import SimpleNamespace
+
+    from dashboard.retrain import Trainer
+    from tests.support.fake_rasa import FakeRasa
+
+    rasa = FakeRasa().start()
+    try:
+        rasa.token = "rasa-token-0123456789"
+        settings = Settings.from_mapping(
+            env | {"RASA_URL": rasa.url, "RASA_TOKEN": "rasa-token-0123456789"}
+        )
+        trainer = Trainer(SimpleNamespace(settings=settings), config=None)  # type: ignore[arg-type]
+        model = tmp_path / "nlu-new.tar.gz"
+        assert trainer._load(model) == []
+        assert rasa.loaded == [str(model)] and rasa.refused == 0
+    finally:
+        rasa.stop()

@@ -73,3 +73,17 @@ def test_malformed_answers_are_rejected() -> None:
     with pytest.raises(ValueError):
         parse_response({"text": "x"})
     assert parse_response({"intent": {"name": None, "confidence": 0}}).intent is None
+
+
+def test_the_client_sends_the_token_a_guarded_rasa_requires(rasa: FakeRasa) -> None:
+    """Issue 12: Rasa runs with --auth-token; without `?token=` it answers 401."""
+    rasa.token = "rasa-token-0123456789"
+    rasa.answers["k ho"] = [("faq_meaning", 0.7)]
+    with pytest.raises(NluUnavailable):
+        RasaClient([rasa.url]).parse("k ho")
+    assert rasa.refused == 1
+    with pytest.raises(NluUnavailable):
+        RasaClient([rasa.url], token="not-the-token-012345").parse("k ho")
+    assert rasa.refused == 2
+    understanding = RasaClient([rasa.url], token="rasa-token-0123456789").parse("k ho")
+    assert understanding.intent == "faq_meaning" and rasa.refused == 2

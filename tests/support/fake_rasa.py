@@ -1,4 +1,8 @@
-"""A stand-in for Rasa's HTTP API on 127.0.0.1: `/model/parse` answers from a table."""
+"""A stand-in for Rasa's HTTP API on 127.0.0.1: `/model/parse` answers from a table.
+
+Like `rasa run --enable-api --auth-token T`, a fake with `token` set answers 401 to any API
+call without `?token=T` (the status page `/` stays open, as Rasa's does).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 
 class FakeRasa:
@@ -17,6 +22,9 @@ class FakeRasa:
         self.delay = 0.0
         self.status = 200
         self.calls: list[str] = []
+        self.token: str | None = None
+        self.loaded: list[str] = []  # model files `PUT /model` was asked to load
+        self.refused = 0  # API calls answered 401 for a missing or wrong token
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -36,14 +44,36 @@ class FakeRasa:
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self.wfile.write(body)
 
+            def _authorized(self) -> bool:
+                """Rasa's `--auth-token` check: the `token` query parameter must match."""
+                if fake.token is None:
+                    return True
+                if parse_qs(urlsplit(self.path).query).get("token") == [fake.token]:
+                    return True
+                fake.refused += 1
+                self._reply(401, {"status": "failure", "reason": "NotAuthenticated"})
+                return False
+
             def do_GET(self) -> None:
                 self._reply(200 if fake.status < 500 else fake.status, {"version": "3.6.21"})
+
+            def do_PUT(self) -> None:
+                payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if urlsplit(self.path).path != "/model":
+                    self._reply(404, {"status": "failure"})
+                elif self._authorized():
+                    fake.loaded.append(payload["model_file"])
+                    self.send_response(204)  # Rasa's answer: loaded, no body
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
 
             def do_POST(self) -> None:
                 payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 if self.path == "/_status":  # for tests running the fake in a process
                     fake.status = int(payload["status"])
                     self._reply(200, {"status": fake.status})
+                    return
+                if not self._authorized():
                     return
                 text = payload["text"]
                 fake.calls.append(text)
