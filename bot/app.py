@@ -6,6 +6,7 @@ import atexit
 import logging
 
 from flask import Flask, Response, jsonify, redirect, url_for
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from bot.runtime import Runtime
@@ -35,6 +36,14 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         SESSION_COOKIE_SECURE=bool(settings.public_url and settings.public_url.startswith("https")),
     )
     app.extensions["bot"] = runtime
+    if settings.trusted_proxies:
+        # Behind N proxies the client's address, scheme and host come from the X-Forwarded-*
+        # headers the last N hops added; without this setting those headers are ignored (any
+        # client can write them), so the login limiter counts the real TCP peer.
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=n, x_proto=n, x_host=n
+        )
 
     from webhooks.twilio import bp as twilio_bp
 

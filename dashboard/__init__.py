@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, render_template
+from flask import Flask, render_template, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy import select
@@ -52,6 +52,7 @@ def init_app(
         WTF_CSRF_TIME_LIMIT=None,
     )
     init_login(app)
+    _allow_uploads(app)  # before CSRFProtect reads the form under the application's limit
     csrf = CSRFProtect(app)
     csrf.exempt(app.blueprints["twilio_webhooks"])  # signed by Twilio instead
     if "simulator" in app.blueprints:
@@ -68,6 +69,18 @@ def init_app(
     def endpoints() -> dict[str, Any]:
         # Optional parts (the simulator) are linked only when they are mounted.
         return {"dashboard_endpoints": frozenset(app.view_functions)}
+
+
+def _allow_uploads(app: Flask) -> None:
+    """Raises the request size limit for the views marked `accepts_upload` (signed in only)."""
+
+    def allow() -> None:
+        view = app.view_functions.get(request.endpoint or "")
+        limit = getattr(view, "max_request_bytes", None)
+        if limit and current_user.is_authenticated:
+            request.max_content_length = limit
+
+    app.before_request(allow)
 
 
 def _guard_simulator(app: Flask, settings: Settings) -> None:

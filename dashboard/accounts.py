@@ -1,13 +1,15 @@
 """Dashboard accounts: roles, password hashing, and the user service the CLI and pages share.
 
 Passwords are hashed with scrypt (werkzeug.security). A session names the account and a
-token derived from its password hash, so changing a password or deactivating an account
-ends every session that account had.
+token derived from its password hash and its session version, so changing a password,
+deactivating an account or "sign out everywhere" (which raises the version) ends every
+session that account had.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -49,9 +51,13 @@ class Account(UserMixin):
     role: str
     groups: frozenset[str] = field(default_factory=frozenset)
     session_token: str = ""
+    # The password was chosen by someone else: nothing opens until it is changed.
+    must_change_password: bool = False
+    # Signs in with a TOTP code (or a recovery code) after the password.
+    two_factor: bool = False
 
     def get_id(self) -> str:
-        """Flask-Login's session identity: the id and the password-derived token."""
+        """Flask-Login's session identity: the id and the token of this session generation."""
         return f"{self.id}:{self.session_token}"
 
     @property
@@ -65,9 +71,14 @@ class Account(UserMixin):
         return self.name or self.email
 
 
-def session_token(password_hash: str | None) -> str:
-    """A short token that changes whenever the password does."""
-    return hashlib.sha256((password_hash or "").encode()).hexdigest()[:16]
+def session_token(password_hash: str | None, version: int = 0) -> str:
+    """A short token that changes whenever the password or the session version does."""
+    return hashlib.sha256(f"{version}:{password_hash or ''}".encode()).hexdigest()[:16]
+
+
+def session_identity(user: User) -> str:
+    """What a session stores to name this account (Flask-Login's user id)."""
+    return f"{user.id}:{session_token(user.password_hash, user.session_version)}"
 
 
 def normalize_email(email: str) -> str:
@@ -101,13 +112,33 @@ def clean_groups(groups: Iterable[str]) -> list[str]:
 
 
 def load_account(db: Database, user_id: int, token: str) -> Account | None:
-    """The active account with this id whose password token matches, else None."""
+    """The active account with this id whose session token matches, else None."""
     with db.read() as session:
         user = session.get(User, user_id)
-        if user is None or not user.active or session_token(user.password_hash) != token:
+        if user is None or not user.active:
+            return None
+        expected = session_token(user.password_hash, user.session_version)
+        if not hmac.compare_digest(expected, token):
             return None
         groups = session.scalars(select(UserGroup.group_name).where(UserGroup.user_id == user.id))
-        return Account(user.id, user.email, user.name, user.role, frozenset(groups), token)
+        return Account(
+            user.id,
+            user.email,
+            user.name,
+            user.role,
+            frozenset(groups),
+            token,
+            must_change_password=user.must_change_password,
+            two_factor=user.totp_enabled_at is not None,
+        )
+
+
+def reload_account(db: Database, user_id: int) -> Account | None:
+    """The active account with this id, with its current session token (after a change)."""
+    with db.read() as session:
+        user = session.get(User, user_id)
+        token = session_token(user.password_hash, user.session_version) if user else ""
+    return load_account(db, user_id, token) if token else None
 
 
 def authenticate(db: Database, email: str, password: str) -> Account | None:
@@ -124,9 +155,8 @@ def authenticate(db: Database, email: str, password: str) -> Account | None:
         if not check_password_hash(user.password_hash, password):
             return None
         user.last_login_at = utcnow()
-        token = session_token(user.password_hash)
         user_id = user.id
-    return load_account(db, user_id, token)
+    return reload_account(db, user_id)
 
 
 @dataclass(frozen=True)
@@ -141,6 +171,8 @@ class UserRow:
     active: bool
     groups: tuple[str, ...]
     last_login: str
+    two_factor: bool = False
+    must_change_password: bool = False
 
 
 def _groups_of(session: Session, user_id: int) -> list[str]:
@@ -167,6 +199,8 @@ def list_users(db: Database) -> list[UserRow]:
                 u.active,
                 tuple(_groups_of(session, u.id)),
                 u.last_login_at.strftime("%Y-%m-%d %H:%M") if u.last_login_at else "never",
+                u.totp_enabled_at is not None,
+                u.must_change_password,
             )
             for u in users
         ]
@@ -196,8 +230,12 @@ def create_user(
     phone: str | None = None,
     groups: Iterable[str] = (),
     region: str = "NP",
+    must_change_password: bool = False,
 ) -> int:
     """Creates an account and returns its id.
+
+    `must_change_password` is for a password someone else chose (the first admin's, an
+    account an admin made): its holder must replace it at the first sign-in.
 
     Raises:
         AccountError: a field is invalid or the email (or phone) is already used.
@@ -218,6 +256,7 @@ def create_user(
             role=_role(role),
             password_hash=generate_password_hash(password),
             active=True,
+            must_change_password=must_change_password,
             created_at=utcnow(),
         )
         session.add(user)
@@ -265,6 +304,8 @@ def update_user(
         if name is not None:
             user.name = name.strip()[:200] or None
         if active is not None:
+            if user.active and not active:
+                user.session_version += 1  # its sessions stay ended if it is enabled again
             user.active = active
         if phone is not None:
             if number and session.scalar(
@@ -288,8 +329,49 @@ def _keep_an_admin(session: Session) -> None:
         raise AccountError("this would leave no active admin")
 
 
-def set_password(db: Database, user_id: int, password: str) -> None:
-    """Sets a new password; the account's existing sessions end."""
+def set_password(db: Database, user_id: int, password: str, *, must_change: bool = False) -> None:
+    """Sets a new password; the account's existing sessions end.
+
+    Args:
+        must_change: someone else chose it (an admin's reset): its holder must replace it
+            at the next sign-in.
+    """
     check_password_strength(password)
     with db.write() as session:
-        _user(session, user_id).password_hash = generate_password_hash(password)
+        user = _user(session, user_id)
+        user.password_hash = generate_password_hash(password)
+        user.must_change_password = must_change
+        user.session_version += 1
+
+
+def change_own_password(db: Database, user_id: int, current: str, new: str) -> None:
+    """The holder replaces their password: the current one must match, the new one differ.
+
+    Every session of the account ends (the caller signs the person in again).
+
+    Raises:
+        AccountError: the current password is wrong, or the new one is too short, too long
+            or the same as the old one.
+    """
+    check_password_strength(new)
+    with db.read() as session:
+        old_hash = _user(session, user_id).password_hash or _DUMMY_HASH
+    if not check_password_hash(old_hash, current):
+        raise AccountError("the current password is wrong")
+    if check_password_hash(old_hash, new):
+        raise AccountError("the new password must differ from the old one")
+    set_password(db, user_id, new, must_change=False)
+
+
+def check_password(db: Database, user_id: int, password: str) -> bool:
+    """True when `password` is the account's (asked again before a sensitive change)."""
+    with db.read() as session:
+        user = session.get(User, user_id)
+        stored = user.password_hash if user is not None else None
+    return check_password_hash(stored or _DUMMY_HASH, password) and stored is not None
+
+
+def sign_out_everywhere(db: Database, user_id: int) -> None:
+    """Ends every session of the account, on every device."""
+    with db.write() as session:
+        _user(session, user_id).session_version += 1

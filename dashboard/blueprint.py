@@ -70,6 +70,18 @@ def requires(*roles: str) -> Callable[[F], F]:
     return decorate
 
 
+def accepts_upload(max_bytes: int) -> Callable[[F], F]:
+    """Lets requests to this view carry up to `max_bytes` (the application's limit is sized
+    for webhooks). Applied before the CSRF check reads the form, for signed-in accounts only;
+    a bigger request is a 413 naming the limit."""
+
+    def decorate(view: F) -> F:
+        view.max_request_bytes = max_bytes  # type: ignore[attr-defined]
+        return view
+
+    return decorate
+
+
 def arg_int(name: str, default: int | None = None, minimum: int = 0) -> int | None:
     """An integer query argument; anything malformed is a 400."""
     raw = request.args.get(name, "").strip()

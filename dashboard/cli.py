@@ -15,9 +15,11 @@ from dashboard.accounts import (
     create_user,
     list_users,
     set_password,
+    sign_out_everywhere,
     update_user,
     user_id_for,
 )
+from dashboard.two_factor import turn_off
 
 
 def _settings() -> Settings:
@@ -118,13 +120,40 @@ def users_set_groups(email: str, groups: tuple[str, ...]) -> None:
 @users.command("set-password")
 @click.argument("email")
 @click.option("--password", envvar="BOT_USER_PASSWORD", default=None)
-def users_set_password(email: str, password: str | None) -> None:
+@click.option(
+    "--must-change/--no-must-change",
+    default=True,
+    show_default=True,
+    help="the holder must choose their own password at the next sign-in",
+)
+def users_set_password(email: str, password: str | None, must_change: bool) -> None:
     """Sets a new password; the account's sessions end."""
     settings = _settings()
     secret = _password(password)
     with _database(settings) as db:
-        set_password(db, user_id_for(db, email), secret)
+        set_password(db, user_id_for(db, email), secret, must_change=must_change)
     click.echo(f"password changed for {email}")
+
+
+@users.command("sign-out")
+@click.argument("email")
+def users_sign_out(email: str) -> None:
+    """Ends every session of an account, on every device."""
+    with _database(_settings()) as db:
+        sign_out_everywhere(db, user_id_for(db, email))
+    click.echo(f"{email} signed out everywhere")
+
+
+@users.command("reset-2fa")
+@click.argument("email")
+def users_reset_two_factor(email: str) -> None:
+    """Turns off an account's two-factor sign-in (a lost phone and recovery codes) and ends
+    its sessions."""
+    with _database(_settings()) as db:
+        user_id = user_id_for(db, email)
+        turn_off(db, user_id)
+        sign_out_everywhere(db, user_id)
+    click.echo(f"two-factor sign-in turned off for {email}; its sessions ended")
 
 
 @users.command("disable")

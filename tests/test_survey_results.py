@@ -107,6 +107,14 @@ def test_neutralize_only_touches_formula_starts() -> None:
     assert neutralize("") == ""
 
 
+def test_neutralize_sees_through_leading_blanks() -> None:
+    # Spreadsheets skip blanks before a formula: " =HYPERLINK(...)" runs as one.
+    for attack in (" =1+1", "  +1", "\u00a0-2+3", " \t@SUM(A1)", "\r=1", "\n=1", "\t"):
+        assert neutralize(attack) == "'" + attack, repr(attack)
+    assert neutralize(" water = life") == " water = life"
+    assert neutralize("   ") == "   "
+
+
 def test_cli_results_and_summary(
     client,
     twilio: FakeTwilio,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, render_template
+from flask import Response, render_template, request
 from flask_login import current_user
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from dashboard.blueprint import bp
+from dashboard.contacts_import import MAX_BYTES
 
 # Scripts and styles only from this site; forms only post here; never framed.
 CSP = (
@@ -25,6 +26,18 @@ def http_error(error: HTTPException) -> Any:
         return error
     page = render_template("dashboard/error.html", code=error.code, error=error.description)
     return page, error.code
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def too_large(error: RequestEntityTooLarge) -> Any:
+    """A request over the size limit: say what the limit is (never the form, it is unread)."""
+    if request.endpoint == "dashboard.contacts_import" and current_user.is_authenticated:
+        megabytes = MAX_BYTES // (1024 * 1024)
+        message = f"The file is too large: a contacts file may have at most {megabytes} MB."
+    else:
+        kilobytes = (request.max_content_length or 0) // 1024
+        message = f"The request is too large: at most {kilobytes} KB may be sent here."
+    return render_template("dashboard/error.html", code=413, error=message), 413
 
 
 @bp.after_request

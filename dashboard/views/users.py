@@ -6,6 +6,7 @@ import re
 from dataclasses import fields
 
 from flask import abort, flash, redirect, render_template, url_for
+from flask_login import login_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from werkzeug.wrappers import Response
@@ -19,11 +20,14 @@ from dashboard.accounts import (
     AccountError,
     create_user,
     list_users,
+    reload_account,
     set_password,
+    sign_out_everywhere,
     update_user,
 )
 from dashboard.audit import record
 from dashboard.blueprint import PAGE_SIZE, account, arg_int, bp, requires, runtime, state
+from dashboard.two_factor import turn_off
 
 ROLE_CHOICES = [SelectChoice(r) for r in ROLES]
 SECRET_SETTINGS = {"secret_key", "twilio_auth_token"}
@@ -73,6 +77,8 @@ def users() -> str | Response | tuple[str, int]:
                     form.phone.data,
                     (form.groups.data or "").split(","),
                     region=rt.settings.default_region,
+                    # The admin knows this password: its holder chooses their own at once.
+                    must_change_password=True,
                 )
             except AccountError as exc:
                 flash(str(exc), "error")
@@ -115,7 +121,12 @@ def user(user_id: int) -> str | Response | tuple[str, int]:
                     region=rt.settings.default_region,
                 )
                 if form.password.data:
-                    set_password(rt.db, user_id, form.password.data)
+                    # A reset: its holder must choose their own at the next sign-in (an
+                    # admin setting their own password here just goes on).
+                    own = user_id == account().id
+                    set_password(rt.db, user_id, form.password.data, must_change=not own)
+                    if own:
+                        _sign_in_again(user_id)
             except AccountError as exc:
                 flash(str(exc), "error")
             else:
@@ -142,6 +153,50 @@ def user(user_id: int) -> str | Response | tuple[str, int]:
     form.groups.data = ", ".join(row.groups)
     form.active.data = row.active
     return render_template("dashboard/user.html", row=row, form=form)
+
+
+def _sign_in_again(user_id: int) -> None:
+    found = reload_account(runtime().db, user_id)
+    if found is not None:
+        login_user(found)
+
+
+class PlainForm(FlaskForm):
+    """A button: only the CSRF token."""
+
+
+@bp.post("/users/<int:user_id>/sign-out")
+@requires(ADMIN)
+def user_sign_out(user_id: int) -> Response:
+    """Ends every session of an account (a lost phone, a shared computer)."""
+    if not PlainForm().validate_on_submit():
+        abort(400)
+    try:
+        sign_out_everywhere(runtime().db, user_id)
+    except AccountError:
+        abort(404)
+    with runtime().db.write() as db:
+        record(db, account().label, "user_signed_out", {"user_id": user_id})
+    flash("Every session of this account was signed out.", "ok")
+    return redirect(url_for("dashboard.user", user_id=user_id), code=303)
+
+
+@bp.post("/users/<int:user_id>/two-factor/reset")
+@requires(ADMIN)
+def user_two_factor_reset(user_id: int) -> Response:
+    """Turns off an account's two-factor sign-in (lost authenticator and recovery codes) and
+    ends its sessions; its holder enrols again at the next sign-in if it is required."""
+    if not PlainForm().validate_on_submit():
+        abort(400)
+    try:
+        turn_off(runtime().db, user_id)
+        sign_out_everywhere(runtime().db, user_id)
+    except AccountError:
+        abort(404)
+    with runtime().db.write() as db:
+        record(db, account().label, "user_two_factor_reset", {"user_id": user_id})
+    flash("Two-factor sign-in was turned off for this account and its sessions ended.", "ok")
+    return redirect(url_for("dashboard.user", user_id=user_id), code=303)
 
 
 @bp.get("/audit")

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from bot.db.database import Database
 from bot.db.models import Contact, ContactGroup, User, UserGroup, utcnow
-from dashboard.accounts import session_token
+from dashboard.accounts import session_identity
 
 PASSWORD = "correct horse battery staple"
 CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
@@ -52,9 +52,9 @@ def signed_in(app: Flask, db: Database, user_id: int | None) -> FlaskClient:
     with db.read() as session:
         user = session.get(User, user_id)
         assert user is not None
-        token = session_token(user.password_hash)
+        identity = session_identity(user)
     with client.session_transaction() as flask_session:
-        flask_session["_user_id"] = f"{user_id}:{token}"
+        flask_session["_user_id"] = identity
         flask_session["_fresh"] = True
     return client
 
@@ -133,3 +133,13 @@ if outcome == "fail":
     sys.exit(1)
 pathlib.Path(out, name + ".tar.gz").write_text(text, encoding="utf-8")
 """
+
+
+def sign_in(client: FlaskClient, email: str, password: str, **kwargs: object):  # type: ignore[no-untyped-def]
+    """Posts the login form (with the session's CSRF token); `kwargs` go to `client.post`."""
+    token = csrf_token(client, "/dashboard/login")
+    return client.post(
+        "/dashboard/login",
+        data={"csrf_token": token, "email": email, "password": password},
+        **kwargs,  # type: ignore[arg-type]
+    )

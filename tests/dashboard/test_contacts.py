@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from flask.testing import FlaskClient
 from sqlalchemy import select
+from werkzeug.datastructures import FileStorage
 
 from bot.db.models import ConsentEvent, Contact, ContactGroup
 from bot.runtime import Runtime
@@ -173,3 +174,64 @@ def test_editing_location_and_groups(
     listing = client.get("/dashboard/contacts?group=ward-3&district=Kaski").get_data(as_text=True)
     assert f"/dashboard/contacts/{contact}" in listing
     assert client.get("/dashboard/contacts?group=ward-9").status_code == 400
+
+
+def _multipart(fields: dict[str, object]) -> dict[str, object]:
+    """A multipart body built in memory (the test client spools big ones to a temporary file
+    it never closes)."""
+    from werkzeug.test import encode_multipart
+
+    boundary, body = encode_multipart(fields)  # type: ignore[arg-type]
+    return {"data": body, "content_type": f"multipart/form-data; boundary={boundary}"}
+
+
+def _file(data: bytes) -> FileStorage:
+    return FileStorage(io.BytesIO(data), filename="c.csv", content_type="text/csv")
+
+
+def _big_upload(client: FlaskClient, data: bytes):  # type: ignore[no-untyped-def]
+    token = csrf_token(client, "/dashboard/contacts/import")
+    fields = {"csrf_token": token, "channel": "sms", "file": _file(data)}
+    return client.post("/dashboard/contacts/import", **_multipart(fields))  # type: ignore[arg-type]
+
+
+def _csv_of_size(size: int) -> bytes:
+    """A contacts file of about `size` bytes (valid rows, long names)."""
+    rows = [b"phone,name"]
+    n = 0
+    while sum(len(r) + 1 for r in rows) < size:
+        rows.append(f"98{n:08d},{'N' * 150}".encode())
+        n += 1
+    return b"\n".join(rows) + b"\n"
+
+
+def test_the_import_takes_files_up_to_its_own_limit_not_the_webhooks(sqlite_site: Site) -> None:
+    from bot.app import MAX_REQUEST_BYTES
+    from dashboard.contacts_import import MAX_BYTES
+
+    client = sqlite_site.client("coordinator")
+    # Bigger than the application's limit (sized for webhooks), well within the import's.
+    data = _csv_of_size(4 * MAX_REQUEST_BYTES)
+    accepted = _big_upload(client, data)
+    assert accepted.status_code == 200, accepted.status_code
+    assert b"Import" in accepted.data
+    # Just over the import's own limit: the import says so.
+    over = _big_upload(client, b"phone\n" + b"9812345678\n" * (MAX_BYTES // 11 + 10))
+    assert over.status_code == 400 and b"larger than 5 MB" in over.data
+    # Far over it: a 413 that names the limit, never a 500.
+    huge = _big_upload(client, b"phone\n" + b"9812345678\n" * (6 * 1024 * 1024 // 11))
+    assert huge.status_code == 413
+    assert b"a contacts file may have at most 5 MB" in huge.data
+    # Signed out, the webhooks' limit applies: big bodies are not parsed for anyone.
+    anonymous = sqlite_site.client("anonymous").post(
+        "/dashboard/contacts/import",
+        **_multipart({"file": _file(data)}),  # type: ignore[arg-type]
+    )
+    assert anonymous.status_code == 413
+    # Any other form over the application's limit: a 413 with the reason.
+    token = csrf_token(client)
+    big_reply = client.post(
+        "/dashboard/contacts/1",
+        data={"csrf_token": token, "district": "x" * (MAX_REQUEST_BYTES + 1)},
+    )
+    assert big_reply.status_code == 413 and b"at most 256 KB" in big_reply.data
