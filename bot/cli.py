@@ -121,13 +121,15 @@ def nlu_eval(rasa_port: int) -> None:
     settings = _settings()
     rasa = None
     urls = list(settings.rasa_urls)
+    token = settings.rasa_token
     if not urls:
         if not (RASA_BIN.exists() and MODEL.exists()):
             raise click.ClickException("no model: run `make train` first")
-        rasa = _start_rasa(rasa_port)
+        token = rasa_token(settings)
+        rasa = _start_rasa(rasa_port, token)
         urls = [f"http://127.0.0.1:{rasa_port}"]
     try:
-        client = RasaClient(urls, timeout=10)
+        client = RasaClient(urls, timeout=10, token=token)
         tallies = evaluate(client.parse, set(Catalogue.load().topics), load_eval_set(), NluPolicy())
         click.echo(report(tallies))
     finally:
@@ -681,7 +683,9 @@ def run(
     nlu = ", ".join(settings.rasa_urls) or "off (no model: run `make train`)"
     if not settings.rasa_urls and RASA_BIN.exists() and MODEL.exists():
         ports = [rasa_port + n for n in range(max(1, rasa_servers))]
-        children += [_start_rasa(p) for p in ports]
+        # Rasa's HTTP API can replace the model: it answers only callers with this token.
+        env["RASA_TOKEN"] = token = rasa_token(settings)
+        children += [_start_rasa(p, token) for p in ports]
         env["RASA_URL"] = nlu = ",".join(f"http://127.0.0.1:{p}" for p in ports)
     # Every process writes its metrics here; /metrics on the web process reads them all.
     metrics_dir = settings.var_dir / "metrics"
@@ -707,7 +711,7 @@ def run(
 
 def _first_admin(settings: Settings) -> None:
     """A new installation gets one admin account, its password shown once, so the dashboard
-    can be opened straight away (change it there, or with `bot users set-password`)."""
+    can be opened straight away; that password must be changed at the first sign-in."""
     from sqlalchemy import func, select
 
     from bot.db.database import Database
@@ -720,23 +724,43 @@ def _first_admin(settings: Settings) -> None:
             if session.scalar(select(func.count()).select_from(User)):
                 return
         password = secrets.token_urlsafe(12)
-        create_user(db, "admin@example.org", "admin", password, name="Administrator")
+        create_user(
+            db,
+            "admin@example.org",
+            "admin",
+            password,
+            name="Administrator",
+            must_change_password=True,
+        )
     finally:
         db.dispose()
-    click.echo(f"first dashboard account: admin@example.org  password: {password}  (shown once)")
+    click.echo(
+        f"first dashboard account: admin@example.org  password: {password}  "
+        "(shown once; choose your own at the first sign-in)"
+    )
 
 
 RASA_BIN = PROJECT_ROOT / ".venv-rasa" / "bin" / "rasa"
 MODEL = PROJECT_ROOT / "models" / "nlu.tar.gz"
 
 
-def _start_rasa(port: int) -> subprocess.Popen[bytes]:
+def rasa_command(port: int, token: str) -> list[str]:
+    """`rasa run` on 127.0.0.1:port with the trained model; its HTTP API wants `token`.
+
+    Without `--auth-token` anyone who reaches the port could replace the model (`PUT /model`).
+    """
+    return [str(RASA_BIN), "run", "--enable-api", "--auth-token", token,
+            "-i", "127.0.0.1", "-p", str(port), "--model", str(MODEL), "--quiet"]  # fmt: skip
+
+
+def rasa_token(settings: Settings) -> str:
+    """RASA_TOKEN, or a new random one for the Rasa servers this command starts."""
+    return settings.rasa_token or secrets.token_urlsafe(32)
+
+
+def _start_rasa(port: int, token: str) -> subprocess.Popen[bytes]:
     """Starts Rasa's server on 127.0.0.1 with the trained model and waits until it answers."""
-    rasa = subprocess.Popen(  # noqa: S603
-        [str(RASA_BIN), "run", "--enable-api", "-i", "127.0.0.1", "-p", str(port),
-         "--model", str(MODEL), "--quiet"],
-        cwd=PROJECT_ROOT,
-    )  # fmt: skip
+    rasa = subprocess.Popen(rasa_command(port, token), cwd=PROJECT_ROOT)  # noqa: S603
     url = f"http://127.0.0.1:{port}"
     click.echo(f"starting Rasa on {url} …")
     if not _wait_until_up(url, rasa, timeout=180):
@@ -799,9 +823,12 @@ if __name__ == "__main__":
 
 def _register_plugins() -> None:
     """Command groups that live beside their packages."""
+    from bot.personal_data.cli import contacts, retention
     from dashboard.cli import users
 
     main.add_command(users)
+    main.add_command(contacts)
+    main.add_command(retention)
 
 
 _register_plugins()

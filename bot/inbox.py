@@ -31,6 +31,7 @@ from bot.core.messages import (
 from bot.core.segments import count_segments
 from bot.db.database import Database
 from bot.db.models import utcnow
+from bot.personal_data.optouts import phone_hash, release
 from flows.schema import Flow
 
 log = logging.getLogger(__name__)
@@ -65,11 +66,17 @@ class Accepted:
 
 
 def accept(
-    db: Database, inbound: Inbound, simulated: bool = False, now: datetime | None = None
+    db: Database,
+    inbound: Inbound,
+    simulated: bool = False,
+    now: datetime | None = None,
+    phone_key: bytes | None = None,
 ) -> Accepted:
     """Stores an inbound message and its contact in one transaction.
 
     A repeated `provider_id` (Twilio retrying a delivery) is recognised and stored once.
+    With `phone_key`, a new contact whose number has a kept opt-out (its person was erased
+    after STOP) starts opted out (bot/personal_data/optouts.py).
     """
     now = now or inbound.received_at or utcnow()
     with db.begin() as conn:
@@ -77,6 +84,7 @@ def accept(
             db.sql.upsert_contact,
             {
                 "phone": inbound.sender,
+                "phone_hash": phone_hash(phone_key, inbound.sender) if phone_key else "",
                 "simulated": simulated,
                 "channel": inbound.channel.value,
                 "has_sms": inbound.channel is Channel.SMS,
@@ -148,10 +156,13 @@ class InboxProcessor:
         send: Callable[[list[SendJob]], None],
         clock: Callable[[], datetime] = utcnow,
         claim: timedelta = DEFAULT_CLAIM,
+        phone_key: bytes | None = None,
     ) -> None:
         self.db = db
         self.bot = bot
         self.claim = claim
+        # START forgets a kept opt-out of an erased person's number (issue 12).
+        self.phone_key = phone_key
         self.send = send
         self.clock = clock
         self.committer: GroupCommitter | None = None
@@ -306,6 +317,8 @@ class InboxProcessor:
                     "created_at": now,
                 },
             )
+            if not turn.consent.opted_out and self.phone_key is not None:
+                release(conn, self.phone_key, contact.phone)
         if turn.unanswered is not None and message_id is not None:
             conn.execute(
                 sql.insert_unanswered,

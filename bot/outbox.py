@@ -20,6 +20,7 @@ from bot.db.database import Database
 from bot.db.models import ConsentEvent, Contact, Message, MessageStatusEvent, utcnow
 from bot.inbox import DEFAULT_CLAIM, DISPATCHING, SendJob
 from bot.ops import SENT
+from bot.privacy import scrub_phones
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +232,13 @@ class Outbox:
             self.schedule_retry(message_id, delay)
             return
         if isinstance(exc, TransientSendError):
-            log.warning("message %s failed after %s attempts: %s", message_id, attempts, exc)
+            # A provider's error text can quote the number: logs get it masked.
+            log.warning(
+                "message %s failed after %s attempts: %s",
+                message_id,
+                attempts,
+                scrub_phones(str(exc)),
+            )
         self._finish(message_id, FAILED, attempts, exc.code, str(exc))
         if exc.code == OPTED_OUT_ERROR:
             opt_out_contact(self.db, job.contact_id, "twilio_21610", message_id, self.clock())

@@ -48,7 +48,7 @@ _ENQUEUER_LOCK = threading.Lock()
 
 def default_channels(settings: Settings) -> dict[Channel, ChannelAdapter]:
     """Twilio for SMS and WhatsApp when an account is configured, else the console."""
-    console = ConsoleChannel()
+    console = ConsoleChannel(show_bodies=settings.log_message_bodies)
     channels: dict[Channel, ChannelAdapter] = {ch: console for ch in Channel}
     if settings.twilio_enabled:
         from bot.channels.twilio import twilio_channels
@@ -96,7 +96,11 @@ class Runtime:
         self.huey = huey if huey is not None else make_huey(settings)
         catalogue = catalogue or Catalogue.load()
         self.nlu = (
-            RasaClient(settings.rasa_urls, timeout=settings.nlu_timeout_seconds)
+            RasaClient(
+                settings.rasa_urls,
+                timeout=settings.nlu_timeout_seconds,
+                token=settings.rasa_token,
+            )
             if settings.rasa_urls
             else None
         )
@@ -138,6 +142,7 @@ class Runtime:
             send=self._dispatch,
             clock=clock,
             claim=timedelta(seconds=settings.claim_seconds),
+            phone_key=settings.phone_key,
         )
         if background:
             self.inbox.start_group_commit()
@@ -154,7 +159,7 @@ class Runtime:
 
         If the enqueue fails the message is still stored, and the sweeper picks it up.
         """
-        accepted = accept(self.db, inbound, simulated, self.clock())
+        accepted = accept(self.db, inbound, simulated, self.clock(), self.settings.phone_key)
         if not accepted.duplicate:
             if self._deferred_enqueue:
                 self._enqueue_later(accepted.contact_id)

@@ -72,6 +72,15 @@ def _bool(name: str, value: str) -> bool:
     raise SettingsError(f"{name} must be true or false, got {value!r}")
 
 
+def _token(name: str, value: str | None) -> str | None:
+    """A shared secret: at least 16 URL-safe characters (it travels in URLs and commands)."""
+    if value is None:
+        return None
+    if len(value) < 16 or not all(ch.isascii() and (ch.isalnum() or ch in "-_.~") for ch in value):
+        raise SettingsError(f"{name} must be at least 16 characters of A-Z a-z 0-9 - _ . ~")
+    return value
+
+
 def _quiet_hours(value: str) -> tuple[time, time] | None:
     if value.strip().lower() in ("", "none", "off"):
         return None
@@ -145,10 +154,34 @@ class Settings:
     prices: Mapping[str, float] = field(default_factory=lambda: {"sms": 0.0079, "whatsapp": 0.005})
     currency: str = "USD"
     misfire_grace_seconds: int = 3600
+    # Broadcast desk (issue 12): how long a draft asked for by SMS waits for "YES <code>",
+    # and how often at most a mobilizer's recurring broadcast may go out.
+    broadcast_confirm_minutes: int = 10
+    mobilizer_min_interval_hours: int = 24
     send_timeout_seconds: int = 10
     send_max_attempts: int = 6
     simulator_enabled: bool = True
     production: bool = False
+    # Security (issue 12): message bodies in console output (development only), the bearer
+    # token that opens /metrics and /readyz to non-loopback clients, and the token Rasa's
+    # HTTP API requires (`rasa run --auth-token`, sent by the client as `?token=`).
+    log_message_bodies: bool = False
+    ops_token: str | None = field(default=None, repr=False)
+    rasa_token: str | None = field(default=None, repr=False)
+    # Dashboard security (issue 12): proxy hops whose X-Forwarded-* headers are believed
+    # (0: none, the client address is the TCP peer's), and two-factor sign-in for every account.
+    trusted_proxies: int = 0
+    require_2fa: bool = False
+    # Data protection (issue 12): days after which message bodies, survey answers and
+    # feedback text are blanked (0: kept), and the key of the hash that keeps an erased
+    # person's opt-out honoured (None: SECRET_KEY; set it before ever rotating SECRET_KEY).
+    retention_days: int = 0
+    phone_hash_key: str | None = field(default=None, repr=False)
+
+    @property
+    def phone_key(self) -> bytes:
+        """The key of the keyed hash that stands for an erased person's number."""
+        return (self.phone_hash_key or self.secret_key).encode("utf-8")
 
     @property
     def twilio_enabled(self) -> bool:
@@ -240,6 +273,34 @@ class Settings:
                 f"TIMEZONE must be a time zone like Asia/Kathmandu, got {timezone!r}"
             ) from None
 
+        # Security (issue 12)
+        log_message_bodies = _bool("LOG_MESSAGE_BODIES", get("LOG_MESSAGE_BODIES") or "false")
+        if log_message_bodies and production:
+            raise SettingsError(
+                "LOG_MESSAGE_BODIES must not be set when BOT_ENV=production "
+                "(message bodies are personal data)"
+            )
+        ops_token = _token("OPS_TOKEN", get("OPS_TOKEN"))
+        rasa_token = _token("RASA_TOKEN", get("RASA_TOKEN"))
+        if production and account_sid and not get("PUBLIC_URL"):
+            raise SettingsError(
+                "PUBLIC_URL is required when Twilio is configured and BOT_ENV=production "
+                "(webhook signatures are checked against it)"
+            )
+        if production and get("RASA_URL") and rasa_token is None:
+            raise SettingsError(
+                "RASA_TOKEN is required when RASA_URL is set and BOT_ENV=production "
+                "(start Rasa with --auth-token)"
+            )
+
+        # Data protection (issue 12)
+        retention = get("RETENTION_DAYS") or "0"
+        retention = "0" if retention.lower() in ("off", "none") else retention
+        retention_days = _int("RETENTION_DAYS", retention, 0, 36500)
+        phone_hash_key = get("PHONE_HASH_KEY")
+        if phone_hash_key is not None and len(phone_hash_key) < 16:
+            raise SettingsError("PHONE_HASH_KEY must be at least 16 characters long")
+
         return cls(
             timezone=timezone,
             quiet_hours=_quiet_hours(env.get("QUIET_HOURS", "21:00-07:00")),
@@ -250,6 +311,12 @@ class Settings:
                 "PRICE_PER_SEGMENT", get("PRICE_PER_SEGMENT") or "", "sms=0.0079,sms:+977=0.02"
             ),
             currency=get("CURRENCY") or "USD",
+            broadcast_confirm_minutes=_int(
+                "BROADCAST_CONFIRM_MINUTES", get("BROADCAST_CONFIRM_MINUTES") or "10", 1, 1440
+            ),
+            mobilizer_min_interval_hours=_int(
+                "MOBILIZER_MIN_INTERVAL_HOURS", get("MOBILIZER_MIN_INTERVAL_HOURS") or "24", 1, 720
+            ),
             misfire_grace_seconds=_int(
                 "MISFIRE_GRACE_SECONDS", get("MISFIRE_GRACE_SECONDS") or "3600", 1, 7 * 86400
             ),
@@ -306,6 +373,16 @@ class Settings:
                 "SIMULATOR_ENABLED", get("SIMULATOR_ENABLED") or ("false" if production else "true")
             ),
             production=production,
+            # Security (issue 12)
+            log_message_bodies=log_message_bodies,
+            ops_token=ops_token,
+            rasa_token=rasa_token,
+            # Dashboard security (issue 12)
+            trusted_proxies=_int("TRUSTED_PROXIES", get("TRUSTED_PROXIES") or "0", 0, 10),
+            require_2fa=_bool("REQUIRE_2FA", get("REQUIRE_2FA") or "false"),
+            # Data protection (issue 12)
+            retention_days=retention_days,
+            phone_hash_key=phone_hash_key,
         )
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from bot.db.database import Database
-from bot.db.models import Contact, SurveyResponse, SurveyVersion, utcnow
+from bot.db.models import Contact, SurveyResponse, SurveyTally, SurveyVersion, utcnow
 from flows.engine import ACTIVE, COMPLETED, DEFAULT_TTL
 from flows.registry import FlowBook, StoredVersion
 from flows.schema import Flow, FlowFiles
@@ -65,8 +65,12 @@ def sync_versions(db: Database, files: FlowFiles) -> FlowBook:
 
 
 def neutralize(cell: str) -> str:
-    """Keeps a spreadsheet from reading a cell as a formula (CSV injection)."""
-    if cell and cell[0] in "=+-@\t\r":
+    """Keeps a spreadsheet from reading a cell as a formula (CSV injection).
+
+    Spreadsheets skip leading spaces (and other blanks) before `= + - @`, so " =1+1" is a
+    formula too; a cell starting with a tab, CR or LF is quoted as well.
+    """
+    if cell and (cell[0] in "\t\r\n" or cell.lstrip().startswith(("=", "+", "-", "@"))):
         return "'" + cell
     return cell
 
@@ -252,16 +256,39 @@ def summarize(
                     counts.update(str(v) for v in value)
                 elif isinstance(value, str | int) and not isinstance(value, bool):
                     counts[str(value)] += 1
+    # Responses of erased people, and answers the retention sweep blanked, stay counted
+    # (bot/personal_data/tallies.py); their day is the grain of `since` for them.
+    t = SurveyTally.__table__.c
+    tallies = (
+        select(t.version, t.question, t.value, func.sum(t.count))
+        .where(t.survey_key == key)
+        .group_by(t.version, t.question, t.value)
+    )
+    if since is not None:
+        tallies = tallies.where(t.started_on >= since.date())
+    with db.read() as session:
+        for version, question, value, n in session.execute(tallies):
+            summary = summaries.setdefault(version, VersionSummary(version))
+            if question == "":
+                if value == "responses":
+                    summary.responses += int(n)
+                elif value == "completed":
+                    summary.completed += int(n)
+            elif question not in free_text:
+                summary.answers.setdefault(question, Counter())[value] += int(n)
     return sorted(summaries.values(), key=lambda s: s.version)
 
 
 def response_count(db: Database, key: str) -> int:
+    """How many responses a survey has had, erased people's included."""
+    t = SurveyTally.__table__.c
     with db.read() as session:
-        return int(
-            session.scalar(
-                select(func.count())
-                .select_from(SurveyResponse)
-                .where(SurveyResponse.survey_key == key)
-            )
-            or 0
+        stored = session.scalar(
+            select(func.count()).select_from(SurveyResponse).where(SurveyResponse.survey_key == key)
         )
+        erased = session.scalar(
+            select(func.sum(t.count)).where(
+                t.survey_key == key, t.question == "", t.value == "responses"
+            )
+        )
+    return int(stored or 0) + int(erased or 0)

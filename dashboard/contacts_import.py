@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from bot.db.database import Database
 from bot.db.models import ConsentEvent, Contact, ContactGroup, utcnow
+from bot.personal_data.optouts import kept_among
 from bot.phone import InvalidPhone, to_e164
 from dashboard.accounts import AccountError, clean_groups
 
@@ -190,11 +191,19 @@ def preview(db: Database, data: bytes, region: str, default_channel: str) -> Pre
     return result
 
 
-def save(db: Database, rows: list[ContactRow], extra_groups: Iterable[str] = ()) -> tuple[int, int]:
+def save(
+    db: Database,
+    rows: list[ContactRow],
+    extra_groups: Iterable[str] = (),
+    phone_key: bytes | None = None,
+) -> tuple[int, int]:
     """Creates or updates the contacts; returns (created, updated).
 
-    New contacts are recorded in the consent log as opted in by import. Existing ones get the
-    location fields the file gives and the groups added; their consent is left alone.
+    New contacts are recorded in the consent log as opted in by import, except a number
+    whose person was erased after opting out (its opt-out is kept as a keyed hash, checked
+    with `phone_key`): that one comes in opted out, until the person sends START. Existing
+    ones get the location fields the file gives and the groups added; their consent is left
+    alone.
     """
     added_groups = tuple(extra_groups)
     created = updated = 0
@@ -203,6 +212,8 @@ def save(db: Database, rows: list[ContactRow], extra_groups: Iterable[str] = ())
         chunk = rows[first : first + 500]
         with db.write() as session:
             known = _existing(session, [r.phone for r in chunk])
+            new_phones = [r.phone for r in chunk if r.phone not in known]
+            kept = kept_among(session, phone_key, new_phones) if phone_key else set()
             for row in chunk:
                 contact = known.get(row.phone)
                 if contact is None:
@@ -214,7 +225,8 @@ def save(db: Database, rows: list[ContactRow], extra_groups: Iterable[str] = ())
                         has_whatsapp=row.channel == "whatsapp",
                         profile_name=row.name,
                         language=row.language,
-                        opted_out=False,
+                        opted_out=row.phone in kept,
+                        opted_out_at=now if row.phone in kept else None,
                         version=0,
                         district=row.district,
                         municipality=row.municipality,
@@ -226,7 +238,10 @@ def save(db: Database, rows: list[ContactRow], extra_groups: Iterable[str] = ())
                     session.flush()
                     session.add(
                         ConsentEvent(
-                            contact_id=contact.id, opted_out=False, reason="import", created_at=now
+                            contact_id=contact.id,
+                            opted_out=row.phone in kept,
+                            reason="opt_out_kept" if row.phone in kept else "import",
+                            created_at=now,
                         )
                     )
                     have: set[str] = set()

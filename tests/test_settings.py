@@ -133,3 +133,87 @@ def test_a_new_installation_gets_one_admin_shown_once(
             ("admin@example.org", "admin")
         ]
     db.dispose()
+
+
+# -- Security (issue 12) -------------------------------------------------------------------
+
+TWILIO = {
+    "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+    "TWILIO_AUTH_TOKEN": "t",
+    "TWILIO_SMS_FROM": "+15005550006",
+}
+
+
+def test_message_bodies_are_never_logged_in_production(tmp_path: Path) -> None:
+    assert Settings.from_mapping(base(tmp_path) | {"LOG_MESSAGE_BODIES": "true"}).log_message_bodies
+    assert not Settings.from_mapping(base(tmp_path)).log_message_bodies
+    production = base(tmp_path) | {"BOT_ENV": "production", "LOG_MESSAGE_BODIES": "true"}
+    with pytest.raises(SettingsError, match="LOG_MESSAGE_BODIES"):
+        Settings.from_mapping(production)
+
+
+def test_production_with_twilio_requires_public_url(tmp_path: Path) -> None:
+    production = base(tmp_path) | TWILIO | {"BOT_ENV": "production"}
+    with pytest.raises(SettingsError, match="PUBLIC_URL"):
+        Settings.from_mapping(production)
+    ok = Settings.from_mapping(production | {"PUBLIC_URL": "https://bot.example.org"})
+    assert ok.public_url == "https://bot.example.org"
+    # Development keeps rebuilding the URL from the request.
+    assert Settings.from_mapping(base(tmp_path) | TWILIO).public_url is None
+
+
+def test_production_with_a_rasa_server_requires_its_token(tmp_path: Path) -> None:
+    production = base(tmp_path) | {"BOT_ENV": "production", "RASA_URL": "http://10.0.0.5:5005"}
+    with pytest.raises(SettingsError, match="RASA_TOKEN"):
+        Settings.from_mapping(production)
+    token = "r" * 24
+    assert Settings.from_mapping(production | {"RASA_TOKEN": token}).rasa_token == token
+    assert token not in repr(Settings.from_mapping(production | {"RASA_TOKEN": token}))
+
+
+@pytest.mark.parametrize("name", ["OPS_TOKEN", "RASA_TOKEN"])
+@pytest.mark.parametrize("value", ["short", "x" * 20 + " y", "x" * 20 + "&token=z"])
+def test_malformed_tokens_are_named(name: str, value: str, tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_mapping(base(tmp_path) | {name: value})
+
+
+PROCFILE = Path(__file__).resolve().parent.parent / "Procfile"
+
+
+def procfile_processes() -> dict[str, str]:
+    """The Procfile's `name: command` lines."""
+    processes = {}
+    for line in PROCFILE.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, _, command = line.partition(":")
+            processes[name.strip()] = command.strip()
+    return processes
+
+
+def test_every_procfile_process_runs_with_production_defaults() -> None:
+    """Each line runs in a shell (honcho, foreman, a PaaS): with BOT_ENV unset, the process it
+    starts must see BOT_ENV=production, and an explicit BOT_ENV still wins."""
+    import os
+    import shlex
+    import subprocess
+
+    processes = procfile_processes()
+    assert {"release", "web", "worker", "scheduler", "rasa"} <= set(processes)
+    unset = {k: v for k, v in os.environ.items() if k != "BOT_ENV"}
+    for name, command in processes.items():
+        # The leading NAME=value words, as written (the shell expands them below).
+        assignments = []
+        for word in shlex.split(command):
+            if "=" not in word or not word.split("=", 1)[0].isidentifier():
+                break
+            assignments.append(word)
+        probe = f"{' '.join(assignments)} sh -c 'printf %s \"$BOT_ENV\"'"
+        for env, expected in ((unset, "production"), (unset | {"BOT_ENV": "test"}, "test")):
+            seen = subprocess.run(["sh", "-c", probe], env=env, capture_output=True, text=True)
+            assert seen.stdout == expected, f"{name}: BOT_ENV={seen.stdout!r}"
+
+
+def test_procfile_rasa_requires_the_token() -> None:
+    rasa = procfile_processes()["rasa"]
+    assert "--enable-api" in rasa and "--auth-token ${RASA_TOKEN" in rasa

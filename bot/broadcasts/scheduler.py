@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 LOCK_KEY = 0x6272_6F61_6463  # "broadc": the advisory lock's number
 JOB_PREFIX = "broadcast-"
+RETENTION_JOB = "retention-sweep"  # not a broadcast job: reconcile leaves it alone
 
 # The runtime the active scheduler fires jobs with (APScheduler stores a function reference).
 _ACTIVE: Runtime | None = None
@@ -101,6 +102,17 @@ def fire(broadcast_id: int) -> None:
     log.info("broadcast %s fired for %s: run %s", broadcast_id, when.isoformat(), run_id)
 
 
+def sweep_retention() -> None:
+    """APScheduler's daily job: blank what is older than RETENTION_DAYS (issue 12)."""
+    from bot.personal_data.retention import sweep
+
+    runtime = _ACTIVE
+    if runtime is None:
+        log.error("retention sweep fired with no active scheduler runtime")
+        return
+    sweep(runtime.db, runtime.settings, runtime.clock())
+
+
 def trigger_for(row: Broadcast) -> Any:
     """The APScheduler trigger of a scheduled broadcast, or None."""
     from zoneinfo import ZoneInfo
@@ -146,6 +158,28 @@ class BroadcastScheduler:
             timezone=settings.zone,
         )
         self.scheduler.start()
+        self.schedule_retention()
+
+    def schedule_retention(self) -> None:
+        """The daily retention sweep (RETENTION_DAYS), on the active scheduler only.
+
+        It runs late rather than never: a scheduler that was down at the hour sweeps as soon
+        as it is active again (no misfire limit; missed days coalesce into one run).
+        """
+        assert self.scheduler is not None
+        if self.runtime.settings.retention_days <= 0:
+            if self.scheduler.get_job(RETENTION_JOB) is not None:
+                self.scheduler.remove_job(RETENTION_JOB)
+            return
+        self.scheduler.add_job(
+            sweep_retention,
+            CronTrigger(hour=3, minute=17, timezone=self.runtime.settings.zone),
+            id=RETENTION_JOB,
+            name="retention sweep",
+            replace_existing=True,
+            misfire_grace_time=None,
+            coalesce=True,
+        )
 
     def reconcile(self) -> int:
         """Adds, changes and removes jobs so they match the scheduled broadcasts."""

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -231,6 +233,8 @@ class SurveyResponse(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set when the retention sweep moved the answers into survey_tallies and blanked them.
+    redacted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Feedback(Base):
@@ -283,6 +287,30 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A password someone else chose (the first admin's, an admin's reset) must be replaced
+    # at the next sign-in before any other page opens.
+    must_change_password: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
+    # Part of every session's identity: raising it signs the account out everywhere.
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Two-factor sign-in (TOTP, RFC 6238): the base32 secret (set while enrolling, in use once
+    # totp_enabled_at is set) and the last time step accepted, so a code works only once.
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class RecoveryCode(Base):
+    """A one-time code that stands in for the authenticator app (kept as a SHA-256 hash)."""
+
+    __tablename__ = "user_recovery_codes"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class UserGroup(Base):
@@ -329,6 +357,11 @@ class Broadcast(Base):
     # draft, scheduled, sending, sent, canceled
     status: Mapped[str] = mapped_column(String(16))
     created_by: Mapped[str] = mapped_column(String(200))
+    # A draft asked for by SMS is confirmed only with the one-time code its preview showed
+    # ("YES 4827"); kept as a keyed hash, never in clear.
+    confirm_code_hash: Mapped[str | None] = mapped_column(String(128))
+    # A mobilizer's recurring broadcast waits (status pending_approval) until staff approve it.
+    approved_by: Mapped[str | None] = mapped_column(String(200))
     # The MessageSid of the SMS that created it: a repeated webhook makes no second draft.
     source_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -421,3 +454,40 @@ class NluTrainingRun(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# -- Data protection (migration 0008, issue 12) -----------------------------------------------
+
+
+class KeptOptOut(Base):
+    """An erased person's opt-out, kept as a keyed hash of the number (never the number).
+
+    When the number comes back (it texts again, is imported, is in a broadcast's audience)
+    it is opted out until the person sends START. See bot/personal_data/optouts.py.
+    """
+
+    __tablename__ = "kept_opt_outs"
+
+    # HMAC-SHA256 of the E.164 number, hex, keyed by PHONE_HASH_KEY (or SECRET_KEY).
+    phone_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SurveyTally(Base):
+    """Survey answers counted without the person: what erasure and retention leave behind.
+
+    `question` is empty for whole-response counts (`value` is `responses` or `completed`);
+    otherwise `value` is one answer option (free-text answers are never counted).
+    """
+
+    __tablename__ = "survey_tallies"
+    __table_args__ = (UniqueConstraint("survey_key", "version", "started_on", "question", "value"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    survey_key: Mapped[str] = mapped_column(String(48))
+    version: Mapped[str] = mapped_column(String(16))
+    # The local day (deployment time zone) the responses started: the `since` filter's grain.
+    started_on: Mapped[date] = mapped_column(Date)
+    question: Mapped[str] = mapped_column(String(64))
+    value: Mapped[str] = mapped_column(String(200))
+    count: Mapped[int] = mapped_column(Integer)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, or_, select, update
+from sqlalchemy import Table, bindparam, case, func, null, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
@@ -16,6 +16,7 @@ from bot.db.models import (
     ConsentEvent,
     Contact,
     Feedback,
+    KeptOptOut,
     Message,
     MessageStatusEvent,
     SurveyResponse,
@@ -39,6 +40,14 @@ class Statements:
     def __init__(self, dialect: Dialect) -> None:
         insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
 
+        # A number whose person was erased after opting out comes back opted out (issue 12):
+        # `phone_hash` is its keyed hash (bot/personal_data/optouts.py). Only a new row takes
+        # it; an existing contact's consent is the contact's own.
+        kept_opt_out = (
+            select(KeptOptOut.phone_hash)
+            .where(KeptOptOut.phone_hash == bindparam("phone_hash"))
+            .exists()
+        )
         ins_contact = insert(contacts).values(
             phone=bindparam("phone"),
             simulated=bindparam("simulated"),
@@ -47,7 +56,8 @@ class Statements:
             has_whatsapp=bindparam("has_whatsapp"),
             profile_name=bindparam("profile_name"),
             last_inbound_at=_now(),
-            opted_out=False,
+            opted_out=kept_opt_out,
+            opted_out_at=case((kept_opt_out, _now()), else_=null()),
             version=0,
             created_at=_now(),
             updated_at=_now(),

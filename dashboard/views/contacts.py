@@ -19,7 +19,16 @@ from bot.db.models import ConsentEvent, Contact, ContactGroup
 from dashboard.access import contact_visible, require_contact
 from dashboard.accounts import ROLES, STAFF, AccountError, clean_groups
 from dashboard.audit import record
-from dashboard.blueprint import PAGE_SIZE, account, arg_choice, arg_int, bp, requires, runtime
+from dashboard.blueprint import (
+    PAGE_SIZE,
+    accepts_upload,
+    account,
+    arg_choice,
+    arg_int,
+    bp,
+    requires,
+    runtime,
+)
 from dashboard.contacts_import import MAX_BYTES, CsvImportError, preview, read_rows, save
 
 UPLOAD_TTL = 24 * 3600
@@ -218,10 +227,9 @@ def _uploads() -> Path:
 
 @bp.route("/contacts/import", methods=["GET", "POST"])
 @requires(*STAFF)
+@accepts_upload(MAX_BYTES + 64 * 1024)  # the file and the form's other fields
 def contacts_import() -> str | tuple[str, int]:
     """Upload a CSV and see what importing it would do; nothing is saved yet."""
-    # This form alone takes large files (the application's limit is for webhooks).
-    request.max_content_length = MAX_BYTES + 64 * 1024
     form = ImportForm()
     if request.method == "GET":
         return render_template("dashboard/import.html", form=form, preview=None, error=None)
@@ -273,7 +281,7 @@ def contacts_import_confirm() -> Response | tuple[str, int]:
         abort(400, description="upload the file again: the preview has expired")
     rt = runtime()
     rows, bad = read_rows(path.read_bytes(), rt.settings.default_region, pending["channel"])
-    created, updated = save(rt.db, rows, pending["groups"])
+    created, updated = save(rt.db, rows, pending["groups"], rt.settings.phone_key)
     path.unlink(missing_ok=True)
     session.pop("contact_import", None)
     with rt.db.write() as db:

@@ -30,6 +30,13 @@ PUBLIC = frozenset({"anonymous", *ALL})
 EXPECTED: dict[str, frozenset[str]] = {
     "dashboard.login": PUBLIC,
     "dashboard.logout": PUBLIC,
+    "dashboard.login_two_factor": PUBLIC,
+    "dashboard.my_account": ALL,
+    "dashboard.password_change": ALL,
+    "dashboard.sign_out_everywhere": ALL,
+    "dashboard.two_factor_setup": ALL,
+    "dashboard.two_factor_off": ALL,
+    "dashboard.recovery_codes_new": ALL,
     "dashboard.static": PUBLIC,
     "dashboard.home": ALL,
     "dashboard.conversations": ALL,
@@ -40,12 +47,15 @@ EXPECTED: dict[str, frozenset[str]] = {
     "dashboard.contact": ALL,
     "dashboard.contacts_import": STAFF,
     "dashboard.contacts_import_confirm": STAFF,
+    "dashboard.contact_export": STAFF,
+    "dashboard.contact_erase": ADMIN,
     "dashboard.broadcasts": ALL,
     "dashboard.broadcast_new": ALL,
     "dashboard.broadcast_preview": ALL,
     "dashboard.broadcast": ALL,
     "dashboard.broadcast_confirm": ALL,
     "dashboard.broadcast_cancel": ALL,
+    "dashboard.broadcast_approve": STAFF,
     "dashboard.surveys": STAFF,
     "dashboard.survey": STAFF,
     "dashboard.survey_export": STAFF,
@@ -62,18 +72,20 @@ EXPECTED: dict[str, frozenset[str]] = {
     "dashboard.nlu_run": STAFF,
     "dashboard.users": ADMIN,
     "dashboard.user": ADMIN,
+    "dashboard.user_sign_out": ADMIN,
+    "dashboard.user_two_factor_reset": ADMIN,
     "dashboard.audit": ADMIN,
     "dashboard.settings": ADMIN,
     "simulator.page": ALL,
     "simulator.send": ALL,
     "simulator.thread": ALL,
+    "simulator.new_phone": ALL,
     "simulator.static": PUBLIC,
 }
 ROLES = ("anonymous", "mobilizer", "coordinator", "admin")
 # Arguments some routes need besides the ids.
 EXTRA: dict[str, dict[str, object]] = {
     "simulator.static": {"filename": "simulator.css"},
-    "simulator.thread": {"phone": "9800000077"},
 }
 
 
@@ -112,7 +124,7 @@ def _seed(runtime: Runtime, phone: Phone, accounts: Accounts) -> dict[str, objec
     broadcast = create(
         runtime,
         Draft("Camp", "Camp on Sunday", "आइतबार शिविर", Audience(groups=("ward-3",))),
-        created_by="coord@example.org",
+        created_by="mob@example.org",  # only its creator or staff may confirm or cancel it
     )
     return {
         "contact_id": contact,
@@ -159,8 +171,14 @@ def test_every_route_checks_login_and_role(
     assert {r.endpoint for r in rules} == set(EXPECTED), "decide who may use the new route"
     # Reading first, then the changes (a cancel must not run before a confirm); signing out
     # (it clears the session and its CSRF token) last.
+    ends_session = ("dashboard.sign_out_everywhere", "dashboard.logout")
     ordered = sorted(
-        rules, key=lambda r: ("POST" in r.methods, r.endpoint == "dashboard.logout", r.endpoint)
+        rules,
+        key=lambda r: (
+            "POST" in r.methods,
+            ends_session.index(r.endpoint) + 1 if r.endpoint in ends_session else 0,
+            r.endpoint,
+        ),
     )
     for role in ROLES:
         client = as_role(role)
@@ -182,7 +200,7 @@ def test_every_route_checks_login_and_role(
                 response.close()  # static files are streamed from an open file
                 _check(role, rule.endpoint, "GET", response.status_code, response.location or "")
             if "POST" in rule.methods and rule.endpoint not in ("dashboard.login",):
-                if rule.endpoint == "simulator.send":
+                if rule.endpoint in ("simulator.send", "simulator.new_phone"):
                     page = client.get("/simulator/").get_data(as_text=True)
                     marker = 'name="csrf-token" content="'
                     sim = page.split(marker)[1].split('"')[0] if marker in page else "none"
