@@ -18,16 +18,10 @@ from typing import Any
 
 import click
 
-from bot.settings import PROJECT_ROOT, Settings, SettingsError, load_settings
+from bot.clitools import settings_or_exit
+from bot.settings import PROJECT_ROOT, Settings, SettingsError
 
 log = logging.getLogger("bot")
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        raise click.ClickException(f"invalid configuration: {exc}") from None
 
 
 def _logging(level: str = "INFO", role: str | None = None) -> None:
@@ -58,7 +52,7 @@ def db_upgrade(revision: str, create: bool) -> None:
     """Applies the database migrations."""
     from bot.db.migrate import create_database, upgrade
 
-    settings = _settings()
+    settings = settings_or_exit()
     if create and create_database(settings.database_url):
         click.echo("database created")
     upgrade(settings.database_url, revision)
@@ -96,7 +90,7 @@ def nlu_build(out: Path, data_dir: Path | None) -> None:
         raise click.ClickException(str(exc)) from None
     # Examples coordinators made in the dashboard's NLU review join the files' examples.
     try:
-        extra = database_examples(_settings().database_url)
+        extra = database_examples(settings_or_exit().database_url)
     except (OperationalError, SettingsError):
         extra = {}
     path = write_training_data(catalogue, out, extra)
@@ -118,7 +112,7 @@ def nlu_eval(rasa_port: int) -> None:
     from nlu.client import RasaClient
     from nlu.evaluate import evaluate, load_eval_set, report
 
-    settings = _settings()
+    settings = settings_or_exit()
     rasa = None
     urls = list(settings.rasa_urls)
     token = settings.rasa_token
@@ -155,7 +149,7 @@ def _database() -> Iterator[Any]:
     """The configured database, disposed of when the command ends."""
     from bot.db.database import Database
 
-    db = Database(_settings().database_url)
+    db = Database(settings_or_exit().database_url)
     try:
         yield db
     finally:
@@ -212,7 +206,7 @@ def survey_invite(key: str, phones: tuple[str, ...]) -> None:
     from bot.phone import InvalidPhone, to_e164
     from bot.runtime import Runtime
 
-    settings = _settings()
+    settings = settings_or_exit()
     runtime = Runtime(settings)
     try:
         for raw in phones:
@@ -247,7 +241,7 @@ def survey_results(key: str, since: str | None, csv_path: Path) -> None:
 
     from bot.surveys import read_book, write_results_csv
 
-    ttl = timedelta(minutes=_settings().session_timeout_minutes)
+    ttl = timedelta(minutes=settings_or_exit().session_timeout_minutes)
     start = _date(since)
     with _database() as db:
         current = read_book(db, _flow_files()).current.get(key)
@@ -313,7 +307,7 @@ def _service() -> Iterator[Any]:
     from bot.feedback import FeedbackError
     from bot.runtime import Runtime
 
-    runtime = Runtime(_settings())
+    runtime = Runtime(settings_or_exit())
     try:
         yield runtime
     except (BroadcastError, AudienceError, FeedbackError) as exc:
@@ -560,7 +554,7 @@ def web(host: str, port: int, workers: int, threads: int) -> None:
     """Serves the web application (webhooks, simulator) under gunicorn."""
     from gunicorn.app.base import BaseApplication
 
-    _settings()  # fail fast, naming the bad setting, before gunicorn forks
+    settings_or_exit()  # fail fast, naming the bad setting, before gunicorn forks
 
     class _App(BaseApplication):
         def load_config(self) -> None:
@@ -576,7 +570,7 @@ def web(host: str, port: int, workers: int, threads: int) -> None:
         def load(self) -> Any:
             from bot.app import create_app
 
-            return create_app(_settings())
+            return create_app(settings_or_exit())
 
     _App().run()
 
@@ -590,7 +584,7 @@ def worker(sweep_every: float) -> None:
     """
     from bot.runtime import Runtime
 
-    settings = _settings()
+    settings = settings_or_exit()
     # Dozens of threads share the GIL here; a thread holding the database write gate must not
     # wait the default 5 ms for its turn, or every other writer on the machine waits too.
     sys.setswitchinterval(0.0005)
@@ -636,7 +630,7 @@ def scheduler(poll: float) -> None:
     from bot.broadcasts.scheduler import BroadcastScheduler
     from bot.runtime import Runtime
 
-    runtime = Runtime(_settings())
+    runtime = Runtime(settings_or_exit())
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -673,7 +667,7 @@ def run(
     from bot.db.migrate import create_database as create_missing
     from bot.db.migrate import upgrade
 
-    settings = _settings()
+    settings = settings_or_exit()
     if create_database:
         create_missing(settings.database_url)
     upgrade(settings.database_url)

@@ -7,8 +7,9 @@ from collections.abc import Iterator
 
 import click
 
+from bot.clitools import database, settings_or_exit
 from bot.db.database import Database
-from bot.settings import Settings, SettingsError, load_settings
+from bot.settings import Settings
 from dashboard.accounts import (
     ROLES,
     AccountError,
@@ -22,22 +23,13 @@ from dashboard.accounts import (
 from dashboard.two_factor import turn_off
 
 
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        raise click.ClickException(f"invalid configuration: {exc}") from None
-
-
 @contextlib.contextmanager
 def _database(settings: Settings) -> Iterator[Database]:
-    db = Database(settings.database_url)
-    try:
-        yield db
-    except AccountError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        db.dispose()
+    with database(settings) as db:
+        try:
+            yield db
+        except AccountError as exc:
+            raise click.ClickException(str(exc)) from None
 
 
 def _password(given: str | None) -> str:
@@ -72,7 +64,7 @@ def users_create(
     password: str | None,
 ) -> None:
     """Creates an account; the first one should be an admin."""
-    settings = _settings()
+    settings = settings_or_exit()
     secret = _password(password)
     with _database(settings) as db:
         user_id = create_user(
@@ -84,7 +76,7 @@ def users_create(
 @users.command("list")
 def users_list() -> None:
     """Lists every account."""
-    with _database(_settings()) as db:
+    with _database(settings_or_exit()) as db:
         rows = list_users(db)
     if not rows:
         click.echo("no accounts yet: bot users create --role admin EMAIL")
@@ -102,7 +94,7 @@ def users_list() -> None:
 @click.argument("role", type=click.Choice(ROLES))
 def users_set_role(email: str, role: str) -> None:
     """Changes an account's role."""
-    with _database(_settings()) as db:
+    with _database(settings_or_exit()) as db:
         update_user(db, user_id_for(db, email), role=role)
     click.echo(f"{email} is now {role}")
 
@@ -112,7 +104,7 @@ def users_set_role(email: str, role: str) -> None:
 @click.argument("groups", nargs=-1)
 def users_set_groups(email: str, groups: tuple[str, ...]) -> None:
     """Replaces the groups a mobilizer works with (none: no groups)."""
-    with _database(_settings()) as db:
+    with _database(settings_or_exit()) as db:
         update_user(db, user_id_for(db, email), groups=groups)
     click.echo(f"{email}: groups {', '.join(groups) or '(none)'}")
 
@@ -128,7 +120,7 @@ def users_set_groups(email: str, groups: tuple[str, ...]) -> None:
 )
 def users_set_password(email: str, password: str | None, must_change: bool) -> None:
     """Sets a new password; the account's sessions end."""
-    settings = _settings()
+    settings = settings_or_exit()
     secret = _password(password)
     with _database(settings) as db:
         set_password(db, user_id_for(db, email), secret, must_change=must_change)
@@ -139,7 +131,7 @@ def users_set_password(email: str, password: str | None, must_change: bool) -> N
 @click.argument("email")
 def users_sign_out(email: str) -> None:
     """Ends every session of an account, on every device."""
-    with _database(_settings()) as db:
+    with _database(settings_or_exit()) as db:
         sign_out_everywhere(db, user_id_for(db, email))
     click.echo(f"{email} signed out everywhere")
 
@@ -149,7 +141,7 @@ def users_sign_out(email: str) -> None:
 def users_reset_two_factor(email: str) -> None:
     """Turns off an account's two-factor sign-in (a lost phone and recovery codes) and ends
     its sessions."""
-    with _database(_settings()) as db:
+    with _database(settings_or_exit()) as db:
         user_id = user_id_for(db, email)
         turn_off(db, user_id)
         sign_out_everywhere(db, user_id)
@@ -160,7 +152,7 @@ def users_reset_two_factor(email: str) -> None:
 @click.argument("email")
 def users_disable(email: str) -> None:
     """Disables an account (it can no longer sign in; its sessions end)."""
-    with _database(_settings()) as db:
+    with _database(settings_or_exit()) as db:
         update_user(db, user_id_for(db, email), active=False)
     click.echo(f"{email} disabled")
 
@@ -169,6 +161,6 @@ def users_disable(email: str) -> None:
 @click.argument("email")
 def users_enable(email: str) -> None:
     """Enables a disabled account again."""
-    with _database(_settings()) as db:
+    with _database(settings_or_exit()) as db:
         update_user(db, user_id_for(db, email), active=True)
     click.echo(f"{email} enabled")

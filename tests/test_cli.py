@@ -35,7 +35,7 @@ def test_bot_run_gives_rasa_and_every_process_one_token(
         def __init__(self, args: list[str], env: dict[str, str], **_: Any) -> None:
             children.append(env)
 
-    monkeypatch.setattr(cli, "_settings", lambda: settings)
+    monkeypatch.setattr(cli, "settings_or_exit", lambda: settings)
     monkeypatch.setattr("bot.db.migrate.upgrade", lambda *_: None)
     monkeypatch.setattr(cli, "_first_admin", lambda _: None)
     monkeypatch.setattr(cli, "RASA_BIN", tmp_path / "rasa")

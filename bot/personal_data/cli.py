@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import click
 
-from bot.db.database import Database
+from bot.clitools import database, settings_or_exit
 from bot.db.models import utcnow
 from bot.phone import InvalidPhone, to_e164
-from bot.settings import Settings, SettingsError, load_settings
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        raise click.ClickException(f"invalid configuration: {exc}") from None
-
-
-@contextlib.contextmanager
-def _database(settings: Settings) -> Iterator[Database]:
-    db = Database(settings.database_url)
-    try:
-        yield db
-    finally:
-        db.dispose()
+from bot.settings import Settings
 
 
 def _phone(raw: str, settings: Settings) -> str:
@@ -64,11 +46,11 @@ def contacts_export(phone: str, fmt: str, out: Path | None, by: str) -> None:
     """Writes everything stored about PHONE: contact, messages, answers, feedback, consent."""
     from bot.personal_data.export import collect, record_export, to_json, write_csv_zip
 
-    settings = _settings()
+    settings = settings_or_exit()
     number = _phone(phone, settings)
     if fmt == "csv" and out is None and sys.stdout.isatty():
         raise click.ClickException("the CSV export is a zip file: give --out FILE")
-    with _database(settings) as db:
+    with database(settings) as db:
         now = utcnow()
         data = collect(db, number, now)
         if not data.found:
@@ -101,14 +83,14 @@ def contacts_erase(phone: str, yes: bool, by: str) -> None:
     from bot.privacy import mask_phone
     from bot.queue import make_huey
 
-    settings = _settings()
+    settings = settings_or_exit()
     number = _phone(phone, settings)
     if not yes:
         raise click.ClickException(
             f"this erases everything about {mask_phone(number)} for good: add --yes"
         )
     huey = make_huey(settings)
-    with _database(settings) as db:
+    with database(settings) as db:
         report = erase(db, settings, number, by, utcnow(), huey=huey)
     for line in report.lines():
         click.echo(line)
@@ -127,7 +109,7 @@ def retention_sweep(days: int | None) -> None:
     """Blanks bodies, answers and feedback text older than RETENTION_DAYS (counts stay)."""
     from bot.personal_data.retention import sweep
 
-    settings = _settings()
-    with _database(settings) as db:
+    settings = settings_or_exit()
+    with database(settings) as db:
         report = sweep(db, settings, utcnow(), days=days)
     click.echo(report.line())
