@@ -265,7 +265,8 @@ def create_user(
         return user.id
 
 
-def _user(session: Session, user_id: int) -> User:
+def user_row(session: Session, user_id: int) -> User:
+    """The account's row (AccountError when there is none)."""
     user = session.get(User, user_id)
     if user is None:
         raise AccountError(f"no user with id {user_id}")
@@ -297,7 +298,7 @@ def update_user(
     names = clean_groups(groups) if groups is not None else None
     number = _phone(phone, region) if phone is not None else None
     with db.write() as session:
-        user = _user(session, user_id)
+        user = user_row(session, user_id)
         was_admin = user.role == ADMIN and user.active
         if role is not None:
             user.role = _role(role)
@@ -338,7 +339,7 @@ def set_password(db: Database, user_id: int, password: str, *, must_change: bool
     """
     check_password_strength(password)
     with db.write() as session:
-        user = _user(session, user_id)
+        user = user_row(session, user_id)
         user.password_hash = generate_password_hash(password)
         user.must_change_password = must_change
         user.session_version += 1
@@ -355,7 +356,7 @@ def change_own_password(db: Database, user_id: int, current: str, new: str) -> N
     """
     check_password_strength(new)
     with db.read() as session:
-        old_hash = _user(session, user_id).password_hash or _DUMMY_HASH
+        old_hash = user_row(session, user_id).password_hash or _DUMMY_HASH
     if not check_password_hash(old_hash, current):
         raise AccountError("the current password is wrong")
     if check_password_hash(old_hash, new):
@@ -374,4 +375,4 @@ def check_password(db: Database, user_id: int, password: str) -> bool:
 def sign_out_everywhere(db: Database, user_id: int) -> None:
     """Ends every session of the account, on every device."""
     with db.write() as session:
-        _user(session, user_id).session_version += 1
+        user_row(session, user_id).session_version += 1

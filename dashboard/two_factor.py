@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from bot.db.database import Database
 from bot.db.models import RecoveryCode, User
-from dashboard.accounts import AccountError
+from dashboard.accounts import AccountError, user_row
 
 ISSUER = "Community info line"
 STEP_SECONDS = 30
@@ -31,13 +31,6 @@ RECOVERY_CODES = 10
 _RECOVERY_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"  # 32 symbols: 5 bits each
 _RECOVERY_LENGTH = 16  # 80 bits
 _TOTP = re.compile(r"^\d{6}$")
-
-
-def _user(session: Session, user_id: int) -> User:
-    user = session.get(User, user_id)
-    if user is None:
-        raise AccountError(f"no user with id {user_id}")
-    return user
 
 
 def provisioning_uri(secret: str, email: str) -> str:
@@ -59,7 +52,7 @@ def begin_enrolment(db: Database, user_id: int) -> str:
         AccountError: two-factor sign-in is already on for this account.
     """
     with db.write() as session:
-        user = _user(session, user_id)
+        user = user_row(session, user_id)
         if user.totp_enabled_at is not None:
             raise AccountError("two-factor sign-in is already on")
         if not user.totp_secret:
@@ -108,7 +101,7 @@ def confirm_enrolment(db: Database, user_id: int, code: str, now: datetime) -> l
         AccountError: no enrolment was started, or the code is not right.
     """
     with db.write() as session:
-        user = _user(session, user_id)
+        user = user_row(session, user_id)
         if user.totp_enabled_at is not None:
             raise AccountError("two-factor sign-in is already on")
         if not user.totp_secret:
@@ -165,7 +158,7 @@ def verify(db: Database, user_id: int, code: str, now: datetime) -> str | None:
 def new_recovery_codes(db: Database, user_id: int, now: datetime) -> list[str]:
     """Replaces the account's recovery codes (the old ones stop working)."""
     with db.write() as session:
-        if _user(session, user_id).totp_enabled_at is None:
+        if user_row(session, user_id).totp_enabled_at is None:
             raise AccountError("two-factor sign-in is off")
         return _new_codes(session, user_id, now)
 
@@ -186,7 +179,7 @@ def recovery_codes_left(db: Database, user_id: int) -> int:
 def turn_off(db: Database, user_id: int) -> None:
     """Turns two-factor sign-in off: the secret and the recovery codes are deleted."""
     with db.write() as session:
-        user = _user(session, user_id)
+        user = user_row(session, user_id)
         user.totp_secret = None
         user.totp_enabled_at = None
         user.totp_last_step = None
