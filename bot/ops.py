@@ -18,15 +18,13 @@ import hmac
 import ipaddress
 import os
 import time
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, abort, current_app, g, jsonify, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
-    Counter,
-    Histogram,
     generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily
@@ -34,46 +32,13 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import func, select, text
 
 from bot.db.models import BroadcastRun, Message
+from bot.metrics import INBOUND, NLU_SECONDS, SENT, WEBHOOK_SECONDS
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
 
 bp = Blueprint("ops", __name__)
 UNMATCHED = "unmatched"
-
-WEBHOOK_SECONDS = Histogram(
-    "bot_webhook_seconds",
-    "Time to answer a Twilio webhook",
-    ["endpoint", "code"],
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
-)
-NLU_SECONDS = Histogram(
-    "bot_nlu_seconds",
-    "Time for the NLU server to understand a message",
-    ["outcome"],
-    buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2),
-)
-INBOUND = Counter("bot_inbound_total", "Inbound messages accepted", ["channel", "duplicate"])
-SENT = Counter("bot_outbound_sends_total", "Provider calls by outcome", ["channel", "outcome"])
-
-T = TypeVar("T")
-
-
-def timed_nlu(parse: Callable[[str], T]) -> Callable[[str], T]:
-    """Wraps the NLU call to record its latency and failures."""
-
-    def observed(text_: str) -> T:
-        started = time.perf_counter()
-        outcome = "ok"
-        try:
-            return parse(text_)
-        except Exception:
-            outcome = "unavailable"
-            raise
-        finally:
-            NLU_SECONDS.labels(outcome).observe(time.perf_counter() - started)
-
-    return observed
 
 
 class StateCollector:

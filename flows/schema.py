@@ -51,9 +51,9 @@ class Condition:
         if answer is None:
             return False
         if self.operator == "is":
-            return answer == self.value
+            return bool(answer == self.value)
         if self.operator == "not":
-            return answer != self.value
+            return bool(answer != self.value)
         if self.operator == "in":
             return answer in self.value
         if self.operator == "includes":

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.core.content import DATA_DIR, ContentError, bilingual, load_yaml
-from bot.core.messages import Language
+from bot.core.faq import FaqTopic
 
 EXAMPLE_SCRIPTS = ("en", "ne", "romanized")
 KEY = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
@@ -23,22 +23,6 @@ CONVERSATIONAL = (
     "greet", "goodbye", "thanks", "help", "opt_out", "opt_in", "start_survey",
     "give_feedback", "talk_to_human", "out_of_scope",
 )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class FaqTopic:
-    """One FAQ topic: what it answers and how people ask it."""
-
-    key: str
-    question: Mapping[Language, str]
-    answer: Mapping[Language, str]
-    more: Mapping[Language, str] | None
-    examples: Mapping[str, tuple[str, ...]]
-
-    @property
-    def intent(self) -> str:
-        """The NLU intent that reports this topic."""
-        return f"faq_{self.key}"
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +30,55 @@ from tests.support.phone import Phone
 POSTGRES_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
+
+
+class OutsideNetworkCall(AssertionError):
+    """A test tried to reach a host that is not this machine's loopback."""
+
+
+def _loopback(host: object) -> bool:
+    if not isinstance(host, str):
+        return False
+    host = host.strip("[]").lower()
+    return host in ("localhost", "::1", "0:0:0:0:0:0:0:1") or host.startswith("127.")
+
+
+def _literal_address(host: str) -> bool:
+    """An IP address written out (the connect guard judges where it points)."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def _guarded(original):  # type: ignore[no-untyped-def]
+    def connect(sock, address):  # type: ignore[no-untyped-def]
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and not _loopback(address[0]):
+            raise OutsideNetworkCall(f"tests never leave 127.0.0.1: connect to {address!r}")
+        return original(sock, address)
+
+    return connect
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_outside_network() -> Iterator[None]:
+    """Every connection a test makes, through any library, goes to loopback or fails loudly
+    (as python-telegram-bot's OfflineRequest does): no test can reach the internet by mistake.
+    Names other than localhost are not even resolved."""
+    original_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):  # type: ignore[no-untyped-def]
+        name = host.decode() if isinstance(host, bytes) else host
+        if name is not None and not _loopback(name) and not _literal_address(name):
+            raise OutsideNetworkCall(f"tests never resolve outside names: {name!r}")
+        return original_getaddrinfo(host, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket.socket, "connect", _guarded(socket.socket.connect))
+        patch.setattr(socket.socket, "connect_ex", _guarded(socket.socket.connect_ex))
+        patch.setattr(socket, "getaddrinfo", getaddrinfo)
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -99,8 +150,14 @@ def env(database_url: str, twilio: FakeTwilio, tmp_path: Path) -> dict[str, str]
 
 
 @pytest.fixture
-def settings(env: dict[str, str]) -> Settings:
-    return Settings.from_mapping(env)
+def settings_overrides() -> dict[str, str]:
+    """Variables a test adds to `env` (override this fixture, or parametrize it)."""
+    return {}
+
+
+@pytest.fixture
+def settings(env: dict[str, str], settings_overrides: dict[str, str]) -> Settings:
+    return Settings.from_mapping(env | settings_overrides)
 
 
 @pytest.fixture

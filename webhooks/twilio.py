@@ -16,7 +16,7 @@ from twilio.request_validator import RequestValidator
 
 from bot import logs
 from bot.core.messages import Channel, Inbound
-from bot.ops import INBOUND
+from bot.metrics import INBOUND
 from bot.phone import InvalidPhone, to_e164
 from bot.runtime import Runtime
 

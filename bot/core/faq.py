@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from bot.core.messages import Language
 from bot.core.understanding import Understanding
 
 FAQ_PREFIX = "faq_"
+
+
+@dataclass(frozen=True)
+class FaqTopic:
+    """One FAQ topic: what it answers and how people ask it (loaded by nlu.catalogue)."""
+
+    key: str
+    question: Mapping[Language, str]
+    answer: Mapping[Language, str]
+    more: Mapping[Language, str] | None
+    examples: Mapping[str, tuple[str, ...]]
+
+    @property
+    def intent(self) -> str:
+        """The NLU intent that reports this topic."""
+        return f"{FAQ_PREFIX}{self.key}"
 
 
 @dataclass(frozen=True)

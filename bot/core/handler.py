@@ -14,7 +14,7 @@ from typing import Any
 from bot.core.content import Content
 from bot.core.conversations import Conversations
 from bot.core.desk import BroadcastDesk, DeskReply
-from bot.core.faq import NluPolicy, decide
+from bot.core.faq import FaqTopic, NluPolicy, decide
 from bot.core.keywords import KeywordMatch, detect_language, match_keyword
 from bot.core.messages import (
     ConsentChange,
@@ -30,7 +30,6 @@ from bot.core.text import devanagari_share, normalize
 from bot.core.understanding import NluUnavailable, Understand, Understanding
 from flows.answers import yes_or_no
 from flows.engine import QUIT, STOPPED, Session
-from nlu.catalogue import FaqTopic
 
 
 def utcnow() -> datetime:

@@ -195,7 +195,8 @@ def _erase_rows(
     deleted: dict[str, int] = {}
 
     def table(model: Any) -> Table:
-        return model.__table__
+        found: Table = model.__table__
+        return found
 
     deleted["nlu_examples"] = _delete_in(
         session, table(NluExample), NluExample.source_message_id, message_ids

@@ -101,7 +101,8 @@ def collect(db: Database, phone: str, now: datetime) -> PersonalData:
     """Reads every row about `phone` (E.164), real and simulated contact alike."""
 
     def table(model: Any) -> Table:
-        return model.__table__
+        found: Table = model.__table__
+        return found
 
     with db.read() as session:
         contacts = _rows(session, table(Contact), Contact.phone == phone)
