@@ -1,7 +1,7 @@
 """The conversation engine: `step(flow, session, text) -> Step(session, messages)`.
 
 Pure: it reads a definition and a session and returns the next session and what to say.
-Saving sessions is the caller's business (a store object, see flows.store); keywords such as
+Saving sessions is the caller's business (the contact row, as JSON: bot/inbox.py); keywords such as
 STOP, HELP and LANG are handled by the bot before a message reaches a flow.
 """
 
