@@ -23,10 +23,10 @@ help:
 	@echo "make run    set everything up and start the service on http://127.0.0.1:5000"
 	@echo "make test   install what the tests need and run the whole suite (with lint and types)"
 	@echo "make run-prod  the production topology on this machine: PostgreSQL, Redis, 2 workers"
-	@echo "make check  ruff and mypy only"
+	@echo "make check  ruff, mypy and the layer contracts only"
 	@echo "make bench  run the webhook load benchmark (bench/README.md)"
 	@echo "make train  (re)train the Rasa NLU model when its data or config changed"
-	@echo "make nlu-eval  score the model on the held-out set in tests/nlu/eval.yml, and cross-validate"
+	@echo "make nlu-eval  score the model on the held-out set in nlu/eval.yml, and cross-validate"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (set PYTHON=...)")'
@@ -79,10 +79,12 @@ run-prod: $(STAMP) $(if $(RASA_URL),,$(MODEL))
 	DATABASE_URL=$(PROD_DATABASE_URL) REDIS_URL=$(PROD_REDIS_URL) LOG_FORMAT=json \
 		$(BIN)/bot run --create-database --web-workers 4 --workers 2 --schedulers 2
 
+# The layers of the README's picture are import-linter contracts (.importlinter).
 check: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 lint: check
 

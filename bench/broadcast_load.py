@@ -20,8 +20,6 @@ import argparse
 import json
 import os
 import re
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -29,6 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert, select
+
+from bot.processes import spawn_bot, stop
+from testkit.servers import FakeProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 SMS_FROM = "+15005550006"
@@ -83,16 +84,16 @@ def plan(runtime: Any, title: str) -> tuple[int, float, float, int]:
     from bot.broadcasts.service import Draft, create, start_run
     from bot.db.models import BroadcastRun
 
-    broadcast_id = create(runtime, Draft(title, ENGLISH, NEPALI), created_by="bench")
-    runtime.enqueue_broadcast_plan = lambda run_id: None
-    run_id = start_run(runtime, broadcast_id, runtime.clock())
+    broadcast_id = create(runtime.broadcasts, Draft(title, ENGLISH, NEPALI), created_by="bench")
+    runtime.broadcasts.tasks.enqueue_plan = lambda run_id: None
+    run_id = start_run(runtime.broadcasts, broadcast_id, runtime.clock())
     assert run_id is not None
     before = status_kib("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
     queued: list[int] = []
-    runtime.enqueue_broadcast_send = lambda run_id, **_: queued.append(run_id)
+    runtime.broadcasts.tasks.enqueue_send = lambda run_id, **_: queued.append(run_id)
     started = time.perf_counter()
-    result = plan_run(runtime, run_id)
+    result = plan_run(runtime.broadcasts, run_id)
     seconds = time.perf_counter() - started
     growth = (status_kib("VmHWM") - before) / 1024
     with runtime.db.read() as session:
@@ -115,7 +116,7 @@ def send_phase(
     base = fake_count(fake_url)
     enqueuer.enqueue_broadcast_send(run_id)
     enqueuer.close()
-    worker = subprocess.Popen([sys.executable, "-m", "bot", "worker"], env=env, cwd=ROOT)
+    worker = spawn_bot(["worker"], env, cwd=ROOT)
     try:
         deadline = time.monotonic() + start_timeout
         while fake_count(fake_url) == base:
@@ -126,8 +127,7 @@ def send_phase(
         time.sleep(seconds)
         window_end = time.time()
     finally:
-        worker.terminate()
-        worker.wait(timeout=60)
+        stop([worker], timeout=60)
     received = fake_received(fake_url)[base:]
     inside = [r for r in received if window_start <= r["at"] < window_end]
     return inside, window_end - window_start
@@ -150,15 +150,10 @@ def main() -> None:
     from bot.settings import Settings
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-broadcast-"))
-    fake = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.fake_twilio", "--delay", str(args.api_delay)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-    )
+    fake = FakeProcess("testkit.fake_twilio", "--delay", str(args.api_delay))
     results: dict[str, Any] = {"contacts": args.contacts}
     try:
-        assert fake.stdout is not None
-        fake_url = fake.stdout.readline().decode().strip()
+        fake_url = fake.url
         env = dict(os.environ)
         env.setdefault("DATABASE_URL", f"sqlite:///{workdir / 'bot.db'}")
         env.update(
@@ -205,9 +200,9 @@ def main() -> None:
         )
         from bot.broadcasts.service import cancel, list_broadcasts
 
-        for row in list_broadcasts(runtime):
+        for row in list_broadcasts(runtime.broadcasts):
             if row.status == "sending":
-                cancel(runtime, row.id)
+                cancel(runtime.broadcasts, row.id)
 
         unpaced_env = env | {"BROADCAST_PACE": "sms=0"}
         run_id, seconds, growth, planned = plan(runtime, "unpaced")
@@ -222,8 +217,7 @@ def main() -> None:
         print(f"unpaced: {per_second:.0f} messages/s handed to the API over {window:.0f} s")
         runtime.close()
     finally:
-        fake.terminate()
-        fake.wait(timeout=30)
+        fake.stop()
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2))

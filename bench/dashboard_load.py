@@ -34,6 +34,7 @@ from sqlalchemy import Engine, bindparam, create_engine, func, insert, select, t
 from bot.db.engine import make_engine
 from bot.db.migrate import upgrade
 from bot.db.models import Contact, ContactGroup, Message, UnansweredQuestion
+from testkit.load import percentile
 
 FAQ = [
     "meaning", "importance", "steps", "benefits", "strategies", "qualities",
@@ -279,11 +280,6 @@ class Timing:
     rows: int
 
 
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
-
-
 def _check_loopback(url: str) -> None:
     host = urlsplit(url).hostname or ""
     if host not in LOOPBACK:
@@ -399,8 +395,8 @@ def measure(url: str, label: str, size: SeedSize, repeat: int, deadline: float) 
                         label,
                         name,
                         repeat,
-                        round(_percentile(times, 0.5), 1),
-                        round(_percentile(times, 0.95), 1),
+                        round(percentile(times, 50), 1),
+                        round(percentile(times, 95), 1),
                         round(max(times), 1),
                         rows,
                     )

@@ -35,10 +35,7 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -46,30 +43,28 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import aiohttp
 import requests
-from twilio.request_validator import RequestValidator
 
 from bench.nlu_texts import Question, QuestionGenerator, ReplyKinds
 from bench.webhook_load import (
-    ACCOUNT_SID,
-    AUTH_TOKEN,
     calibrate,
     cpu_seconds,
-    free_port,
-    percentile,
+    first_replies,
+    offer,
     received,
     rss_mib,
-    wait_http,
+    start_service,
 )
+from bot import processes
 from bot.core.faq import NluPolicy, decide
+from bot.processes import Process, stop
 from nlu.client import RasaClient
+from testkit.load import Planned, at_rate, percentile
+from testkit.servers import FakeProcess, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-RASA_BIN = ROOT / ".venv-rasa" / "bin" / "rasa"
-MODEL = ROOT / "models" / "nlu.tar.gz"
 MS = 1000.0
 # Rasa runs as the service runs it, with its HTTP API behind a token (`?token=` on each call).
 RASA_TOKEN = os.environ.get("RASA_TOKEN") or secrets.token_urlsafe(32)
@@ -131,48 +126,37 @@ def _get_json(url: str, timeout: float = 10.0) -> Any:
 # -- Rasa ---------------------------------------------------------------------------------
 
 
-def start_rasa(
-    model: Path, port: int, workdir: Path, timeout: float, extra: list[str]
-) -> subprocess.Popen[bytes]:
+def start_rasa(model: Path, port: int, workdir: Path, timeout: float, extra: list[str]) -> Process:
     """Starts `rasa run` on 127.0.0.1:port; returns once GET / answers and a parse works."""
     workdir.mkdir(parents=True, exist_ok=True)
-    log = (workdir / "rasa.log").open("wb")
-    env = dict(os.environ, RASA_TELEMETRY_ENABLED="false")  # loopback only: no telemetry
-    cmd = [str(RASA_BIN), "run", "--enable-api", "--auth-token", RASA_TOKEN, "-i", "127.0.0.1",
-           "-p", str(port), "--model", str(model), "--quiet", *extra]  # fmt: skip
-    with log:  # the child keeps its own copy of the descriptor
-        rasa = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and rasa.poll() is None:
+
+    def parses() -> bool:
         try:
-            with urllib.request.urlopen(f"{url}/", timeout=1):
-                pass
             probe = requests.post(
                 f"{url}/model/parse", params=TOKEN, json={"text": "hello"}, timeout=5
             )
-            if probe.ok and "intent" in probe.json():
-                return rasa
-        except (OSError, ValueError, requests.RequestException):
-            pass
-        time.sleep(0.3)
-    tail = (workdir / "rasa.log").read_text(errors="replace")[-3000:]
-    stop([rasa])
-    raise SystemExit(f"Rasa on {url} did not answer a parse in {timeout:.0f} s:\n{tail}")
+            return probe.ok and "intent" in probe.json()
+        except (ValueError, requests.RequestException):
+            return False
 
-
-def stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    """SIGTERM to each (each stops its own children), then kill whatever is left."""
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 15
-    for proc in procs:
-        try:
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+    try:
+        return processes.start_rasa(
+            port,
+            RASA_TOKEN,
+            model=model,
+            extra=extra,
+            cwd=workdir,
+            env=dict(os.environ, RASA_TELEMETRY_ENABLED="false"),  # loopback only
+            log_file=workdir / "rasa.log",
+            timeout=timeout,
+            probe=parses,
+        )
+    except processes.StartError:
+        tail = (workdir / "rasa.log").read_text(errors="replace")[-3000:]
+        raise SystemExit(
+            f"Rasa on {url} did not answer a parse in {timeout:.0f} s:\n{tail}"
+        ) from None
 
 
 # -- 1. latency overhead --------------------------------------------------------------------
@@ -374,62 +358,6 @@ class RunResult:
         )
 
 
-async def offer(
-    url: str, questions: list[Question], prefix: str, rate: int
-) -> tuple[dict[str, float], list[float], int]:
-    """Sends one signed webhook per question on schedule (open loop) from distinct senders.
-
-    Returns each sender's send time (epoch seconds), the ack latencies and the error count.
-    """
-    validator = RequestValidator(AUTH_TOKEN)
-    sent_at: dict[str, float] = {}
-    latencies: list[float] = []
-    errors = 0
-    prepared = []
-    # Signed and encoded before the clock starts: that is Twilio's work, not the service's.
-    for i, question in enumerate(questions):
-        form = {
-            "MessageSid": f"SM{prefix[-4:]}{i:028d}",
-            "AccountSid": ACCOUNT_SID,
-            "From": f"{prefix}{i:06d}",
-            "To": "+15005550006",
-            "Body": question.text,
-            "NumMedia": "0",
-        }
-        headers = {
-            "X-Twilio-Signature": validator.compute_signature(url, form),
-            "Content-Type": "application/x-www-form-urlencoded",
-        }
-        prepared.append((form["From"], urlencode(form).encode(), headers))
-    connector = aiohttp.TCPConnector(limit=512)
-    timeout = aiohttp.ClientTimeout(total=15)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-
-        async def one(i: int) -> None:
-            nonlocal errors
-            sender, body, headers = prepared[i]
-            start = time.perf_counter()
-            sent_at[sender] = time.time()
-            try:
-                async with session.post(url, data=body, headers=headers) as response:
-                    await response.read()
-                    ok = response.status == 200
-            except (aiohttp.ClientError, TimeoutError):
-                ok = False
-            latencies.append(time.perf_counter() - start)
-            errors += not ok
-
-        tasks = []
-        t0 = time.perf_counter()
-        for i in range(len(prepared)):
-            delay = t0 + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(i)))
-        await asyncio.gather(*tasks)
-    return sent_at, latencies, errors
-
-
 def run_rate(
     url: str,
     fake_url: str,
@@ -456,7 +384,13 @@ def run_rate(
     own_before = time.process_time()
     machine_before = machine_cpu()[0]
     began = time.perf_counter()
-    sent_at, latencies, errors = asyncio.run(offer(url, questions, prefix, rate))
+    plan = [
+        Planned(at, f"{prefix}{i:06d}", question.text, f"SM{prefix[-4:]}{i:028d}")
+        for i, (at, question) in enumerate(
+            zip(at_rate(rate, len(questions)), questions, strict=True)
+        )
+    ]
+    sent_at, latencies, errors = offer(url, plan)
     elapsed = time.perf_counter() - began
     cpu_pct = {name: (cpu(name) - cpu_before[name]) / elapsed * 100 for name in pids}
     generator = (time.process_time() - own_before) / elapsed * 100
@@ -470,14 +404,11 @@ def run_rate(
             break
         time.sleep(0.25)
     replies = [r for r in received(fake_url) if str(r["to"]).startswith(prefix)]
-    first: dict[str, tuple[float, str]] = {}
-    duplicates = 0
-    for reply in replies:
-        to = str(reply["to"])
-        if to in first:
-            duplicates += 1
-        else:
-            first[to] = (float(reply["at"]), str(reply["body"]))  # type: ignore[arg-type]
+    firsts, duplicates = first_replies(replies)
+    first = {
+        to: (float(reply["at"]), str(reply["body"]))  # type: ignore[arg-type]
+        for to, reply in firsts.items()
+    }
     e2e = [first[s][0] - t for s, t in sent_at.items() if s in first]
     tally = kinds.tally((body, expected[to]) for to, (_, body) in first.items())
     answered = len(first)
@@ -612,14 +543,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7, help="question generator seed")
     parser.add_argument("--json", type=Path, help="write results here")
     args = parser.parse_args()
-    if not (RASA_BIN.exists() and MODEL.exists()):
+    if not processes.rasa_available():
         raise SystemExit("needs .venv-rasa and models/nlu.tar.gz: run `make train` first")
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-nlu-"))
-    procs: list[subprocess.Popen[bytes]] = []
+    procs: list[Process] = []
+    fake: FakeProcess | None = None
     try:
         model = workdir / "nlu.tar.gz"
-        shutil.copyfile(MODEL, model)  # a retrain meanwhile does not touch this run
+        shutil.copyfile(processes.MODEL, model)  # a retrain meanwhile does not touch this run
         digest = hashlib.sha256(model.read_bytes()).hexdigest()[:12]
         gen = QuestionGenerator(seed=args.seed)
         kinds = ReplyKinds(gen.catalogue, gen.content)
@@ -662,46 +594,17 @@ def main() -> None:
             print("\n## Rasa alone, closed loop\n\n" + capacity_table(cap), flush=True)
 
         if not args.skip_e2e:
-            fake = subprocess.Popen(
-                [sys.executable, "-m", "tests.support.fake_twilio", "--delay", str(args.api_delay)],
-                cwd=ROOT,
-                stdout=subprocess.PIPE,
+            fake = FakeProcess("testkit.fake_twilio", "--delay", str(args.api_delay))
+            fake_url = fake.url
+            service = start_service(
+                workdir,
+                fake_url,
+                args.web_workers,
+                1,
+                {"RASA_URL": ",".join(urls), "RASA_TOKEN": RASA_TOKEN},
             )
-            procs.append(fake)
-            assert fake.stdout is not None
-            fake_url = fake.stdout.readline().decode().strip()
-            port = free_port()
-            env = dict(os.environ)
-            env.setdefault("DATABASE_URL", f"sqlite:///{workdir / 'bot.db'}")
-            env.update(
-                {
-                    "VAR_DIR": str(workdir),
-                    "SECRET_KEY": "bench-secret-key-0123456789",
-                    "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-                    "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-                    "TWILIO_SMS_FROM": "+15005550006",
-                    "TWILIO_API_BASE": fake_url,
-                    "PUBLIC_URL": f"http://127.0.0.1:{port}",
-                    "RASA_URL": ",".join(urls),
-                    "RASA_TOKEN": RASA_TOKEN,
-                    "LOG_LEVEL": "WARNING",
-                }
-            )
-            bot = [sys.executable, "-m", "bot"]
-            subprocess.run(
-                [*bot, "db", "upgrade"], env=env, cwd=ROOT, check=True, capture_output=True,
-                timeout=120,
-            )  # fmt: skip
-            web = subprocess.Popen(
-                [*bot, "web", "--port", str(port), "--workers", str(args.web_workers)],
-                env=env,
-                cwd=ROOT,
-            )
-            worker = subprocess.Popen([*bot, "worker"], env=env, cwd=ROOT)
+            web, worker, url = service.web, service.workers[0], service.url
             procs += [web, worker]
-            wait_http(f"http://127.0.0.1:{port}/healthz")
-            time.sleep(1.0)
-            url = f"http://127.0.0.1:{port}/webhooks/twilio/messages"
             pids = {
                 "web": [web.pid],
                 "worker": [worker.pid],
@@ -742,6 +645,8 @@ def main() -> None:
             args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False))
     finally:
         stop(list(reversed(procs)))
+        if fake is not None:
+            fake.stop()
         with contextlib.suppress(OSError):
             shutil.rmtree(workdir)
 

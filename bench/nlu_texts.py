@@ -1,7 +1,7 @@
 """Non-repeating FAQ-like questions for NLU benchmarks, and what the bot's replies to them were.
 
 The seeds are the FAQ topics' training examples (`data/faq/*.yml`) and the held-out questions
-(`tests/nlu/eval.yml`) in English, Devanagari Nepali and romanized Nepali. Each question handed
+(`nlu/eval.yml`) in English, Devanagari Nepali and romanized Nepali. Each question handed
 out is a seed with people's noise added — a greeting or filler before it, a trailing word,
 punctuation, a ward or tole number, a typo in a Latin-script word — and no text is ever
 handed out twice by one generator, so neither Rasa nor any cache in the service sees a text

@@ -13,14 +13,11 @@ fake Twilio API; plus each process's memory. Bounded: every phase has a time lim
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import hashlib
 import json
 import os
 import random
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,14 +25,15 @@ import time
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from urllib.parse import urlencode
 
-import aiohttp
-from twilio.request_validator import RequestValidator
+from bot.processes import Process, spawn_bot, stop, wait_ready
+from testkit.load import Account, Planned, at_rate, percentile, send
+from testkit.servers import FakeProcess, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT_SID = "AC" + "b" * 32
 AUTH_TOKEN = "bench-auth-token-0123456789"
+ACCOUNT = Account(ACCOUNT_SID, AUTH_TOKEN, "+15005550006")
 BODIES = [
     "hello",
     "HELP",
@@ -46,23 +44,6 @@ BODIES = [
     "मद्दत",
     "thank you 🙏",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_http(url: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"{url} did not come up in {timeout} s")
 
 
 def rss_mib(pid: int) -> float:
@@ -105,14 +86,6 @@ def calibrate() -> int:
     return round((time.perf_counter() - start) * 1000)
 
 
-def percentile(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))
-    return ordered[index]
-
-
 @dataclass
 class RunResult:
     rate: int
@@ -135,64 +108,76 @@ class RunResult:
     harness_cpu_pct: float
 
 
-async def offer(
-    url: str, rate: int, duration: float, run: int
-) -> tuple[dict[str, float], list[float], int]:
-    """Sends rate×duration signed webhooks on schedule.
+@dataclass
+class Service:
+    """`bot web` and `bot worker` processes started for a benchmark."""
 
-    Returns each sender's send time, the acknowledgement latencies and the error count.
-    """
-    validator = RequestValidator(AUTH_TOKEN)
-    total = int(rate * duration)
-    sent_at: dict[str, float] = {}
-    latencies: list[float] = []
-    errors = 0
-    rng = random.Random(run)
-    # Sign and encode everything before the clock starts: Twilio's side of the work is not
-    # the service's, and on 2 shared cores the generator's CPU would be taken from it.
-    requests_ = []
-    for i in range(total):
-        form = {
-            "MessageSid": f"SM{run:04d}{i:028d}",
-            "AccountSid": ACCOUNT_SID,
-            "From": f"+97798{run:02d}{i:06d}",
-            "To": "+15005550006",
-            "Body": rng.choice(BODIES),
-            "NumMedia": "0",
+    url: str  # where the webhooks go
+    env: dict[str, str]
+    web: Process
+    workers: list[Process]
+
+
+def start_service(
+    workdir: Path,
+    fake_url: str,
+    web_workers: int,
+    workers: int,
+    extra_env: dict[str, str] | None = None,
+) -> Service:
+    """Migrates a database (DATABASE_URL, or SQLite in `workdir`), starts `bot web` and
+    `workers` × `bot worker` sending to the fake Twilio API at `fake_url`, and returns once
+    the web process answers."""
+    port = free_port()
+    env = dict(os.environ)
+    env.setdefault("DATABASE_URL", f"sqlite:///{workdir / 'bot.db'}")
+    env.update(
+        {
+            "VAR_DIR": str(workdir),
+            "SECRET_KEY": "bench-secret-key-0123456789",
+            "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+            "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            "TWILIO_SMS_FROM": "+15005550006",
+            "TWILIO_API_BASE": fake_url,
+            "PUBLIC_URL": f"http://127.0.0.1:{port}",
+            "LOG_LEVEL": "WARNING",
         }
-        headers = {
-            "X-Twilio-Signature": validator.compute_signature(url, form),
-            "Content-Type": "application/x-www-form-urlencoded",
-        }
-        requests_.append((form["From"], urlencode(form).encode(), headers))
-    connector = aiohttp.TCPConnector(limit=512)
-    timeout = aiohttp.ClientTimeout(total=15)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        | (extra_env or {})
+    )
+    bot = [sys.executable, "-m", "bot"]
+    subprocess.run(
+        [*bot, "db", "upgrade"], env=env, cwd=ROOT, check=True, capture_output=True, timeout=120
+    )
+    web = spawn_bot(["web", "--port", str(port), "--workers", str(web_workers)], env, cwd=ROOT)
+    started = [spawn_bot(["worker"], env, cwd=ROOT) for _ in range(workers)]
+    if not wait_ready(f"http://127.0.0.1:{port}/healthz", web, timeout=30):
+        stop([web, *started])
+        raise SystemExit(f"http://127.0.0.1:{port}/healthz did not come up in 30 s")
+    time.sleep(1.0)
+    return Service(f"http://127.0.0.1:{port}/webhooks/twilio/messages", env, web, started)
 
-        async def one(i: int) -> None:
-            nonlocal errors
-            sender, body, headers = requests_[i]
-            start = time.perf_counter()
-            sent_at[sender] = time.time()
-            try:
-                async with session.post(url, data=body, headers=headers) as response:
-                    await response.read()
-                    ok = response.status == 200
-            except (aiohttp.ClientError, TimeoutError):
-                ok = False
-            latencies.append(time.perf_counter() - start)
-            if not ok:
-                errors += 1
 
-        tasks = []
-        t0 = time.perf_counter()
-        for i in range(total):
-            delay = t0 + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(i)))
-        await asyncio.gather(*tasks)
-    return sent_at, latencies, errors
+def offer(url: str, plan: list[Planned]) -> tuple[dict[str, float], list[float], int]:
+    """Sends the planned webhooks open loop (testkit.load); returns each sender's send time
+    (epoch seconds), the acknowledgement latencies and the error count."""
+    outcomes = send(url, plan, ACCOUNT)
+    sent_at = {o.planned.sender: o.sent_at for o in outcomes}
+    return sent_at, [o.seconds for o in outcomes], sum(o.status != 200 for o in outcomes)
+
+
+def first_replies(
+    replies: list[dict[str, object]],
+) -> tuple[dict[str, dict[str, object]], int]:
+    """Each recipient's first reply, and how many replies repeated one already received."""
+    first: dict[str, dict[str, object]] = {}
+    duplicates = 0
+    for reply in replies:
+        to = str(reply["to"])
+        if to in first:
+            duplicates += 1
+        else:
+            first[to] = reply
+    return first, duplicates
 
 
 def received(fake_url: str) -> list[dict[str, object]]:
@@ -213,7 +198,12 @@ def run_rate(
     began = time.perf_counter()
     cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     own_before = time.process_time()
-    sent_at, latencies, errors = asyncio.run(offer(url, rate, duration, run))
+    rng = random.Random(run)
+    plan = [
+        Planned(at, f"+97798{run:02d}{i:06d}", rng.choice(BODIES), f"SM{run:04d}{i:028d}")
+        for i, at in enumerate(at_rate(rate, int(rate * duration)))
+    ]
+    sent_at, latencies, errors = offer(url, plan)
     elapsed = time.perf_counter() - began
     cpu = {
         name: (cpu_seconds(pid) - cpu_before[name]) / elapsed * 100 for name, pid in pids.items()
@@ -231,14 +221,8 @@ def run_rate(
         if len({r["to"] for r in replies}) >= len(sent_at) or time.monotonic() > deadline:
             break
         time.sleep(0.5)
-    first: dict[str, float] = {}
-    duplicates = 0
-    for reply in replies:
-        to = str(reply["to"])
-        if to in first:
-            duplicates += 1
-        else:
-            first[to] = float(reply["at"])  # type: ignore[arg-type]
+    firsts, duplicates = first_replies(replies)
+    first = {to: float(reply["at"]) for to, reply in firsts.items()}  # type: ignore[arg-type]
     e2e = [first[s] - t for s, t in sent_at.items() if s in first]
     ms = 1000.0
     return RunResult(
@@ -287,47 +271,15 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write results here")
     args = parser.parse_args()
 
-    python = sys.executable
-    procs: list[subprocess.Popen[bytes]] = []
+    procs: list[Process] = []
+    fake: FakeProcess | None = None
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
     try:
-        fake = subprocess.Popen(
-            [python, "-m", "tests.support.fake_twilio", "--delay", str(args.api_delay)],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-        )
-        procs.append(fake)
-        assert fake.stdout is not None
-        fake_url = fake.stdout.readline().decode().strip()
-        port = free_port()
-        env = dict(os.environ)
-        env.setdefault("DATABASE_URL", f"sqlite:///{workdir / 'bot.db'}")
-        env.update(
-            {
-                "VAR_DIR": str(workdir),
-                "SECRET_KEY": "bench-secret-key-0123456789",
-                "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-                "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-                "TWILIO_SMS_FROM": "+15005550006",
-                "TWILIO_API_BASE": fake_url,
-                "PUBLIC_URL": f"http://127.0.0.1:{port}",
-                "LOG_LEVEL": "WARNING",
-            }
-        )
-        bot = [python, "-m", "bot"]
-        subprocess.run([*bot, "db", "upgrade"], env=env, cwd=ROOT, check=True, capture_output=True)
-        web = subprocess.Popen(
-            [*bot, "web", "--port", str(port), "--workers", str(args.web_workers)],
-            env=env,
-            cwd=ROOT,
-        )
-        workers = [
-            subprocess.Popen([*bot, "worker"], env=env, cwd=ROOT) for _ in range(args.workers)
-        ]
-        procs += [web, *workers]
-        wait_http(f"http://127.0.0.1:{port}/healthz")
-        time.sleep(1.0)
-        url = f"http://127.0.0.1:{port}/webhooks/twilio/messages"
+        fake = FakeProcess("testkit.fake_twilio", "--delay", str(args.api_delay))
+        fake_url = fake.url
+        service = start_service(workdir, fake.url, args.web_workers, args.workers)
+        procs += [service.web, *service.workers]
+        web, workers, env, url = service.web, service.workers, service.env, service.url
         queue = "redis" if env.get("REDIS_URL") else "sqlite"
         database = env["DATABASE_URL"].split(":", 1)[0]
         print(
@@ -375,14 +327,9 @@ def main() -> None:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))
     finally:
-        for proc in reversed(procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop(list(reversed(procs)))
+        if fake is not None:
+            fake.stop()
 
 
 if __name__ == "__main__":

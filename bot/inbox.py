@@ -28,32 +28,14 @@ from bot.core.messages import (
     Turn,
     unpack_state,
 )
-from bot.core.segments import count_segments
+from bot.core.status import MessageStatus
 from bot.db.database import Database
 from bot.db.models import utcnow
+from bot.outbox import DEFAULT_CLAIM, MAX_BODY, SendJob, outbound_row
 from bot.personal_data.optouts import phone_hash, release
 from flows.schema import Flow
 
 log = logging.getLogger(__name__)
-
-RECEIVED = "received"
-PROCESSED = "processed"
-DISPATCHING = "dispatching"
-# A worker that claims an outbound message owns it this long (settings: CLAIM_SECONDS);
-# after that the sweeper assumes the worker died and hands the message to another.
-DEFAULT_CLAIM = timedelta(seconds=120)
-
-
-@dataclass(frozen=True)
-class SendJob:
-    """An outbox row a worker has claimed, with what it needs to send it."""
-
-    message_id: int
-    contact_id: int
-    outbound: Outbound
-    attempts: int = 0
-    # Set when a worker died while sending it: ask the provider before sending again.
-    recovered_since: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -355,30 +337,49 @@ class InboxProcessor:
         more = conn.execute(sql.oldest_received, {"contact_id": contact.id}).first() is not None
         if not turn.outbounds:
             return [], more
+        claimed_until = now + self.claim
         rows = [
-            {
-                "contact_id": contact.id,
-                "direction": "out",
-                "channel": out.channel.value,
-                "body": out.body,
-                "status": DISPATCHING,
-                "kind": out.kind,
-                "language": out.language.value,
-                "segments": count_segments(out.body).segments,
-                "allow_opted_out": out.allow_opted_out,
-                "in_reply_to_id": message_id,
-                "seq": seq,
-                "attempts": 0,
-                "num_media": 0,
-                "claimed_until": now + self.claim,
-                "created_at": now,
-                "updated_at": now,
-            }
+            _reply_row(contact.id, out, now, message_id, seq, claimed_until)
             for seq, out in enumerate(turn.outbounds)
         ]
         ids = list(conn.execute(sql.insert_outbound, rows).scalars())
-        jobs = [SendJob(i, contact.id, out) for i, out in zip(ids, turn.outbounds, strict=True)]
+        jobs = [
+            SendJob(i, contact.id, out)
+            for i, out, row in zip(ids, turn.outbounds, rows, strict=True)
+            if row["status"] == MessageStatus.DISPATCHING
+        ]
         return jobs, more
+
+
+def _reply_row(
+    contact_id: int,
+    out: Outbound,
+    now: datetime,
+    in_reply_to_id: int | None,
+    seq: int,
+    claimed_until: datetime,
+) -> dict[str, Any]:
+    """An answer of the bot's, claimed for sending by this worker.
+
+    Nobody can shorten an automatic answer that is too long, and failing the turn would
+    fail every turn committed with it: the row is written failed instead (as Twilio would
+    fail it, error 21617) and is not sent.
+    """
+    too_long = len(out.body) > MAX_BODY
+    return outbound_row(
+        contact_id,
+        out.channel.value,
+        out.body,
+        out.language.value,
+        out.kind,
+        now,
+        status=MessageStatus.FAILED if too_long else MessageStatus.DISPATCHING,
+        allow_opted_out=out.allow_opted_out,
+        in_reply_to_id=in_reply_to_id,
+        seq=seq,
+        claimed_until=None if too_long else claimed_until,
+        error_message=f"longer than {MAX_BODY} characters: not sent" if too_long else None,
+    )
 
 
 @dataclass

@@ -1,5 +1,10 @@
 """The outbox: every outbound message is a row before it is sent, and every status change
 is recorded. Sends are retried on transient errors with capped exponential backoff.
+
+Every outbound row is built by `outbound_row` (the bot's replies in bot/inbox.py, broadcasts'
+fan-out, manual replies and answers to feedback through `Outbox.enqueue`): it measures the
+text as it will be sent, so the 1,600-character limit and the segment count always describe
+the final text.
 """
 
 from __future__ import annotations
@@ -10,44 +15,48 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from bot.batching import BatchThread
-from bot.channels.base import ChannelAdapter, SendError, SendResult, TransientSendError
+from bot.channels.base import ChannelAdapter, SendError, TransientSendError
 from bot.core.messages import Channel, Language, Outbound
+from bot.core.segments import count_segments
+from bot.core.status import MessageStatus
 from bot.db.database import Database
 from bot.db.models import ConsentEvent, Contact, Message, MessageStatusEvent, utcnow
-from bot.inbox import DEFAULT_CLAIM, DISPATCHING, SendJob
-from bot.ops import SENT
+from bot.metrics import SENT
 from bot.privacy import scrub_phones
 
 log = logging.getLogger(__name__)
 
-PENDING = "pending"
-# A broadcast's row waiting for its turn at the sender's pace (bot/broadcasts/sending.py).
-PLANNED = "planned"
-CANCELED = "canceled"
-FAILED = "failed"
-SKIPPED = "skipped"
+# A worker that claims an outbound message owns it this long (settings: CLAIM_SECONDS);
+# after that the sweeper assumes the worker died and hands the message to another.
+DEFAULT_CLAIM = timedelta(seconds=120)
+# Twilio refuses a longer body (error 21617); so does every path that writes one here.
+MAX_BODY = 1600
 OPTED_OUT_ERROR = 21610  # Twilio: the recipient replied STOP to this sender
 
 # Statuses only move forward: a late "sent" never overwrites "delivered".
-STATUS_RANK = {
-    PLANNED: 0,
-    PENDING: 0,
-    DISPATCHING: 1,
-    "accepted": 2,
-    "scheduled": 2,
-    "queued": 3,
-    "sending": 4,
-    "sent": 5,
-    "failed": 6,
-    "undelivered": 6,
-    "delivered": 7,
-    "read": 8,
+STATUS_RANK: dict[str, int] = {
+    MessageStatus.PLANNED: 0,
+    MessageStatus.PENDING: 0,
+    MessageStatus.DISPATCHING: 1,
+    MessageStatus.ACCEPTED: 2,
+    MessageStatus.SCHEDULED: 2,
+    MessageStatus.QUEUED: 3,
+    MessageStatus.SENDING: 4,
+    MessageStatus.SENT: 5,
+    MessageStatus.FAILED: 6,
+    MessageStatus.UNDELIVERED: 6,
+    MessageStatus.DELIVERED: 7,
+    MessageStatus.READ: 8,
 }
-FINAL = {SKIPPED, CANCELED}
+FINAL = {MessageStatus.SKIPPED, MessageStatus.CANCELED}
+# A row written with one of these is never handed to a channel.
+NEVER_SENT = {*FINAL, MessageStatus.FAILED}
 # Marks a send taken back from a worker that died mid-call: the provider may have it already.
 RECOVERED = "recovered: the worker sending it stopped"
 
@@ -57,6 +66,68 @@ def moves_forward(current: str, new: str) -> bool:
     if current in FINAL or new not in STATUS_RANK:
         return False
     return STATUS_RANK[new] > STATUS_RANK.get(current, -1)
+
+
+@dataclass(frozen=True)
+class SendJob:
+    """An outbox row a worker has claimed, with what it needs to send it."""
+
+    message_id: int
+    contact_id: int
+    outbound: Outbound
+    attempts: int = 0
+    # Set when a worker died while sending it: ask the provider before sending again.
+    recovered_since: datetime | None = None
+
+
+class MessageTooLong(ValueError):
+    """The text, as it would be sent, is longer than MAX_BODY characters."""
+
+
+def outbound_row(
+    contact_id: int,
+    channel: str,
+    body: str,
+    language: str | None,
+    kind: str,
+    now: datetime,
+    *,
+    status: MessageStatus,
+    segments: int | None = None,
+    allow_opted_out: bool = False,
+    **columns: Any,
+) -> dict[str, Any]:
+    """The `messages` row of one outbound message: the only place outbound rows are built.
+
+    `body` is the final text. It is measured here: a row to be sent that is longer than
+    MAX_BODY raises MessageTooLong, and `segments` (what the send costs) is counted from it
+    unless the caller priced the route itself (a broadcast's WhatsApp message costs one
+    unit, a skipped one nothing). `columns` are the row's other columns (in_reply_to_id,
+    seq, claimed_until, broadcast_run_id, extra, error_message...); rows inserted together
+    must name the same ones.
+
+    Raises:
+        MessageTooLong: the text is longer than MAX_BODY characters and `status` is not one
+            that is never sent (failed, skipped, canceled).
+    """
+    if len(body) > MAX_BODY and status not in NEVER_SENT:
+        raise MessageTooLong(f"the message is longer than {MAX_BODY} characters ({len(body)})")
+    return {
+        "contact_id": contact_id,
+        "direction": "out",
+        "channel": channel,
+        "body": body,
+        "status": status,
+        "kind": kind,
+        "language": language,
+        "segments": count_segments(body).segments if segments is None else segments,
+        "allow_opted_out": allow_opted_out,
+        "attempts": 0,
+        "num_media": 0,
+        "created_at": now,
+        "updated_at": now,
+        **columns,
+    }
 
 
 @dataclass(frozen=True)
@@ -80,7 +151,7 @@ class RetryPolicy:
     def delay(self, attempt: int) -> float:
         """Seconds to wait before attempt number `attempt + 1`."""
         raw = min(self.cap_seconds, self.base_seconds * 2 ** (attempt - 1))
-        return raw * random.uniform(0.8, 1.2)
+        return float(raw * random.uniform(0.8, 1.2))
 
 
 class Outbox:
@@ -101,8 +172,9 @@ class Outbox:
         # At hundreds of messages per second one small write transaction per send is what
         # limits SQLite (one writer at a time); a batch every few milliseconds is not. The
         # cost: a worker killed in that interval has sent messages it has not recorded, and
-        # the sweeper sends them again when their claim ends (the provider hop is
-        # at-least-once). A failed batch likewise leaves its rows claimed for the sweeper.
+        # the sweeper takes them back when their claim ends and, on a channel that can look
+        # up what it sent (`find_sent`), adopts them instead of sending again. A failed
+        # batch likewise leaves its rows claimed for the sweeper.
         self.recorder: BatchThread[SentRecord] | None = (
             BatchThread(self.record_batch, max_batch=200, name="sent-recorder")
             if batch_records
@@ -113,27 +185,54 @@ class Outbox:
         self.policy = policy or RetryPolicy()
         self.clock = clock
 
+    def enqueue(self, session: Session, contact_id: int, outbound: Outbound, **columns: Any) -> int:
+        """Writes one message due now, in the caller's transaction; returns its id.
+
+        For messages people write (manual replies, answers to feedback). After the commit,
+        enqueue its send task; if that is lost, the worker's sweeper finds the row and sends it.
+
+        Raises:
+            MessageTooLong: `outbound.body` is longer than MAX_BODY characters.
+        """
+        row = outbound_row(
+            contact_id,
+            outbound.channel.value,
+            outbound.body,
+            outbound.language.value,
+            outbound.kind,
+            self.clock(),
+            status=MessageStatus.PENDING,
+            allow_opted_out=outbound.allow_opted_out,
+            **columns,
+        )
+        return int(session.execute(self.db.sql.insert_outbound, row).scalar_one())
+
     def claim(self, message_id: int) -> bool:
         """Takes a pending message whose time has come; False if another worker has it."""
         now = self.clock()
         with self.db.write() as session:
             result = session.execute(
                 update(Message)
-                .where(Message.id == message_id, Message.status == PENDING)
+                .where(Message.id == message_id, Message.status == MessageStatus.PENDING)
                 .where((Message.next_attempt_at.is_(None)) | (Message.next_attempt_at <= now))
-                .values(status=DISPATCHING, claimed_until=now + self.claim_for, updated_at=now)
+                .values(
+                    status=MessageStatus.DISPATCHING,
+                    claimed_until=now + self.claim_for,
+                    updated_at=now,
+                )
             )
-            return result.rowcount == 1  # type: ignore[attr-defined]
+            claimed: int = result.rowcount  # type: ignore[attr-defined]
+            return claimed == 1
 
     def load(self, message_id: int) -> SendJob | None:
         """Reads a claimed message back (retries, recovered sends); None if not ours to send."""
         with self.db.begin_read() as conn:
             row = conn.execute(self.db.sql.outbound_for_send, {"message_id": message_id}).first()
-        if row is None or row.status != DISPATCHING:
+        if row is None or row.status != MessageStatus.DISPATCHING:
             return None
         if row.opted_out and not row.allow_opted_out:
             # Opt-out is checked at send time: a STOP since this was queued wins.
-            self._finish(message_id, SKIPPED, error_message="contact opted out")
+            self._finish(message_id, MessageStatus.SKIPPED, error_message="contact opted out")
             return None
         outbound = Outbound(
             channel=Channel(row.channel),
@@ -185,10 +284,9 @@ class Outbox:
     def _adopt(self, adapter: ChannelAdapter, job: SendJob) -> bool:
         """After a worker died mid-send: if the provider already has this message, record its
         SID instead of sending it twice. Raises SendError when the provider cannot be asked."""
-        find_sent = getattr(adapter, "find_sent", None)
-        if find_sent is None or job.recovered_since is None:
+        if not adapter.abilities.find_sent or job.recovered_since is None:
             return False
-        candidates: list[SendResult] = find_sent(job.outbound, job.recovered_since)
+        candidates = adapter.find_sent(job.outbound, job.recovered_since)
         if not candidates:
             return False
         with self.db.read() as session:
@@ -217,7 +315,9 @@ class Outbox:
         adapter = self.channels.get(job.outbound.channel)
         if adapter is None:
             self._finish(
-                job.message_id, FAILED, error_message=f"no adapter for {job.outbound.channel}"
+                job.message_id,
+                MessageStatus.FAILED,
+                error_message=f"no adapter for {job.outbound.channel}",
             )
         return adapter
 
@@ -239,7 +339,7 @@ class Outbox:
                 attempts,
                 scrub_phones(str(exc)),
             )
-        self._finish(message_id, FAILED, attempts, exc.code, str(exc))
+        self._finish(message_id, MessageStatus.FAILED, attempts, exc.code, str(exc))
         if exc.code == OPTED_OUT_ERROR:
             opt_out_contact(self.db, job.contact_id, "twilio_21610", message_id, self.clock())
 
@@ -248,9 +348,9 @@ class Outbox:
         with self.db.write() as session:
             session.execute(
                 update(Message)
-                .where(Message.id == message_id, Message.status == DISPATCHING)
+                .where(Message.id == message_id, Message.status == MessageStatus.DISPATCHING)
                 .values(
-                    status=PENDING,
+                    status=MessageStatus.PENDING,
                     attempts=attempts,
                     next_attempt_at=now + timedelta(seconds=delay),
                     claimed_until=None,
@@ -262,7 +362,7 @@ class Outbox:
     def _finish(
         self,
         message_id: int,
-        status: str,
+        status: MessageStatus,
         attempts: int | None = None,
         code: int | None = None,
         error_message: str | None = None,
@@ -297,7 +397,7 @@ class Outbox:
                     {
                         "message_id": r.message_id,
                         "sid": r.sid,
-                        "status": r.status if r.status in STATUS_RANK else "queued",
+                        "status": r.status if r.status in STATUS_RANK else MessageStatus.QUEUED,
                         "attempts": r.attempts,
                         "now": now,
                     }

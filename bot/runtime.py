@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from huey import Huey
+from huey.api import TaskWrapper
 from sqlalchemy import select, update
 
 from bot.batching import BatchThread
 from bot.broadcasts.desk import SmsDesk
 from bot.broadcasts.fanout import plan_run
 from bot.broadcasts.pacing import Pacer
+from bot.broadcasts.ports import BroadcastPorts
 from bot.broadcasts.sending import send_slice
 from bot.channels.base import ChannelAdapter
 from bot.channels.console import ConsoleChannel
@@ -27,11 +29,12 @@ from bot.core.content import Content
 from bot.core.conversations import Conversations
 from bot.core.handler import Bot
 from bot.core.messages import Channel, Inbound
+from bot.core.status import MessageStatus
 from bot.db.database import Database
 from bot.db.models import BroadcastRun, Message, utcnow
-from bot.inbox import DISPATCHING, RECEIVED, Accepted, InboxProcessor, SendJob, accept
-from bot.ops import timed_nlu
-from bot.outbox import PENDING, RECOVERED, Outbox, RetryPolicy
+from bot.inbox import Accepted, InboxProcessor, accept
+from bot.metrics import timed_nlu
+from bot.outbox import RECOVERED, Outbox, RetryPolicy, SendJob
 from bot.queue import make_huey
 from bot.sender import AsyncSender
 from bot.settings import Settings
@@ -55,6 +58,40 @@ def default_channels(settings: Settings) -> dict[Channel, ChannelAdapter]:
 
         channels.update(twilio_channels(settings))
     return channels
+
+
+class BroadcastQueue:
+    """The broadcasts' task port (bot.broadcasts.ports.BroadcastTasks) on Huey's tasks.
+
+    A failed enqueue is logged, never raised: the run stays in the table and the sweeper
+    hands it to a worker again.
+    """
+
+    def __init__(self, plan: TaskWrapper, send: TaskWrapper, clock: Callable[[], datetime]) -> None:
+        self.plan_task = plan
+        self.send_task = send
+        self.clock = clock
+
+    def enqueue_plan(self, run_id: int) -> None:
+        """Asks a worker to plan a broadcast run (fan-out)."""
+        try:
+            self.plan_task(run_id)
+        except Exception:
+            log.exception("could not enqueue planning of run %s; the sweeper will", run_id)
+
+    def enqueue_send(
+        self, run_id: int, token: datetime | None = None, at: datetime | None = None
+    ) -> None:
+        """Asks a worker to send the next slice of a run (at `at`, if given)."""
+        args = (run_id, token.isoformat() if token else None)
+        try:
+            if at is not None and at > self.clock():
+                delay = (at - self.clock()).total_seconds()
+                self.send_task.schedule(args=args, delay=delay)
+            else:
+                self.send_task(*args)
+        except Exception:
+            log.exception("could not enqueue sending of run %s; the sweeper will", run_id)
 
 
 @dataclass(frozen=True)
@@ -106,6 +143,22 @@ class Runtime:
         )
         content = content or Content.load()
         self.flows = sync_versions(self.db, flow_files or FlowFiles.load())
+        self.process_task = self.huey.task(name="process_contact")(self._process_contact)
+        self.retry_task = self.huey.task(name="send_retry")(self._send_retry)
+        self.broadcast_plan_task = self.huey.task(name="broadcast_plan")(self._plan_broadcast)
+        self.broadcast_send_task = self.huey.task(name="broadcast_send")(self._send_broadcast)
+        self.pacer = Pacer(settings.redis_url)
+        # The broadcast service's narrow ports (bot/broadcasts/ports.py): it never sees this.
+        self.broadcasts = BroadcastPorts(
+            db=self.db,
+            clock=clock,
+            settings=settings,
+            tasks=BroadcastQueue(self.broadcast_plan_task, self.broadcast_send_task, clock),
+            pacer=self.pacer,
+            texts=content.texts,
+            surveys=self.flows,
+            send=self._send_broadcast_message,
+        )
         self.bot = Bot(
             content,
             faq=catalogue.topics,
@@ -116,14 +169,9 @@ class Runtime:
                 ttl=timedelta(minutes=settings.session_timeout_minutes),
             ),
             clock=clock,
+            desk=SmsDesk(self.broadcasts),
         )
-        self.bot.desk = SmsDesk(self)
         self.channels = dict(channels) if channels is not None else default_channels(settings)
-        self.process_task = self.huey.task(name="process_contact")(self._process_contact)
-        self.retry_task = self.huey.task(name="send_retry")(self._send_retry)
-        self.broadcast_plan_task = self.huey.task(name="broadcast_plan")(self._plan_broadcast)
-        self.broadcast_send_task = self.huey.task(name="broadcast_send")(self._send_broadcast)
-        self.pacer = Pacer(settings.redis_url)
         self.outbox = Outbox(
             self.db,
             self.channels,
@@ -195,24 +243,13 @@ class Runtime:
 
     def enqueue_broadcast_plan(self, run_id: int) -> None:
         """Asks a worker to plan a broadcast run (fan-out)."""
-        try:
-            self.broadcast_plan_task(run_id)
-        except Exception:
-            log.exception("could not enqueue planning of run %s; the sweeper will", run_id)
+        self.broadcasts.tasks.enqueue_plan(run_id)
 
     def enqueue_broadcast_send(
         self, run_id: int, token: datetime | None = None, at: datetime | None = None
     ) -> None:
         """Asks a worker to send the next slice of a run (at `at`, if given)."""
-        args = (run_id, token.isoformat() if token else None)
-        try:
-            if at is not None and at > self.clock():
-                delay = (at - self.clock()).total_seconds()
-                self.broadcast_send_task.schedule(args=args, delay=delay)
-            else:
-                self.broadcast_send_task(*args)
-        except Exception:
-            log.exception("could not enqueue sending of run %s; the sweeper will", run_id)
+        self.broadcasts.tasks.enqueue_send(run_id, token=token, at=at)
 
     # -- worker side ------------------------------------------------------------------------
 
@@ -231,13 +268,22 @@ class Runtime:
                 log.exception("sending message %s failed unexpectedly", job.message_id)
 
     def _plan_broadcast(self, run_id: int) -> None:
-        plan_run(self, run_id)
+        plan_run(self.broadcasts, run_id)
 
     def _send_broadcast(self, run_id: int, token: str | None = None) -> None:
-        result = send_slice(self, run_id, datetime.fromisoformat(token) if token else None)
+        ports = self.broadcasts
+        result = send_slice(ports, run_id, datetime.fromisoformat(token) if token else None)
         if result.state in ("more", "quiet") and result.resume_at is not None:
             at = result.resume_at if result.state == "quiet" else None
-            self.enqueue_broadcast_send(run_id, token=result.resume_at, at=at)
+            ports.tasks.enqueue_send(run_id, token=result.resume_at, at=at)
+
+    def _send_broadcast_message(self, message_id: int) -> bool:
+        """The broadcasts' `send` port: False when the contact opted out meanwhile."""
+        job = self.outbox.load(message_id)
+        if job is None:
+            return False
+        self.dispatch_broadcast(job)
+        return True
 
     def dispatch_broadcast(self, job: SendJob) -> None:
         """Hands one broadcast message to the sender, waiting while too many are in flight."""
@@ -263,7 +309,7 @@ class Runtime:
         with self.db.read() as session:
             contact_ids = session.scalars(
                 select(Message.contact_id)
-                .where(Message.direction == "in", Message.status == RECEIVED)
+                .where(Message.direction == "in", Message.status == MessageStatus.RECEIVED)
                 # Still waiting after this long: its task was lost (crash, failed enqueue).
                 .where(
                     Message.created_at
@@ -274,20 +320,23 @@ class Runtime:
             ).all()
             due = session.scalars(
                 select(Message.id)
-                .where(Message.direction == "out", Message.status == PENDING)
+                .where(Message.direction == "out", Message.status == MessageStatus.PENDING)
                 .where((Message.next_attempt_at.is_(None)) | (Message.next_attempt_at <= now))
                 .limit(limit)
             ).all()
         with self.db.write() as session:
             # A worker that claimed a message and died: the send may or may not have reached
-            # the provider. We send again (at least once) rather than risk never sending.
+            # the provider. Marked RECOVERED, it goes back to a worker, which first asks the
+            # provider (a channel with `find_sent`) and adopts the message it finds instead
+            # of sending it twice; a channel that cannot be asked sends it again.
             reclaimed = (
                 session.execute(
                     update(Message)
-                    .where(Message.direction == "out", Message.status == DISPATCHING)
+                    .where(Message.direction == "out")
+                    .where(Message.status == MessageStatus.DISPATCHING)
                     .where(Message.claimed_until < now)
                     .values(
-                        status=PENDING,
+                        status=MessageStatus.PENDING,
                         claimed_until=None,
                         next_attempt_at=None,
                         error_message=RECOVERED,

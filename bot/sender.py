@@ -12,8 +12,7 @@ import logging
 import threading
 from concurrent.futures import Future
 
-from bot.inbox import SendJob
-from bot.outbox import Outbox
+from bot.outbox import Outbox, SendJob
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +65,7 @@ class AsyncSender:
             except Exception:
                 log.exception("a send did not finish before shutdown")
         for adapter in set(self.outbox.channels.values()):
-            aclose = getattr(adapter, "aclose", None)
-            if aclose is not None:
-                asyncio.run_coroutine_threadsafe(aclose(), self._loop).result(timeout=timeout)
+            asyncio.run_coroutine_threadsafe(adapter.aclose(), self._loop).result(timeout=timeout)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=timeout)
         self._loop.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import time
@@ -16,9 +17,19 @@ from pathlib import Path
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from limits import RateLimitItem
+from limits import parse as parse_limit
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_VAR_DIR = PROJECT_ROOT / "var"
 TWILIO_DEFAULT_API_BASE = "https://api.twilio.com"
+# What the dashboard's Retrain runs; {nlu}, {out} and {name} are filled in for each run.
+DEFAULT_TRAIN_COMMAND = (
+    ".venv-rasa/bin/rasa train nlu --config config.yml --nlu {nlu} --out {out} "
+    "--fixed-model-name {name}"
+)
+DEFAULT_LOGIN_LIMIT_PER_IP = "20 per 5 minutes"
+DEFAULT_LOGIN_LIMIT_PER_ACCOUNT = "10 per 15 minutes"
 
 
 class SettingsError(ValueError):
@@ -79,6 +90,33 @@ def _token(name: str, value: str | None) -> str | None:
     if len(value) < 16 or not all(ch.isascii() and (ch.isalnum() or ch in "-_.~") for ch in value):
         raise SettingsError(f"{name} must be at least 16 characters of A-Z a-z 0-9 - _ . ~")
     return value
+
+
+def _hours(name: str, value: str | None, default: int) -> int:
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number of hours, got {value!r}") from None
+    if not 1 <= number <= 24 * 30:
+        raise SettingsError(f"{name} must be between 1 and 720 hours, got {number}")
+    return number
+
+
+def _limit(name: str, value: str | None, default: str) -> RateLimitItem:
+    text = value or default
+    try:
+        return parse_limit(text)
+    except ValueError:
+        raise SettingsError(f"{name} must look like '10 per 5 minutes', got {text!r}") from None
+
+
+def _command(name: str, value: str) -> tuple[str, ...]:
+    try:
+        return tuple(shlex.split(value))
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a command line ({exc}), got {value!r}") from None
 
 
 def _quiet_hours(value: str) -> tuple[time, time] | None:
@@ -177,6 +215,26 @@ class Settings:
     # person's opt-out honoured (None: SECRET_KEY; set it before ever rotating SECRET_KEY).
     retention_days: int = 0
     phone_hash_key: str | None = field(default=None, repr=False)
+    # Dashboard (issue 14; once read from the environment by dashboard/config.py): how long
+    # the bot stays quiet for a contact after a person replied by hand, sign-in attempts
+    # allowed per client address and per account, and retraining: the command (placeholders
+    # {nlu}, {out}, {name}), its working directory, where models go, and its time limit.
+    handoff_hours: int = 24
+    login_limit_ip: RateLimitItem = field(
+        default_factory=lambda: parse_limit(DEFAULT_LOGIN_LIMIT_PER_IP)
+    )
+    login_limit_account: RateLimitItem = field(
+        default_factory=lambda: parse_limit(DEFAULT_LOGIN_LIMIT_PER_ACCOUNT)
+    )
+    nlu_train_command: tuple[str, ...] = tuple(shlex.split(DEFAULT_TRAIN_COMMAND))
+    nlu_train_cwd: Path = PROJECT_ROOT
+    nlu_models_dir: Path = PROJECT_ROOT / "models"
+    nlu_train_timeout_seconds: int = 1800
+
+    @property
+    def nlu_current_model(self) -> Path:
+        """The model `bot run` starts Rasa with (a successful retraining replaces it)."""
+        return self.nlu_models_dir / "nlu.tar.gz"
 
     @property
     def phone_key(self) -> bytes:
@@ -383,6 +441,20 @@ class Settings:
             # Data protection (issue 12)
             retention_days=retention_days,
             phone_hash_key=phone_hash_key,
+            # Dashboard (issue 14)
+            handoff_hours=_hours("HANDOFF_HOURS", get("HANDOFF_HOURS"), 24),
+            login_limit_ip=_limit(
+                "LOGIN_LIMIT_PER_IP", get("LOGIN_LIMIT_PER_IP"), DEFAULT_LOGIN_LIMIT_PER_IP
+            ),
+            login_limit_account=_limit(
+                "LOGIN_LIMIT_PER_ACCOUNT",
+                get("LOGIN_LIMIT_PER_ACCOUNT"),
+                DEFAULT_LOGIN_LIMIT_PER_ACCOUNT,
+            ),
+            nlu_train_command=_command(
+                "NLU_TRAIN_COMMAND", get("NLU_TRAIN_COMMAND") or DEFAULT_TRAIN_COMMAND
+            ),
+            nlu_models_dir=Path(get("NLU_MODELS_DIR") or PROJECT_ROOT / "models"),
         )
 
 

@@ -292,3 +292,12 @@ def response_count(db: Database, key: str) -> int:
             )
         )
     return int(stored or 0) + int(erased or 0)
+
+
+def invitable_contact(db: Database, phone: str) -> int | None:
+    """The contact with this E.164 number who can be invited into a survey (someone who has
+    texted us or was imported; not a simulator contact), or None."""
+    with db.read() as session:
+        return session.scalar(
+            select(Contact.id).where(Contact.phone == phone, Contact.simulated.is_(False))
+        )

@@ -18,31 +18,24 @@ from werkzeug.wrappers import Response as BaseResponse
 from bot.db.models import User
 from bot.runtime import Runtime
 from bot.settings import Settings
-from dashboard.config import DashboardConfig
 
 
-def init_app(
-    app: Flask,
-    runtime: Runtime,
-    settings: Settings | None = None,
-    config: DashboardConfig | None = None,
-) -> None:
+def init_app(app: Flask, runtime: Runtime, settings: Settings | None = None) -> None:
     """Mounts the dashboard on `app`.
 
     Args:
         app: the service's Flask application (webhooks, simulator already registered).
         runtime: the wired service the pages read and write through.
-        settings: the application's settings (the runtime's when omitted).
-        config: the dashboard's settings; read from the environment when omitted.
+        settings: the application's settings, the dashboard's included (the runtime's when
+            omitted).
     """
     from dashboard import views  # noqa: F401 - registers the routes on the blueprint
     from dashboard.blueprint import DashboardState, bp
     from dashboard.login import init_login, make_limiter
     from dashboard.templating import install_filters
 
-    config = config or DashboardConfig.from_env()
     settings = settings or runtime.settings
-    app.extensions["dashboard"] = DashboardState(config, make_limiter(settings))
+    app.extensions["dashboard"] = DashboardState(settings, make_limiter(settings))
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",

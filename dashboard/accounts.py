@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -376,3 +377,20 @@ def sign_out_everywhere(db: Database, user_id: int) -> None:
     """Ends every session of the account, on every device."""
     with db.write() as session:
         user_row(session, user_id).session_version += 1
+
+
+FIRST_ADMIN = "admin@example.org"
+
+
+def create_first_admin(db: Database) -> str | None:
+    """A new installation's one admin account, so the dashboard can be opened straight away.
+
+    Returns its password, to be shown once (it must be changed at the first sign-in), or None
+    when there are accounts already.
+    """
+    with db.read() as session:
+        if session.scalar(select(User.id).limit(1)) is not None:
+            return None
+    password = secrets.token_urlsafe(12)
+    create_user(db, FIRST_ADMIN, "admin", password, name="Administrator", must_change_password=True)
+    return password

@@ -13,8 +13,8 @@ from flask_login import current_user
 from limits.strategies import RateLimiter
 
 from bot.runtime import Runtime
+from bot.settings import Settings
 from dashboard.accounts import Account
-from dashboard.config import DashboardConfig
 
 bp = Blueprint(
     "dashboard",
@@ -32,7 +32,7 @@ PAGE_SIZE = 50
 class DashboardState:
     """The dashboard's per-application objects (app.extensions["dashboard"])."""
 
-    config: DashboardConfig
+    settings: Settings  # the application's (create_app's), the dashboard's settings included
     limiter: RateLimiter
     trainer: Any = None  # dashboard.retrain.Trainer, built on first use
     cache: dict[str, tuple[float, Any]] = field(default_factory=dict)

@@ -10,9 +10,8 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from bot.core.segments import count_segments
-from bot.db.models import Message
-from bot.outbox import PENDING
+from bot.core.messages import Channel, Language, Outbound
+from bot.outbox import MAX_BODY, MessageTooLong
 from bot.runtime import Runtime
 from dashboard.access import require_contact
 from dashboard.accounts import Account
@@ -20,7 +19,7 @@ from dashboard.audit import record
 
 log = logging.getLogger(__name__)
 
-MAX_REPLY = 1600
+MAX_REPLY = MAX_BODY
 PAUSE_CHOICES = (1, 4, 24, 72, 168)
 
 
@@ -51,29 +50,22 @@ def reply_by_hand(
         contact = require_contact(session, viewer, contact_id)
         if contact.opted_out:
             raise HandoffError("this person opted out (STOP): nothing can be sent to them")
-        message = Message(
-            contact_id=contact.id,
-            direction="out",
-            channel=contact.channel,
+        outbound = Outbound(
+            channel=Channel(contact.channel),
+            to=contact.phone,
             body=body,
-            status=PENDING,
+            language=Language(contact.language or contact.last_language or "en"),
             kind="manual_reply",
-            language=contact.language or contact.last_language or "en",
-            segments=count_segments(body).segments,
-            allow_opted_out=False,
-            attempts=0,
-            num_media=0,
-            next_attempt_at=None,  # due now
-            extra={"by": viewer.label},
-            created_at=now,
-            updated_at=now,
         )
-        session.add(message)
+        try:
+            message_id = runtime.outbox.enqueue(
+                session, contact.id, outbound, extra={"by": viewer.label}
+            )
+        except MessageTooLong as exc:
+            raise HandoffError(f"the reply is longer than {MAX_REPLY} characters") from exc
         contact.paused_until = now + timedelta(hours=pause_hours)
         contact.version += 1
         contact.updated_at = now
-        session.flush()
-        message_id = message.id
         record(
             session,
             viewer.label,

@@ -131,11 +131,11 @@ def attempt_allowed(scope: str, who: str) -> bool:
         scope: what is guessed ("login-account" for passwords, "login-2fa" for codes).
         who: the account the guess is for (an email or an id).
     """
-    config = state().config
+    settings = state().settings
     address = request.remote_addr or "unknown"
     try:
-        by_ip = _hit(config.login_limit_ip, "login-ip", address)
-        by_account = _hit(config.login_limit_account, scope, who.strip().lower())
+        by_ip = _hit(settings.login_limit_ip, "login-ip", address)
+        by_account = _hit(settings.login_limit_account, scope, who.strip().lower())
     except StorageError:
         # The shared counter (Redis) is unreachable: refuse rather than count nothing.
         log.warning("login rate limiter unavailable", exc_info=True)
@@ -150,7 +150,7 @@ def _hit(item: RateLimitItem, *keys: str) -> bool:
 def _too_many(template: str, form: FlaskForm) -> BaseResponse:
     response = make_response(render_template(template, form=form, error=TOO_MANY))
     response.status_code = 429
-    response.headers["Retry-After"] = str(state().config.login_limit_account.get_expiry())
+    response.headers["Retry-After"] = str(state().settings.login_limit_account.get_expiry())
     return response
 
 

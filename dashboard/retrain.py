@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.db.models import NluTrainingRun
 from bot.runtime import Runtime
-from dashboard.config import DashboardConfig
+from bot.settings import Settings
 from nlu.catalogue import Catalogue
 from nlu.training import database_examples, write_training_data
 
@@ -65,11 +65,13 @@ class Trainer:
     def __init__(
         self,
         runtime: Runtime,
-        config: DashboardConfig,
+        settings: Settings,
         catalogue_loader: Callable[[], Catalogue] = Catalogue.load,
     ) -> None:
+        """`runtime` gives the database and the clock; `settings` (the application's) the
+        command, the model folder and the Rasa servers."""
         self.runtime = runtime
-        self.config = config
+        self.settings = settings
         self.load_catalogue = catalogue_loader
         self.thread: threading.Thread | None = None
 
@@ -154,13 +156,13 @@ class Trainer:
         self._update(
             run_id, status=RUNNING, stage="building training data", progress=5, started_at=now
         )
-        work = self.runtime.settings.var_dir / "nlu" / f"run-{run_id}"
-        extra = database_examples(self.runtime.settings.database_url)
+        work = self.settings.var_dir / "nlu" / f"run-{run_id}"
+        extra = database_examples(self.settings.database_url)
         nlu_file = write_training_data(self.load_catalogue(), work, extra)
         self._update(
             run_id, stage="training", progress=10, examples=sum(len(v) for v in extra.values())
         )
-        out = self.config.models_dir.resolve()
+        out = self.settings.nlu_models_dir.resolve()
         out.mkdir(parents=True, exist_ok=True)
         ok, tail = self._train(run_id, nlu_file.resolve(), out, name)
         if not ok:
@@ -178,7 +180,7 @@ class Trainer:
             self._finish(run_id, FAILED, error="; ".join(problems), log=tail)
             return
         self._install(model)
-        servers = len(self.runtime.settings.rasa_urls)
+        servers = len(self.settings.rasa_urls)
         stage = (
             f"in service on {servers} Rasa server{'s' if servers != 1 else ''}"
             if servers
@@ -190,7 +192,7 @@ class Trainer:
     def _command(self, nlu_file: Path, out: Path, name: str) -> list[str]:
         values = {"{nlu}": str(nlu_file), "{out}": str(out), "{name}": name}
         command = []
-        for part in self.config.train_command:
+        for part in self.settings.nlu_train_command:
             for placeholder, value in values.items():  # only these: other braces stay as written
                 part = part.replace(placeholder, value)
             command.append(part)
@@ -199,12 +201,12 @@ class Trainer:
     def _train(self, run_id: int, nlu_file: Path, out: Path, name: str) -> tuple[bool, str]:
         """Runs the training command; streams its output into the run's log and progress."""
         command = self._command(nlu_file, out, name)
-        total = pipeline_size(self.config.train_cwd / "config.yml")
+        total = pipeline_size(self.settings.nlu_train_cwd / "config.yml")
         lines: deque[str] = deque(maxlen=LOG_LINES)
         try:
             process = subprocess.Popen(  # noqa: S603 - the configured trainer, no shell
                 command,
-                cwd=self.config.train_cwd,
+                cwd=self.settings.nlu_train_cwd,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,
@@ -229,14 +231,14 @@ class Trainer:
             output.put(None)
 
         threading.Thread(target=pump, name=f"retrain-{run_id}-output", daemon=True).start()
-        deadline = time.monotonic() + self.config.train_timeout_seconds
+        deadline = time.monotonic() + self.settings.nlu_train_timeout_seconds
         finished_components = 0
         last_update = 0.0
         ended = False
         while not ended:
             if time.monotonic() > deadline:
                 process.kill()
-                lines.append(f"stopped after {self.config.train_timeout_seconds} s")
+                lines.append(f"stopped after {self.settings.nlu_train_timeout_seconds} s")
                 return False, "\n".join(lines)
             try:
                 line = output.get(timeout=1)
@@ -260,10 +262,10 @@ class Trainer:
     def _load(self, model: Path) -> list[str]:
         """Asks every Rasa server to load `model`; returns what went wrong."""
         problems = []
-        token = self.runtime.settings.rasa_token
+        token = self.settings.rasa_token
         # Rasa started with --auth-token wants it on every API call (`?token=`).
         params = {"token": token} if token else {}
-        for url in self.runtime.settings.rasa_urls:
+        for url in self.settings.rasa_urls:
             try:
                 response = requests.put(
                     f"{url}/model",
@@ -280,8 +282,8 @@ class Trainer:
 
     def _install(self, model: Path) -> None:
         """Makes `model` the one `bot run` starts Rasa with (an atomic replace)."""
-        target = self.config.current_model
-        if target is None or target.resolve() == model.resolve():
+        target = self.settings.nlu_current_model
+        if target.resolve() == model.resolve():
             return
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = target.with_name(f".{target.name}.new")

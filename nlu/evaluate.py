@@ -1,4 +1,4 @@
-"""Scores the NLU on the held-out set in `tests/nlu/eval.yml`, through the bot's own policy.
+"""Scores the NLU on the held-out set in `nlu/eval.yml`, through the bot's own policy.
 
 Per language it reports accuracy (FAQ answered with the right topic, other intents recognised,
 out-of-scope not answered), how many out-of-scope questions were refused, and the wrong-answer
@@ -22,7 +22,8 @@ from bot.core.content import ContentError, load_yaml
 from bot.core.faq import NluPolicy, decide
 from bot.core.understanding import Understand
 
-EVAL_SET = Path(__file__).resolve().parent.parent / "tests" / "nlu" / "eval.yml"
+# Package data: installed with the package, so `bot nlu eval` works outside a checkout.
+EVAL_SET = Path(__file__).resolve().parent / "eval.yml"
 LANGS = ("en", "ne", "romanized")
 
 

@@ -21,10 +21,10 @@ from bot.queue import make_huey
 from bot.runtime import Runtime
 from bot.settings import Settings
 from nlu.catalogue import Catalogue
+from testkit.fake_rasa import FakeRasa
+from testkit.fake_twilio import FakeTwilio
 from tests.support.builders import ACCOUNT_SID, AUTH_TOKEN, BASE_URL, SMS_FROM, WHATSAPP_FROM
 from tests.support.clock import FakeClock
-from tests.support.fake_rasa import FakeRasa
-from tests.support.fake_twilio import FakeTwilio
 from tests.support.phone import Phone
 
 POSTGRES_ADMIN_URL = os.environ.get(

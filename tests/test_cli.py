@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
-from bot import cli
+from bot import processes
+from bot.cli import main
+from bot.cli import run as cli
+from bot.runtime import Runtime
 from bot.settings import Settings
+from tests.support.builders import add_contact
 
 
 def test_rasa_is_started_with_an_auth_token() -> None:
-    command = cli.rasa_command(5005, "the-token-0123456789")
+    command = processes.rasa_command(5005, "the-token-0123456789")
     assert command[1:3] == ["run", "--enable-api"]
     assert command[command.index("--auth-token") + 1] == "the-token-0123456789"
     assert command[command.index("-i") + 1] == "127.0.0.1"
@@ -38,11 +44,11 @@ def test_bot_run_gives_rasa_and_every_process_one_token(
     monkeypatch.setattr(cli, "settings_or_exit", lambda: settings)
     monkeypatch.setattr("bot.db.migrate.upgrade", lambda *_: None)
     monkeypatch.setattr(cli, "_first_admin", lambda _: None)
-    monkeypatch.setattr(cli, "RASA_BIN", tmp_path / "rasa")
-    monkeypatch.setattr(cli, "MODEL", tmp_path / "nlu.tar.gz")
-    monkeypatch.setattr(cli, "_start_rasa", lambda port, token: started.append((port, token)))
+    monkeypatch.setattr(processes, "RASA_BIN", tmp_path / "rasa")
+    monkeypatch.setattr(processes, "MODEL", tmp_path / "nlu.tar.gz")
+    monkeypatch.setattr(cli, "start_rasa", lambda port, token, **_: started.append((port, token)))
     monkeypatch.setattr(subprocess, "Popen", Child)
-    monkeypatch.setattr(cli, "_supervise", lambda _: 0)
+    monkeypatch.setattr(cli, "supervise", lambda _: 0)
     monkeypatch.delenv("RASA_TOKEN", raising=False)
     with pytest.raises(SystemExit):
         assert cli.run.callback is not None
@@ -62,4 +68,51 @@ def test_bot_run_gives_rasa_and_every_process_one_token(
     assert children and all(env["RASA_TOKEN"] == token for env in children)
     assert all(Settings.from_mapping(env | base).rasa_token == token for env in children)
     # A set RASA_TOKEN is used as it is (a Rasa elsewhere that was started with it).
-    assert cli.rasa_token(Settings.from_mapping(base | {"RASA_TOKEN": "t" * 20})) == "t" * 20
+    assert processes.rasa_token(Settings.from_mapping(base | {"RASA_TOKEN": "t" * 20})) == "t" * 20
+
+
+def test_python_m_bot_cli_is_the_same_command_tree_as_bot() -> None:
+    """`python -m bot.cli users …` had no `users` command (issue 14)."""
+    root = Path(__file__).resolve().parent.parent
+
+    def commands(module: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", module, "--help"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        return done.stdout.split("Commands:", 1)[1]
+
+    listed = commands("bot.cli")
+    assert listed == commands("bot")
+    for name in ("users", "contacts", "retention", "run", "worker", "broadcast", "nlu"):
+        assert f"\n  {name} " in listed
+    users = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "users", "--help"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert users.returncode == 0, users.stderr
+    assert "Dashboard users" in users.stdout
+
+
+def test_survey_invite_starts_known_contacts_and_names_the_rest(
+    env: dict[str, str], runtime: Runtime
+) -> None:
+    add_contact(runtime.db, "+9779801234567")
+    runner = CliRunner()
+    invited = runner.invoke(
+        main,
+        ["survey", "invite", "community_assessment", "9801234567", "+9779807654321", "12"],
+        env=env,
+    )
+    assert invited.exit_code == 0, invited.output
+    lines = invited.output.splitlines()
+    assert "+9779801234567: started" in lines
+    assert "+9779807654321: unknown contact" in lines
+    assert any(line.startswith("12: ") for line in lines)  # not a phone number

@@ -17,8 +17,8 @@ from bot.ops import WEBHOOK_SECONDS
 from bot.queue import make_huey
 from bot.runtime import Runtime
 from bot.settings import Settings
+from testkit.fake_rasa import FakeRasa
 from tests.support.clock import FakeClock
-from tests.support.fake_rasa import FakeRasa
 from tests.support.phone import Phone
 
 

@@ -27,11 +27,11 @@ from bot.queue import make_huey
 from bot.runtime import Runtime
 from bot.settings import Settings
 from nlu.catalogue import Catalogue
+from testkit.fake_rasa import FakeRasa
+from testkit.fake_twilio import FakeTwilio
 from tests.conftest import FAQ_FIXTURE
 from tests.dashboard.support import add_user, csrf_token, signed_in
 from tests.support.clock import FakeClock
-from tests.support.fake_rasa import FakeRasa
-from tests.support.fake_twilio import FakeTwilio
 from tests.support.phone import Phone, post_signed
 
 RASA_TOKEN = "rasa-token-for-privacy-test"

@@ -9,7 +9,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -20,9 +22,11 @@ from sqlalchemy import func, select
 
 from bot.core.messages import Channel, Inbound
 from bot.db.models import Message
+from bot.processes import Process, spawn_bot, wait_ready, wait_until
 from bot.runtime import Runtime
 from bot.settings import Settings
-from tests.support.fake_twilio import FakeTwilio
+from testkit.fake_twilio import FakeTwilio
+from testkit.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 COUNT = 300
@@ -52,22 +56,10 @@ def deployment(env: dict[str, str], database_url: str) -> dict[str, str]:
     return deployed
 
 
-def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "bot", "worker", "--sweep-every", "0.5"],
-        env=os.environ | env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
+def start_worker(env: dict[str, str]) -> Process:
+    return spawn_bot(
+        ["worker", "--sweep-every", "0.5"], os.environ | env, cwd=ROOT, stdout=subprocess.DEVNULL
     )
-
-
-def wait_until(predicate, timeout: float) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_worker_killed_mid_burst_answers_everyone_once(
@@ -109,3 +101,88 @@ def test_worker_killed_mid_burst_answers_everyone_once(
     deliveries = Counter(c.form["To"] for c in twilio.sent)
     # Sends under way at the kill are checked with the provider before being sent again.
     assert max(deliveries.values()) == 1, deliveries.most_common(3)
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every live process below `pid` (children, their children…), from /proc."""
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        for child in map(int, children):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def browse(port: int, done: threading.Event) -> None:
+    """Loads the dashboard's sign-in page again and again until `done`."""
+    while not done.is_set():
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/dashboard/login", timeout=5):
+                pass
+        except OSError:
+            time.sleep(0.05)
+
+
+def test_ctrl_c_stops_bot_run_and_all_its_processes_cleanly(tmp_path: Path) -> None:
+    """Ctrl-C on `make run`: every process gone within 5 s, none killed (issue 14)."""
+    port, unused = free_port(), free_port()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("DATABASE_URL", "REDIS_URL", "RASA_TOKEN", "TWILIO_ACCOUNT_SID")
+    } | {
+        "VAR_DIR": str(tmp_path / "var"),
+        "SECRET_KEY": "test-secret-key-0123456789",
+        "RASA_URL": f"http://127.0.0.1:{unused}",  # nothing listens: Rasa is not started
+        "LOG_LEVEL": "INFO",
+    }
+    log = tmp_path / "run.log"
+    browsing = threading.Event()
+    with log.open("wb") as out:
+        # A session of its own, as a terminal gives `make run`: Ctrl-C is a SIGINT to the
+        # whole foreground process group.
+        run = subprocess.Popen(
+            [sys.executable, "-m", "bot", "run", "--port", str(port)],
+            env=env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        assert wait_ready(f"http://127.0.0.1:{port}/healthz", run, timeout=60), log.read_text()
+        # web (gunicorn and its 2 workers), worker and scheduler are up.
+        assert wait_until(lambda: len(_descendants(run.pid)) >= 5, 30), log.read_text()
+        # Requests in flight when Ctrl-C comes: gunicorn's workers are busy, as in real use.
+        for _ in range(6):
+            threading.Thread(target=browse, args=(port, browsing), daemon=True).start()
+        time.sleep(2.0)
+        processes = _descendants(run.pid) | {run.pid}
+        started = time.monotonic()
+        os.killpg(run.pid, signal.SIGINT)
+        run.wait(timeout=10)
+        assert wait_until(lambda: not any(map(_alive, processes)), 5)
+        seconds = time.monotonic() - started
+    finally:
+        browsing.set()
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+    output = log.read_text()
+    assert run.returncode == 0, output
+    assert "SIGKILL" not in output and "Traceback" not in output, output
+    assert seconds <= 5, f"stopping took {seconds:.1f} s"

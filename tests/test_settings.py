@@ -117,7 +117,7 @@ def test_a_new_installation_gets_one_admin_shown_once(
 ) -> None:
     from sqlalchemy import select
 
-    from bot.cli import _first_admin
+    from bot.cli.run import _first_admin
     from bot.db.database import Database
     from bot.db.models import User
     from bot.settings import Settings

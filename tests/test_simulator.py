@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from bot.db.models import Contact
 from bot.runtime import Runtime
-from tests.support.fake_twilio import FakeTwilio
+from testkit.fake_twilio import FakeTwilio
 from tests.support.phone import Phone
 
 

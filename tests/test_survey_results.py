@@ -14,8 +14,8 @@ from bot.db.models import Feedback, Message
 from bot.runtime import Runtime
 from bot.surveys import neutralize, read_book, summarize, write_results_csv
 from flows.schema import FlowFiles
+from testkit.fake_twilio import FakeTwilio
 from tests.support.clock import FakeClock
-from tests.support.fake_twilio import FakeTwilio
 from tests.support.phone import Phone
 
 FORMULAS = ['=HYPERLINK("http://x")', "+1+1", "-2+3", "@SUM(A1)"]

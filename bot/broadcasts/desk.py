@@ -16,11 +16,11 @@ import hmac
 import logging
 import secrets
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
 
 from bot.broadcasts.audience import Audience
+from bot.broadcasts.ports import BroadcastPorts
 from bot.broadcasts.rights import BROADCASTING_ROLES, Actor, actor_by, audience_allowed
 from bot.broadcasts.service import DRAFT, BroadcastError, Draft, cancel, confirm, create, get
 from bot.broadcasts.service import preview_of as preview_broadcast
@@ -28,9 +28,6 @@ from bot.core.desk import CODE_DIGITS, MAX_CODE_TRIES, DeskReply
 from bot.core.messages import Channel, Language
 from bot.db.models import AuditEvent, Broadcast, User
 from bot.privacy import mask_phone
-
-if TYPE_CHECKING:
-    from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +46,15 @@ def new_code() -> str:
 class SmsDesk:
     """The database side of the core's BroadcastDesk port."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+    def __init__(self, ports: BroadcastPorts) -> None:
+        self.ports = ports
 
     def _code_hash(self, draft_id: int, code: str) -> str:
-        key = self.runtime.settings.secret_key.encode()
+        key = self.ports.settings.secret_key.encode()
         return hmac.new(key, f"broadcast:{draft_id}:{code}".encode(), hashlib.sha256).hexdigest()
 
     def _actor(self, phone: str) -> Actor | None:
-        with self.runtime.db.read() as session:
+        with self.ports.db.read() as session:
             email = session.scalar(
                 select(User.email).where(User.phone == phone, User.active.is_(True))
             )
@@ -66,11 +63,9 @@ class SmsDesk:
     def _audit(self, actor: str, action: str, **detail: object) -> None:
         # `actor` is an account's email or a masked number; `detail` holds no message text.
         log.warning("%s by %s: %s", action, actor, detail)
-        with self.runtime.db.write() as session:
+        with self.ports.db.write() as session:
             session.add(
-                AuditEvent(
-                    actor=actor, action=action, detail=detail, created_at=self.runtime.clock()
-                )
+                AuditEvent(actor=actor, action=action, detail=detail, created_at=self.ports.clock())
             )
 
     def _refuse(self, phone: str, reason: str, **detail: object) -> DeskReply:
@@ -104,13 +99,13 @@ class SmsDesk:
         )
         code = new_code()
         try:
-            draft_id = create(self.runtime, draft, created_by=actor.email, source_sid=source_id)
+            draft_id = create(self.ports, draft, created_by=actor.email, source_sid=source_id)
         except BroadcastError:
             return DeskReply("broadcast_usage")
         self._set_code(draft_id, code)
-        preview = preview_broadcast(self.runtime, draft_id)
+        preview = preview_broadcast(self.ports, draft_id)
         if preview.total == 0:
-            cancel(self.runtime, draft_id)
+            cancel(self.ports, draft_id)
             return DeskReply("broadcast_nobody", {"group": group})
         # The account holder hears of every request made from their number (the preview goes
         # to the phone itself; the dashboard keeps a notice for the account).
@@ -133,7 +128,7 @@ class SmsDesk:
                 "minutes": str(max(1, round(preview.seconds / 60))),
                 "skipped": skipped or "0",
                 "code": code,
-                "valid": str(self.runtime.settings.broadcast_confirm_minutes),
+                "valid": str(self.ports.settings.broadcast_confirm_minutes),
             },
             draft_id=draft_id,
         )
@@ -142,7 +137,7 @@ class SmsDesk:
         # Set after the draft exists (the code is keyed by its id). A turn handled again after
         # a crash gets the same draft back and a new code: the preview about to go out is the
         # only one the person sees.
-        with self.runtime.db.write() as session:
+        with self.ports.db.write() as session:
             session.execute(
                 update(Broadcast)
                 .where(Broadcast.id == draft_id, Broadcast.status == DRAFT)
@@ -153,7 +148,7 @@ class SmsDesk:
         if actor is None:
             return None
         try:
-            row = get(self.runtime, draft_id)
+            row = get(self.ports, draft_id)
         except BroadcastError:
             return None
         if row.created_by != actor.email or row.status != DRAFT or not row.confirm_code_hash:
@@ -169,22 +164,22 @@ class SmsDesk:
         row = self._own_draft(actor, draft_id)
         if actor is None or row is None:
             return self._refuse(phone, "not their draft", broadcast_id=draft_id)
-        ttl = timedelta(minutes=self.runtime.settings.broadcast_confirm_minutes)
-        if self.runtime.clock() - row.created_at > ttl:
-            cancel(self.runtime, draft_id)
+        ttl = timedelta(minutes=self.ports.settings.broadcast_confirm_minutes)
+        if self.ports.clock() - row.created_at > ttl:
+            cancel(self.ports, draft_id)
             return DeskReply("broadcast_expired")
         expected = row.confirm_code_hash or ""
         if not hmac.compare_digest(self._code_hash(draft_id, code), expected):
             if attempt < MAX_CODE_TRIES:
                 return DeskReply("broadcast_code_wrong", draft_id=draft_id)
-            cancel(self.runtime, draft_id)
+            cancel(self.ports, draft_id)
             self._audit(actor.email, "broadcast_code_failed", broadcast_id=draft_id)
             return DeskReply("broadcast_dropped")
         if not audience_allowed(actor, row.audience):  # groups may have changed since
-            cancel(self.runtime, draft_id)
+            cancel(self.ports, draft_id)
             return self._refuse(phone, "not their group", user=actor.email, broadcast_id=draft_id)
         try:
-            confirm(self.runtime, draft_id, by=actor.email)
+            confirm(self.ports, draft_id, by=actor.email)
         except BroadcastError as exc:
             return self._refuse(phone, str(exc)[:200], broadcast_id=draft_id)
         self._audit(actor.email, "broadcast_sent_by_sms", broadcast_id=draft_id)
@@ -192,5 +187,5 @@ class SmsDesk:
 
     def drop(self, phone: str, draft_id: int) -> DeskReply:
         if self._own_draft(self._actor(phone), draft_id) is not None:
-            cancel(self.runtime, draft_id)
+            cancel(self.ports, draft_id)
         return DeskReply("broadcast_dropped")

@@ -10,19 +10,18 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Table, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.broadcasts.audience import Audience, stream
+from bot.broadcasts.ports import BroadcastPorts
 from bot.broadcasts.routing import route
 from bot.broadcasts.service import invitation, message_of
+from bot.core.status import MessageStatus
 from bot.db.models import Broadcast, BroadcastRun, Message
-from bot.outbox import PLANNED, SKIPPED
-
-if TYPE_CHECKING:
-    from bot.runtime import Runtime
+from bot.outbox import outbound_row
 
 log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=60)
@@ -34,8 +33,8 @@ class PlanResult:
     planned: int = 0
 
 
-def _take(runtime: Runtime, run_id: int, now: datetime) -> bool:
-    with runtime.db.write() as session:
+def _take(ports: BroadcastPorts, run_id: int, now: datetime) -> bool:
+    with ports.db.write() as session:
         taken = session.execute(
             update(BroadcastRun)
             .where(BroadcastRun.id == run_id, BroadcastRun.status == "planning")
@@ -45,30 +44,30 @@ def _take(runtime: Runtime, run_id: int, now: datetime) -> bool:
         return bool(taken.rowcount)  # type: ignore[attr-defined]
 
 
-def plan_run(runtime: Runtime, run_id: int, batch: int = 1000) -> PlanResult:
+def plan_run(ports: BroadcastPorts, run_id: int, batch: int = 1000) -> PlanResult:
     """Plans the run's recipients from where it left off, then hands it to sending."""
-    now = runtime.clock()
-    if not _take(runtime, run_id, now):
+    now = ports.clock()
+    if not _take(ports, run_id, now):
         return PlanResult("busy")
-    with runtime.db.read() as session:
+    with ports.db.read() as session:
         run = session.get(BroadcastRun, run_id)
         assert run is not None
         broadcast = session.get(Broadcast, run.broadcast_id)
         assert broadcast is not None
-    message = message_of(broadcast, invitation(runtime, broadcast))
+    message = message_of(broadcast, invitation(ports, broadcast))
     audience = Audience.from_json(broadcast.audience)
     table: Table = Message.__table__  # type: ignore[assignment]
-    insert = postgresql.insert if runtime.db.engine.dialect.name == "postgresql" else sqlite.insert
+    insert = postgresql.insert if ports.db.engine.dialect.name == "postgresql" else sqlite.insert
     statement = (
         insert(table)
         .on_conflict_do_nothing(index_elements=[table.c.broadcast_run_id, table.c.contact_id])
         .returning(table.c.id)
     )
     planned = run.planned
-    for contacts in stream(runtime.db, audience, after_id=run.planned_through, batch=batch):
-        now = runtime.clock()
+    for contacts in stream(ports.db, audience, after_id=run.planned_through, batch=batch):
+        now = ports.clock()
         rows = [_row(contact, message, run_id, now) for contact in contacts]
-        with runtime.db.begin() as conn:
+        with ports.db.begin() as conn:
             still = conn.execute(
                 select(BroadcastRun.status).where(BroadcastRun.id == run_id)
             ).scalar_one()
@@ -84,15 +83,15 @@ def plan_run(runtime: Runtime, run_id: int, batch: int = 1000) -> PlanResult:
                     claimed_until=now + LEASE,
                 )
             )
-    now = runtime.clock()
-    with runtime.db.write() as session:
+    now = ports.clock()
+    with ports.db.write() as session:
         session.execute(
             update(BroadcastRun)
             .where(BroadcastRun.id == run_id, BroadcastRun.status == "planning")
             .values(status="sending", started_at=now, claimed_until=None)
         )
     log.info("broadcast run %s planned: %s messages", run_id, planned)
-    runtime.enqueue_broadcast_send(run_id)
+    ports.tasks.enqueue_send(run_id)
     return PlanResult("planned", planned)
 
 
@@ -101,21 +100,17 @@ def _row(contact: Any, message: Any, run_id: int, now: datetime) -> dict[str, An
     extra = None
     if chosen.content_sid:
         extra = {"content_sid": chosen.content_sid, "content_variables": {"1": chosen.body}}
-    return {
-        "contact_id": contact.id,
-        "direction": "out",
-        "channel": chosen.channel or contact.channel,
-        "body": chosen.body,
-        "status": SKIPPED if chosen.skip else PLANNED,
-        "kind": "broadcast",
-        "language": chosen.language,
-        "segments": chosen.segments,
-        "allow_opted_out": False,
-        "broadcast_run_id": run_id,
-        "attempts": 0,
-        "num_media": 0,
-        "extra": extra,
-        "error_message": chosen.skip,
-        "created_at": now,
-        "updated_at": now,
-    }
+    # Routing priced the message (a WhatsApp message is one unit, a skipped one nothing).
+    return outbound_row(
+        contact.id,
+        chosen.channel or contact.channel,
+        chosen.body,
+        chosen.language,
+        "broadcast",
+        now,
+        status=MessageStatus.SKIPPED if chosen.skip else MessageStatus.PLANNED,
+        segments=chosen.segments,
+        broadcast_run_id=run_id,
+        extra=extra,
+        error_message=chosen.skip,
+    )

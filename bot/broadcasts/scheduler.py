@@ -16,7 +16,7 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -25,11 +25,9 @@ from apscheduler.triggers.date import DateTrigger
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import Connection, make_url
 
+from bot.broadcasts.ports import BroadcastPorts
 from bot.broadcasts.service import SCHEDULED, expire_drafts, occurrence, start_run
 from bot.db.models import Broadcast
-
-if TYPE_CHECKING:
-    from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +35,8 @@ LOCK_KEY = 0x6272_6F61_6463  # "broadc": the advisory lock's number
 JOB_PREFIX = "broadcast-"
 RETENTION_JOB = "retention-sweep"  # not a broadcast job: reconcile leaves it alone
 
-# The runtime the active scheduler fires jobs with (APScheduler stores a function reference).
-_ACTIVE: Runtime | None = None
+# The ports the active scheduler fires jobs with (APScheduler stores a function reference).
+_ACTIVE: BroadcastPorts | None = None
 
 
 class SchedulerLock:
@@ -89,16 +87,16 @@ class SchedulerLock:
 
 def fire(broadcast_id: int) -> None:
     """APScheduler's job: start the run for the occurrence that is due."""
-    runtime = _ACTIVE
-    if runtime is None:
-        log.error("broadcast %s fired with no active scheduler runtime", broadcast_id)
+    ports = _ACTIVE
+    if ports is None:
+        log.error("broadcast %s fired with no active scheduler", broadcast_id)
         return
-    with runtime.db.read() as session:
+    with ports.db.read() as session:
         row = session.get(Broadcast, broadcast_id)
     if row is None or row.status != SCHEDULED:
         return
-    when = occurrence(row, runtime.clock())
-    run_id = start_run(runtime, broadcast_id, when)
+    when = occurrence(row, ports.clock())
+    run_id = start_run(ports, broadcast_id, when)
     log.info("broadcast %s fired for %s: run %s", broadcast_id, when.isoformat(), run_id)
 
 
@@ -106,11 +104,11 @@ def sweep_retention() -> None:
     """APScheduler's daily job: blank what is older than RETENTION_DAYS (issue 12)."""
     from bot.personal_data.retention import sweep
 
-    runtime = _ACTIVE
-    if runtime is None:
-        log.error("retention sweep fired with no active scheduler runtime")
+    ports = _ACTIVE
+    if ports is None:
+        log.error("retention sweep fired with no active scheduler")
         return
-    sweep(runtime.db, runtime.settings, runtime.clock())
+    sweep(ports.db, ports.settings, ports.clock())
 
 
 def trigger_for(row: Broadcast) -> Any:
@@ -128,10 +126,10 @@ def trigger_for(row: Broadcast) -> Any:
 class BroadcastScheduler:
     """Waits for the lock, then keeps APScheduler's jobs in step with the broadcasts table."""
 
-    def __init__(self, runtime: Runtime, poll_seconds: float = 5.0) -> None:
-        self.runtime = runtime
+    def __init__(self, ports: BroadcastPorts, poll_seconds: float = 5.0) -> None:
+        self.ports = ports
         self.poll_seconds = poll_seconds
-        self.lock = SchedulerLock(runtime.settings.database_url)
+        self.lock = SchedulerLock(ports.settings.database_url)
         self.scheduler: BackgroundScheduler | None = None
         self.jobstore: SQLAlchemyJobStore | None = None
 
@@ -145,8 +143,8 @@ class BroadcastScheduler:
     def start(self) -> None:
         """Starts APScheduler (call only while holding the lock)."""
         global _ACTIVE
-        _ACTIVE = self.runtime
-        settings = self.runtime.settings
+        _ACTIVE = self.ports
+        settings = self.ports.settings
         self.jobstore = SQLAlchemyJobStore(url=settings.database_url, tablename="apscheduler_jobs")
         self.scheduler = BackgroundScheduler(
             jobstores={"default": self.jobstore},
@@ -167,13 +165,13 @@ class BroadcastScheduler:
         as it is active again (no misfire limit; missed days coalesce into one run).
         """
         assert self.scheduler is not None
-        if self.runtime.settings.retention_days <= 0:
+        if self.ports.settings.retention_days <= 0:
             if self.scheduler.get_job(RETENTION_JOB) is not None:
                 self.scheduler.remove_job(RETENTION_JOB)
             return
         self.scheduler.add_job(
             sweep_retention,
-            CronTrigger(hour=3, minute=17, timezone=self.runtime.settings.zone),
+            CronTrigger(hour=3, minute=17, timezone=self.ports.settings.zone),
             id=RETENTION_JOB,
             name="retention sweep",
             replace_existing=True,
@@ -184,7 +182,7 @@ class BroadcastScheduler:
     def reconcile(self) -> int:
         """Adds, changes and removes jobs so they match the scheduled broadcasts."""
         assert self.scheduler is not None
-        with self.runtime.db.read() as session:
+        with self.ports.db.read() as session:
             rows = list(
                 session.scalars(
                     select(Broadcast).where(
@@ -224,7 +222,7 @@ class BroadcastScheduler:
             while not stop.is_set():
                 try:
                     self.reconcile()
-                    expire_drafts(self.runtime)
+                    expire_drafts(self.ports)
                 except Exception:
                     log.exception("could not reconcile broadcast schedules; retrying")
                 stop.wait(self.poll_seconds)

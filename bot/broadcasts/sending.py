@@ -14,17 +14,13 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from datetime import time as clock_time
-from typing import TYPE_CHECKING
 
 from sqlalchemy import func, or_, select, update
 
+from bot.broadcasts.ports import BroadcastPorts
 from bot.broadcasts.routing import sender_of
+from bot.core.status import MessageStatus
 from bot.db.models import Broadcast, BroadcastRun, Message
-from bot.inbox import DISPATCHING
-from bot.outbox import CANCELED, PLANNED
-
-if TYPE_CHECKING:
-    from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +39,11 @@ def in_quiet_hours(local: clock_time, quiet: tuple[clock_time, clock_time] | Non
     return local >= start or local < end
 
 
-def quiet_ends(now: datetime, runtime: Runtime) -> datetime:
+def quiet_ends(now: datetime, ports: BroadcastPorts) -> datetime:
     """The next end of the quiet hours after `now` (UTC)."""
-    quiet = runtime.settings.quiet_hours
+    quiet = ports.settings.quiet_hours
     assert quiet is not None
-    local = now.astimezone(runtime.settings.zone)
+    local = now.astimezone(ports.settings.zone)
     end = local.replace(hour=quiet[1].hour, minute=quiet[1].minute, second=0, microsecond=0)
     if end <= local:
         end += timedelta(days=1)
@@ -61,11 +57,11 @@ class SliceResult:
     resume_at: datetime | None = None
 
 
-def _take(runtime: Runtime, run_id: int, token: datetime | None, now: datetime) -> bool:
+def _take(ports: BroadcastPorts, run_id: int, token: datetime | None, now: datetime) -> bool:
     held = or_(BroadcastRun.claimed_until.is_(None), BroadcastRun.claimed_until < now)
     if token is not None:
         held = or_(held, BroadcastRun.claimed_until == token)
-    with runtime.db.write() as session:
+    with ports.db.write() as session:
         taken = session.execute(
             update(BroadcastRun)
             .where(BroadcastRun.id == run_id, BroadcastRun.status == "sending", held)
@@ -74,30 +70,32 @@ def _take(runtime: Runtime, run_id: int, token: datetime | None, now: datetime) 
         return bool(taken.rowcount)  # type: ignore[attr-defined]
 
 
-def _hand_over(runtime: Runtime, run_id: int, until: datetime) -> None:
-    with runtime.db.write() as session:
+def _hand_over(ports: BroadcastPorts, run_id: int, until: datetime) -> None:
+    with ports.db.write() as session:
         session.execute(
             update(BroadcastRun).where(BroadcastRun.id == run_id).values(claimed_until=until)
         )
 
 
-def _release(runtime: Runtime, ids: list[int]) -> None:
+def _release(ports: BroadcastPorts, ids: list[int]) -> None:
     """Rows claimed but not sent go back to waiting."""
     if not ids:
         return
-    with runtime.db.write() as session:
+    with ports.db.write() as session:
         session.execute(
             update(Message)
-            .where(Message.id.in_(ids), Message.status == DISPATCHING)
-            .values(status=PLANNED, claimed_until=None)
+            .where(Message.id.in_(ids), Message.status == MessageStatus.DISPATCHING)
+            .values(status=MessageStatus.PLANNED, claimed_until=None)
         )
 
 
-def _claim(runtime: Runtime, run_id: int, size: int, now: datetime) -> list[tuple[int, str, int]]:
-    with runtime.db.write() as session:
+def _claim(
+    ports: BroadcastPorts, run_id: int, size: int, now: datetime
+) -> list[tuple[int, str, int]]:
+    with ports.db.write() as session:
         ids = session.scalars(
             select(Message.id)
-            .where(Message.broadcast_run_id == run_id, Message.status == PLANNED)
+            .where(Message.broadcast_run_id == run_id, Message.status == MessageStatus.PLANNED)
             .order_by(Message.id)
             .limit(size)
         ).all()
@@ -105,10 +103,10 @@ def _claim(runtime: Runtime, run_id: int, size: int, now: datetime) -> list[tupl
             return []
         rows = session.execute(
             update(Message)
-            .where(Message.id.in_(ids), Message.status == PLANNED)
+            .where(Message.id.in_(ids), Message.status == MessageStatus.PLANNED)
             .values(
-                status=DISPATCHING,
-                claimed_until=now + timedelta(seconds=runtime.settings.claim_seconds + 60),
+                status=MessageStatus.DISPATCHING,
+                claimed_until=now + timedelta(seconds=ports.settings.claim_seconds + 60),
                 updated_at=now,
             )
             .returning(Message.id, Message.channel, Message.segments)
@@ -116,13 +114,13 @@ def _claim(runtime: Runtime, run_id: int, size: int, now: datetime) -> list[tupl
     return sorted((r.id, r.channel, r.segments or 1) for r in rows)
 
 
-def _status(runtime: Runtime, run_id: int) -> str:
-    with runtime.db.read() as session:
+def _status(ports: BroadcastPorts, run_id: int) -> str:
+    with ports.db.read() as session:
         return str(session.scalar(select(BroadcastRun.status).where(BroadcastRun.id == run_id)))
 
 
-def _finish(runtime: Runtime, run_id: int, now: datetime) -> None:
-    with runtime.db.write() as session:
+def _finish(ports: BroadcastPorts, run_id: int, now: datetime) -> None:
+    with ports.db.write() as session:
         run = session.get(BroadcastRun, run_id)
         assert run is not None
         run.status = "done"
@@ -136,19 +134,19 @@ def _finish(runtime: Runtime, run_id: int, now: datetime) -> None:
 
 
 def send_slice(
-    runtime: Runtime, run_id: int, token: datetime | None = None, budget: float = SLICE_SECONDS
+    ports: BroadcastPorts, run_id: int, token: datetime | None = None, budget: float = SLICE_SECONDS
 ) -> SliceResult:
     """Sends the run's planned rows for up to `budget` seconds."""
-    now = runtime.clock()
-    if not _take(runtime, run_id, token, now):
-        status = _status(runtime, run_id)
+    now = ports.clock()
+    if not _take(ports, run_id, token, now):
+        status = _status(ports, run_id)
         return SliceResult("busy" if status == "sending" else "stopped")
-    settings = runtime.settings
+    settings = ports.settings
     if settings.quiet_hours and in_quiet_hours(
         now.astimezone(settings.zone).time(), settings.quiet_hours
     ):
-        resume = quiet_ends(now, runtime)
-        _hand_over(runtime, run_id, resume)
+        resume = quiet_ends(now, ports)
+        _hand_over(ports, run_id, resume)
         return SliceResult("quiet", resume_at=resume)
     deadline = time.monotonic() + budget
     sent = 0
@@ -157,42 +155,45 @@ def send_slice(
         rates = {ch: settings.pace_for(ch, sender_of(settings, ch)) for ch in ("sms", "whatsapp")}
         paced = [r for r in rates.values() if r > 0]
         size = max(1, min(200, int(min(paced)) if paced else 200))
-        claimed = _claim(runtime, run_id, size, runtime.clock())
+        claimed = _claim(ports, run_id, size, ports.clock())
         if not claimed:
-            with runtime.db.read() as session:
+            with ports.db.read() as session:
                 waiting = session.scalar(
                     select(func.count())
                     .select_from(Message)
-                    .where(Message.broadcast_run_id == run_id, Message.status == PLANNED)
+                    .where(Message.broadcast_run_id == run_id)
+                    .where(Message.status == MessageStatus.PLANNED)
                 )
             if not waiting:
-                _finish(runtime, run_id, runtime.clock())
+                _finish(ports, run_id, ports.clock())
                 return SliceResult("done", sent)
             time.sleep(0.05)  # rows changed under us (a cancel): look again
             continue
         for index, (message_id, channel, segments) in enumerate(claimed):
             if time.monotonic() >= next_cancel_check:
                 next_cancel_check = time.monotonic() + CANCEL_CHECK_SECONDS
-                if _status(runtime, run_id) != "sending":
-                    _cancel_claimed(runtime, [m for m, _, _ in claimed[index:]])
+                if _status(ports, run_id) != "sending":
+                    _cancel_claimed(ports, [m for m, _, _ in claimed[index:]])
                     return SliceResult("canceled", sent)
             sender = sender_of(settings, channel)
-            if not runtime.pacer.acquire(sender, rates.get(channel, 0.0), segments, deadline):
-                _release(runtime, [m for m, _, _ in claimed[index:]])
+            if not ports.pacer.acquire(sender, rates.get(channel, 0.0), segments, deadline):
+                _release(ports, [m for m, _, _ in claimed[index:]])
                 break
-            job = runtime.outbox.load(message_id)  # None when the contact opted out meanwhile
-            if job is not None:
-                runtime.dispatch_broadcast(job)
+            if ports.send(message_id):  # False when the contact opted out meanwhile
                 sent += 1
-    handoff = runtime.clock() + HANDOFF
-    _hand_over(runtime, run_id, handoff)
+    handoff = ports.clock() + HANDOFF
+    _hand_over(ports, run_id, handoff)
     return SliceResult("more", sent, resume_at=handoff)
 
 
-def _cancel_claimed(runtime: Runtime, ids: list[int]) -> None:
-    with runtime.db.write() as session:
+def _cancel_claimed(ports: BroadcastPorts, ids: list[int]) -> None:
+    with ports.db.write() as session:
         session.execute(
             update(Message)
-            .where(Message.id.in_(ids), Message.status == DISPATCHING)
-            .values(status=CANCELED, claimed_until=None, error_message="broadcast canceled")
+            .where(Message.id.in_(ids), Message.status == MessageStatus.DISPATCHING)
+            .values(
+                status=MessageStatus.CANCELED,
+                claimed_until=None,
+                error_message="broadcast canceled",
+            )
         )

@@ -6,21 +6,19 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.broadcasts.audience import Audience, AudienceError
+from bot.broadcasts.ports import BroadcastPorts
 from bot.broadcasts.rights import actor_by, may_manage, refusal, shortest_gap
 from bot.broadcasts.routing import Message as BroadcastMessage
 from bot.broadcasts.routing import Preview, preview
+from bot.core.status import MessageStatus
 from bot.db.models import AuditEvent, Broadcast, BroadcastRun, Message
-from bot.outbox import CANCELED, PLANNED
-
-if TYPE_CHECKING:
-    from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +82,7 @@ class Draft:
     template_ne: str | None = None
 
 
-def _check(runtime: Runtime, draft: Draft) -> tuple[str | None]:
+def _check(ports: BroadcastPorts, draft: Draft) -> tuple[str | None]:
     if not draft.title.strip():
         raise BroadcastError("the title is empty")
     for name in ("body_en", "body_ne"):
@@ -98,26 +96,26 @@ def _check(runtime: Runtime, draft: Draft) -> tuple[str | None]:
     if draft.schedule == "once":
         if draft.send_at is None or draft.send_at.tzinfo is None:
             raise BroadcastError("a 'once' broadcast needs a send time with its time zone")
-        if draft.send_at <= runtime.clock():
+        if draft.send_at <= ports.clock():
             raise BroadcastError("the send time is in the past")
     cron = None
     if draft.schedule == "recurring":
         if not draft.every:
             raise BroadcastError("a recurring broadcast needs --every, like 'sun 08:00'")
         cron = parse_every(draft.every)
-    if draft.survey_key is not None and runtime.flows.survey(draft.survey_key) is None:
+    if draft.survey_key is not None and ports.surveys.survey(draft.survey_key) is None:
         raise BroadcastError(f"no survey {draft.survey_key!r}")
     return (cron,)
 
 
-def _check_interval(runtime: Runtime, cron: str, created_by: str) -> None:
+def _check_interval(ports: BroadcastPorts, cron: str, created_by: str) -> None:
     """A mobilizer's recurring broadcast may not go out more often than the setting allows."""
-    with runtime.db.read() as session:
+    with ports.db.read() as session:
         actor = actor_by(session, created_by)
     if actor is None or actor.staff:
         return
-    hours = runtime.settings.mobilizer_min_interval_hours
-    gap = shortest_gap(cron, runtime.settings.timezone, runtime.clock())
+    hours = ports.settings.mobilizer_min_interval_hours
+    gap = shortest_gap(cron, ports.settings.timezone, ports.clock())
     if gap is not None and gap < timedelta(hours=hours):
         raise BroadcastError(
             f"a mobilizer's recurring broadcast may go out at most once every {hours} hours"
@@ -125,7 +123,7 @@ def _check_interval(runtime: Runtime, cron: str, created_by: str) -> None:
 
 
 def create(
-    runtime: Runtime,
+    ports: BroadcastPorts,
     draft: Draft,
     created_by: str,
     source_sid: str | None = None,
@@ -134,10 +132,10 @@ def create(
 
     `source_sid` (the SMS that asked for it) makes a repeated webhook return the same draft.
     """
-    (cron,) = _check(runtime, draft)
+    (cron,) = _check(ports, draft)
     if cron is not None:
-        _check_interval(runtime, cron, created_by)
-    now = runtime.clock()
+        _check_interval(ports, cron, created_by)
+    now = ports.clock()
     row = Broadcast(
         title=draft.title.strip()[:200],
         body_en=draft.body_en.strip(),
@@ -146,7 +144,7 @@ def create(
         schedule=draft.schedule,
         send_at=draft.send_at.astimezone(UTC) if draft.send_at else None,
         cron=cron,
-        timezone=runtime.settings.timezone,
+        timezone=ports.settings.timezone,
         survey_key=draft.survey_key,
         template_en=draft.template_en or None,
         template_ne=draft.template_ne or None,
@@ -157,12 +155,12 @@ def create(
         updated_at=now,
     )
     try:
-        with runtime.db.write() as session:
+        with ports.db.write() as session:
             session.add(row)
             session.flush()
             return row.id
     except IntegrityError:
-        with runtime.db.read() as session:
+        with ports.db.read() as session:
             existing = session.scalar(
                 select(Broadcast.id).where(Broadcast.source_sid == source_sid)
             )
@@ -171,8 +169,8 @@ def create(
         return existing
 
 
-def get(runtime: Runtime, broadcast_id: int) -> Broadcast:
-    with runtime.db.read() as session:
+def get(ports: BroadcastPorts, broadcast_id: int) -> Broadcast:
+    with ports.db.read() as session:
         row = session.get(Broadcast, broadcast_id)
     if row is None:
         raise BroadcastError(f"no broadcast {broadcast_id}")
@@ -187,52 +185,52 @@ def message_of(row: Broadcast, invite: str | None = None) -> BroadcastMessage:
     return BroadcastMessage(en, ne, row.template_en, row.template_ne)
 
 
-def invitation(runtime: Runtime, row: Broadcast) -> str | None:
+def invitation(ports: BroadcastPorts, row: Broadcast) -> str | None:
     """ "Reply SURVEY…" in both languages ("en|ne"), when the broadcast invites to a survey."""
     if not row.survey_key:
         return None
-    texts = runtime.bot.content.texts
+    texts = ports.texts
     from bot.core.messages import Language
 
-    named = "" if row.survey_key == runtime.flows.default_survey_key else f" {row.survey_key}"
+    named = "" if row.survey_key == ports.surveys.default_survey_key else f" {row.survey_key}"
     en = texts.get("broadcast_survey_invite", Language.EN).format(key=named)
     ne = texts.get("broadcast_survey_invite", Language.NE).format(key=named)
     return f"{en}|{ne}"
 
 
-def preview_of(runtime: Runtime, broadcast_id: int) -> Preview:
+def preview_of(ports: BroadcastPorts, broadcast_id: int) -> Preview:
     """The preview of a stored broadcast, as if sent now."""
-    row = get(runtime, broadcast_id)
+    row = get(ports, broadcast_id)
     return preview(
-        runtime.db,
-        runtime.settings,
+        ports.db,
+        ports.settings,
         Audience.from_json(row.audience),
-        message_of(row, invitation(runtime, row)),
-        runtime.clock(),
+        message_of(row, invitation(ports, row)),
+        ports.clock(),
     )
 
 
-def preview_draft(runtime: Runtime, draft: Draft) -> Preview:
+def preview_draft(ports: BroadcastPorts, draft: Draft) -> Preview:
     """The preview of a broadcast not stored yet (the dashboard's live preview)."""
     message = BroadcastMessage(draft.body_en, draft.body_ne, draft.template_en, draft.template_ne)
-    return preview(runtime.db, runtime.settings, draft.audience, message, runtime.clock())
+    return preview(ports.db, ports.settings, draft.audience, message, ports.clock())
 
 
-def _check_manager(runtime: Runtime, row: Broadcast, by: str | None, verb: str) -> None:
+def _check_manager(ports: BroadcastPorts, row: Broadcast, by: str | None, verb: str) -> None:
     """`by` (an account's email; None for the command line) may confirm or cancel `row`."""
     if by is None:
         return
-    with runtime.db.read() as session:
+    with ports.db.read() as session:
         actor = actor_by(session, by)
     if actor is None or not may_manage(actor, row):
         raise BroadcastError(f"only its creator or a coordinator may {verb} broadcast {row.id}")
 
 
-def confirm(runtime: Runtime, broadcast_id: int, by: str | None = None) -> str:
+def confirm(ports: BroadcastPorts, broadcast_id: int, by: str | None = None) -> str:
     """Starts a draft: "now" sends at once, the others are handed to the scheduler.
 
     Args:
-        runtime: the service.
+        ports: what the service works through (`runtime.broadcasts`).
         broadcast_id: the draft.
         by: the account confirming it (its creator or staff); None for the command line.
 
@@ -240,31 +238,31 @@ def confirm(runtime: Runtime, broadcast_id: int, by: str | None = None) -> str:
         The new status: sending, scheduled, or pending_approval for a mobilizer's recurring
         broadcast (a coordinator approves it with `approve`).
     """
-    row = get(runtime, broadcast_id)
+    row = get(ports, broadcast_id)
     if row.status != DRAFT:
         raise BroadcastError(f"broadcast {broadcast_id} is {row.status}, not a draft")
-    _check_manager(runtime, row, by, "confirm")
-    with runtime.db.read() as session:
+    _check_manager(ports, row, by, "confirm")
+    with ports.db.read() as session:
         creator, reason = refusal(session, row, approval_needed=False)
     if reason is not None:
         raise BroadcastError(f"broadcast {broadcast_id} cannot go out: {reason}")
     mobilizers = row.schedule == "recurring" and creator is not None and not creator.staff
     if mobilizers and not row.approved_by:
-        _set_status(runtime, broadcast_id, PENDING_APPROVAL, expect=DRAFT)
+        _set_status(ports, broadcast_id, PENDING_APPROVAL, expect=DRAFT)
         return PENDING_APPROVAL
     if row.schedule == "now":
-        start_run(runtime, broadcast_id, runtime.clock())
+        start_run(ports, broadcast_id, ports.clock())
         return SENDING
-    _set_status(runtime, broadcast_id, SCHEDULED, expect=DRAFT)
+    _set_status(ports, broadcast_id, SCHEDULED, expect=DRAFT)
     return SCHEDULED
 
 
-def approve(runtime: Runtime, broadcast_id: int, by: str) -> str:
+def approve(ports: BroadcastPorts, broadcast_id: int, by: str) -> str:
     """A coordinator approves a mobilizer's recurring broadcast: it is scheduled."""
-    row = get(runtime, broadcast_id)
+    row = get(ports, broadcast_id)
     if row.status != PENDING_APPROVAL:
         raise BroadcastError(f"broadcast {broadcast_id} is {row.status}, not waiting for approval")
-    with runtime.db.read() as session:
+    with ports.db.read() as session:
         approver = actor_by(session, by)
         _, reason = refusal(session, row, approval_needed=False)
     if approver is None or not approver.active or not approver.staff:
@@ -272,17 +270,17 @@ def approve(runtime: Runtime, broadcast_id: int, by: str) -> str:
     if reason is not None:
         raise BroadcastError(f"broadcast {broadcast_id} cannot go out: {reason}")
     if not _set_status(
-        runtime, broadcast_id, SCHEDULED, expect=PENDING_APPROVAL, approved_by=approver.email
+        ports, broadcast_id, SCHEDULED, expect=PENDING_APPROVAL, approved_by=approver.email
     ):
         raise BroadcastError(f"broadcast {broadcast_id} changed meanwhile; look again")
     return SCHEDULED
 
 
-def expire_drafts(runtime: Runtime) -> int:
+def expire_drafts(ports: BroadcastPorts) -> int:
     """Cancels drafts asked for by SMS that were not confirmed in time. Returns how many."""
-    now = runtime.clock()
-    oldest = now - timedelta(minutes=runtime.settings.broadcast_confirm_minutes)
-    with runtime.db.write() as session:
+    now = ports.clock()
+    oldest = now - timedelta(minutes=ports.settings.broadcast_confirm_minutes)
+    with ports.db.write() as session:
         result = session.execute(
             update(Broadcast)
             .where(
@@ -296,14 +294,14 @@ def expire_drafts(runtime: Runtime) -> int:
 
 
 def _set_status(
-    runtime: Runtime,
+    ports: BroadcastPorts,
     broadcast_id: int,
     status: str,
     expect: str | None,
     approved_by: str | None = None,
 ) -> bool:
-    now = runtime.clock()
-    with runtime.db.write() as session:
+    now = ports.clock()
+    with ports.db.write() as session:
         query = update(Broadcast).where(Broadcast.id == broadcast_id)
         if expect is not None:
             query = query.where(Broadcast.status == expect)
@@ -312,26 +310,27 @@ def _set_status(
             values["approved_by"] = approved_by
         if status == BROADCAST_CANCELED:
             values["canceled_at"] = now
-        return session.execute(query.values(**values)).rowcount == 1  # type: ignore[attr-defined]
+        changed: int = session.execute(query.values(**values)).rowcount  # type: ignore[attr-defined]
+        return changed == 1
 
 
-def start_run(runtime: Runtime, broadcast_id: int, scheduled_for: datetime) -> int | None:
+def start_run(ports: BroadcastPorts, broadcast_id: int, scheduled_for: datetime) -> int | None:
     """Creates the run for one occurrence (once per broadcast and time) and plans it.
 
     Returns the run id, or None when the broadcast was canceled.
     """
-    row = get(runtime, broadcast_id)
+    row = get(ports, broadcast_id)
     if row.status in (BROADCAST_CANCELED, PENDING_APPROVAL):
         return None
-    with runtime.db.read() as session:
+    with ports.db.read() as session:
         _, reason = refusal(session, row)
     if reason is not None:  # rights are checked again whenever it fires
-        _refuse_at_fire(runtime, row, reason)
+        _refuse_at_fire(ports, row, reason)
         return None
-    now = runtime.clock()
+    now = ports.clock()
     scheduled_for = scheduled_for.astimezone(UTC).replace(microsecond=0)
     try:
-        with runtime.db.write() as session:
+        with ports.db.write() as session:
             run = BroadcastRun(
                 broadcast_id=broadcast_id,
                 scheduled_for=scheduled_for,
@@ -352,35 +351,35 @@ def start_run(runtime: Runtime, broadcast_id: int, scheduled_for: datetime) -> i
     except IntegrityError:  # this occurrence already has its run: nothing to do
         log.info("broadcast %s run at %s exists already", broadcast_id, scheduled_for)
         return None
-    runtime.enqueue_broadcast_plan(run_id)
+    ports.tasks.enqueue_plan(run_id)
     return run_id
 
 
-def _refuse_at_fire(runtime: Runtime, row: Broadcast, reason: str) -> None:
+def _refuse_at_fire(ports: BroadcastPorts, row: Broadcast, reason: str) -> None:
     """Cancels a broadcast its creator may no longer send, and says so in the audit log."""
     log.warning("broadcast %s canceled when it fired: %s", row.id, reason)
-    cancel(runtime, row.id)
-    with runtime.db.write() as session:
+    cancel(ports, row.id)
+    with ports.db.write() as session:
         session.add(
             AuditEvent(
                 actor="scheduler",
                 action="broadcast_refused_at_fire",
                 detail={"broadcast_id": row.id, "created_by": row.created_by, "reason": reason},
-                created_at=runtime.clock(),
+                created_at=ports.clock(),
             )
         )
 
 
-def cancel(runtime: Runtime, broadcast_id: int, by: str | None = None) -> int:
+def cancel(ports: BroadcastPorts, broadcast_id: int, by: str | None = None) -> int:
     """Cancels a broadcast: nothing not yet handed to Twilio goes out. Returns how many
     planned messages were canceled. `by` (an account's email) must be its creator or staff;
     None is the service itself or the command line."""
-    row = get(runtime, broadcast_id)
+    row = get(ports, broadcast_id)
     if row.status in (SENT, BROADCAST_CANCELED):
         raise BroadcastError(f"broadcast {broadcast_id} is already {row.status}")
-    _check_manager(runtime, row, by, "cancel")
-    now = runtime.clock()
-    with runtime.db.write() as session:
+    _check_manager(ports, row, by, "cancel")
+    now = ports.clock()
+    with ports.db.write() as session:
         session.execute(
             update(Broadcast)
             .where(Broadcast.id == broadcast_id)
@@ -394,8 +393,10 @@ def cancel(runtime: Runtime, broadcast_id: int, by: str | None = None) -> int:
         )
         canceled = session.execute(
             update(Message)
-            .where(Message.broadcast_run_id.in_(run_ids), Message.status == PLANNED)
-            .values(status=CANCELED, error_message="broadcast canceled", updated_at=now)
+            .where(Message.broadcast_run_id.in_(run_ids), Message.status == MessageStatus.PLANNED)
+            .values(
+                status=MessageStatus.CANCELED, error_message="broadcast canceled", updated_at=now
+            )
         ).rowcount  # type: ignore[attr-defined]
     return int(canceled or 0)
 
@@ -414,16 +415,21 @@ class Funnel:
 
     def stage(self, name: str) -> int:
         """Messages that reached at least `name` (queued ⊂ sent ⊂ delivered ⊂ read)."""
-        order = ["queued", "sent", "delivered", "read"]
+        order: list[str] = [
+            MessageStatus.QUEUED,
+            MessageStatus.SENT,
+            MessageStatus.DELIVERED,
+            MessageStatus.READ,
+        ]
         reached = order[order.index(name) :]
         return sum(self.statuses[s] for s in reached)
 
 
-def funnel(runtime: Runtime, broadcast_id: int) -> Funnel:
+def funnel(ports: BroadcastPorts, broadcast_id: int) -> Funnel:
     """The delivery funnel from status callbacks: counts per status, failure reasons."""
     runs = select(BroadcastRun.id).where(BroadcastRun.broadcast_id == broadcast_id)
     result = Funnel()
-    with runtime.db.read() as session:
+    with ports.db.read() as session:
         for status, count in session.execute(
             select(Message.status, func.count())
             .where(Message.broadcast_run_id.in_(runs))
@@ -434,14 +440,14 @@ def funnel(runtime: Runtime, broadcast_id: int) -> Funnel:
             select(Message.error_code, func.count())
             .where(
                 Message.broadcast_run_id.in_(runs),
-                Message.status.in_(("failed", "undelivered")),
+                Message.status.in_((MessageStatus.FAILED, MessageStatus.UNDELIVERED)),
             )
             .group_by(Message.error_code)
         ):
             result.errors[int(code or 0)] = count
         for reason, count in session.execute(
             select(Message.error_message, func.count())
-            .where(Message.broadcast_run_id.in_(runs), Message.status == "skipped")
+            .where(Message.broadcast_run_id.in_(runs), Message.status == MessageStatus.SKIPPED)
             .group_by(Message.error_message)
         ):
             result.skipped[reason or "unknown"] = count
@@ -473,8 +479,8 @@ def occurrence(row: Broadcast, now: datetime) -> datetime:
     return latest
 
 
-def list_broadcasts(runtime: Runtime, limit: int = 50) -> list[Broadcast]:
-    with runtime.db.read() as session:
+def list_broadcasts(ports: BroadcastPorts, limit: int = 50) -> list[Broadcast]:
+    with ports.db.read() as session:
         return list(session.scalars(select(Broadcast).order_by(Broadcast.id.desc()).limit(limit)))
 
 

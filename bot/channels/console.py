@@ -11,10 +11,12 @@ from __future__ import annotations
 import sys
 import threading
 import uuid
+from datetime import datetime
 from typing import TextIO
 
-from bot.channels.base import SendResult
+from bot.channels.base import NO_ABILITIES, SendResult
 from bot.core.messages import Outbound
+from bot.core.status import MessageStatus
 from bot.privacy import mask_phone
 
 
@@ -25,6 +27,9 @@ class ConsoleChannel:
         stream: where to write (standard output when omitted).
         show_bodies: write the message text too (development only: LOG_MESSAGE_BODIES).
     """
+
+    # Nothing leaves the machine: nothing to look up, no templates, no later reports.
+    abilities = NO_ABILITIES
 
     def __init__(self, stream: TextIO | None = None, show_bodies: bool = False) -> None:
         self._stream = stream
@@ -41,7 +46,13 @@ class ConsoleChannel:
         with self._lock:
             stream.write(line + "\n")
             stream.flush()
-        return SendResult(provider_id=provider_id, status="delivered")
+        return SendResult(provider_id=provider_id, status=MessageStatus.DELIVERED)
 
     async def send_async(self, message: Outbound) -> SendResult:
         return self.send(message)
+
+    def find_sent(self, message: Outbound, since: datetime) -> list[SendResult]:
+        return []
+
+    async def aclose(self) -> None:
+        return None

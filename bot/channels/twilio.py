@@ -15,8 +15,15 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from bot.channels.base import PermanentSendError, SendError, SendResult, TransientSendError
+from bot.channels.base import (
+    ChannelAbilities,
+    PermanentSendError,
+    SendError,
+    SendResult,
+    TransientSendError,
+)
 from bot.core.messages import Channel, Outbound
+from bot.core.status import MessageStatus
 from bot.settings import Settings
 
 
@@ -95,6 +102,13 @@ class TwilioChannel:
         else:
             self.from_ = settings.twilio_sms_from
         self.messaging_service_sid = settings.twilio_messaging_service_sid
+        # The Messages list API finds what a dead worker had sent; the Content API sends
+        # templates; Twilio reports delivery only when we give it our callback URL.
+        self.abilities = ChannelAbilities(
+            find_sent=True,
+            templates=True,
+            status_callbacks=self.status_callback is not None,
+        )
 
     def _params(self, message: Outbound) -> dict[str, str]:
         to = f"whatsapp:{message.to}" if self.channel is Channel.WHATSAPP else message.to
@@ -122,7 +136,9 @@ class TwilioChannel:
             created = self.client.messages.create(**params)
         except _PROVIDER_ERRORS as exc:
             raise _classify(exc) from exc
-        return SendResult(provider_id=str(created.sid), status=str(created.status or "queued"))
+        return SendResult(
+            provider_id=str(created.sid), status=str(created.status or MessageStatus.QUEUED)
+        )
 
     def find_sent(self, message: Outbound, since: datetime) -> list[SendResult]:
         """Messages Twilio accepted for this recipient with this text since `since`, newest
@@ -141,7 +157,11 @@ class TwilioChannel:
                 continue
             if message.content_sid is None and (item.body or "") != message.body:
                 continue
-            found.append(SendResult(provider_id=str(item.sid), status=str(item.status or "queued")))
+            found.append(
+                SendResult(
+                    provider_id=str(item.sid), status=str(item.status or MessageStatus.QUEUED)
+                )
+            )
         return found
 
     async def aclose(self) -> None:
@@ -154,7 +174,9 @@ class TwilioChannel:
             created = await self.async_clients.get().messages.create_async(**params)
         except _PROVIDER_ERRORS as exc:
             raise _classify(exc) from exc
-        return SendResult(provider_id=str(created.sid), status=str(created.status or "queued"))
+        return SendResult(
+            provider_id=str(created.sid), status=str(created.status or MessageStatus.QUEUED)
+        )
 
 
 _PROVIDER_ERRORS = (TwilioException, requests.RequestException, aiohttp.ClientError, TimeoutError)

@@ -12,6 +12,7 @@ from sqlalchemy import Table, bindparam, case, func, null, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
+from bot.core.status import MessageStatus
 from bot.db.models import (
     ConsentEvent,
     Contact,
@@ -84,7 +85,7 @@ class Statements:
                 channel=bindparam("channel"),
                 body=bindparam("body"),
                 provider_sid=bindparam("provider_sid"),
-                status="received",
+                status=MessageStatus.RECEIVED,
                 num_media=bindparam("num_media"),
                 media_urls=bindparam("media_urls", type_=messages.c.media_urls.type),
                 attempts=0,
@@ -120,7 +121,7 @@ class Statements:
             .where(
                 messages.c.contact_id == bindparam("contact_id"),
                 messages.c.direction == "in",
-                messages.c.status == "received",
+                messages.c.status == MessageStatus.RECEIVED,
             )
             .order_by(messages.c.id)
             .limit(1)
@@ -128,9 +129,12 @@ class Statements:
 
         self.mark_processed = (
             update(messages)
-            .where(messages.c.id == bindparam("message_id"), messages.c.status == "received")
+            .where(
+                messages.c.id == bindparam("message_id"),
+                messages.c.status == MessageStatus.RECEIVED,
+            )
             .values(
-                status="processed",
+                status=MessageStatus.PROCESSED,
                 intent=bindparam("intent"),
                 confidence=bindparam("confidence"),
                 language=bindparam("language"),

@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import null, select, update
 
+from bot.core.status import MessageStatus
 from bot.db.database import Database
 from bot.db.models import AuditEvent, Contact, Feedback, Message, SurveyResponse
 from bot.personal_data.tallies import fold
@@ -31,7 +32,12 @@ log = logging.getLogger(__name__)
 ACTION = "retention_sweep"
 # Messages still on their way keep their body: an inbound one not yet handled, an outbound
 # one not yet handed to the provider.
-IN_FLIGHT = ("received", "pending", "planned", "dispatching")
+IN_FLIGHT = (
+    MessageStatus.RECEIVED,
+    MessageStatus.PENDING,
+    MessageStatus.PLANNED,
+    MessageStatus.DISPATCHING,
+)
 
 
 @dataclass

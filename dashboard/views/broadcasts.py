@@ -44,6 +44,7 @@ from bot.broadcasts.service import (
     preview_draft,
     preview_of,
 )
+from bot.core.status import MessageStatus
 from bot.db.models import AuditEvent, Broadcast, ContactGroup
 from dashboard.accounts import ROLES, STAFF, Account
 from dashboard.audit import record
@@ -204,7 +205,7 @@ def broadcasts() -> str:
 
 def _preview_or_error(form: BroadcastForm) -> tuple[Preview | None, str | None]:
     try:
-        return preview_draft(runtime(), _draft(form, account())), None
+        return preview_draft(runtime().broadcasts, _draft(form, account())), None
     except (BroadcastError, AudienceError) as exc:
         return None, str(exc)
 
@@ -232,7 +233,8 @@ def broadcast_new() -> str | Response | tuple[str, int]:
             "dashboard/broadcast_new.html", form=form, preview=preview, error=error
         ), status
     try:
-        broadcast_id = create(runtime(), _draft(form, account()), created_by=account().email)
+        ports = runtime().broadcasts
+        broadcast_id = create(ports, _draft(form, account()), created_by=account().email)
     except (BroadcastError, AudienceError) as exc:
         return render_template(
             "dashboard/broadcast_new.html", form=form, preview=preview, error=str(exc)
@@ -260,17 +262,19 @@ def broadcast_preview() -> tuple[str, int]:
 
 def funnel_rows(result: Funnel) -> list[tuple[str, float]]:
     """The funnel's stages as chart rows, widest first."""
-    waiting = sum(result.statuses[s] for s in ("planned", "pending", "dispatching"))
+    s = MessageStatus
+    count = result.statuses
+    waiting = sum(count[status] for status in (s.PLANNED, s.PENDING, s.DISPATCHING))
     return [
         ("messages", float(result.total)),
         ("waiting to be sent", float(waiting)),
-        ("handed to Twilio", float(result.stage("queued"))),
-        ("sent", float(result.stage("sent"))),
-        ("delivered", float(result.stage("delivered"))),
-        ("read (WhatsApp)", float(result.stage("read"))),
-        ("failed", float(result.statuses["failed"] + result.statuses["undelivered"])),
-        ("skipped", float(result.statuses["skipped"])),
-        ("canceled", float(result.statuses["canceled"])),
+        ("handed to Twilio", float(result.stage(s.QUEUED))),
+        ("sent", float(result.stage(s.SENT))),
+        ("delivered", float(result.stage(s.DELIVERED))),
+        ("read (WhatsApp)", float(result.stage(s.READ))),
+        ("failed", float(count[s.FAILED] + count[s.UNDELIVERED])),
+        ("skipped", float(count[s.SKIPPED])),
+        ("canceled", float(count[s.CANCELED])),
     ]
 
 
@@ -282,8 +286,8 @@ def broadcast(broadcast_id: int) -> str:
     rt = runtime()
     current: Preview | None = None
     if row.status == DRAFT or row.status == "scheduled":
-        current = preview_of(rt, row.id)
-    result = funnel(rt, row.id)
+        current = preview_of(rt.broadcasts, row.id)
+    result = funnel(rt.broadcasts, row.id)
     upcoming: datetime | None = next_fire_time(row, rt.clock())
     details: dict[str, Any] = {
         "audience": Audience.from_json(row.audience).describe(),
@@ -309,7 +313,7 @@ def broadcast_confirm(broadcast_id: int) -> Response:
     waits for a coordinator's approval first)."""
     row = _managed(broadcast_id)
     try:
-        outcome = confirm(runtime(), row.id, by=account().email)
+        outcome = confirm(runtime().broadcasts, row.id, by=account().email)
     except BroadcastError as exc:
         flash(str(exc), "error")
     else:
@@ -331,7 +335,7 @@ def broadcast_approve(broadcast_id: int) -> Response:
     """A coordinator approves a mobilizer's recurring broadcast: it is scheduled."""
     row = _broadcast(broadcast_id)
     try:
-        approve(runtime(), row.id, by=account().email)
+        approve(runtime().broadcasts, row.id, by=account().email)
     except BroadcastError as exc:
         flash(str(exc), "error")
     else:
@@ -347,7 +351,7 @@ def broadcast_cancel(broadcast_id: int) -> Response:
     """Cancels a broadcast: nothing not yet handed to Twilio goes out."""
     row = _managed(broadcast_id)
     try:
-        canceled = cancel(runtime(), row.id, by=account().email)
+        canceled = cancel(runtime().broadcasts, row.id, by=account().email)
     except BroadcastError as exc:
         flash(str(exc), "error")
     else:

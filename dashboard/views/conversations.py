@@ -43,7 +43,7 @@ def _reply_form() -> ReplyForm:
     form = ReplyForm()
     form.pause_hours.choices = [SelectChoice(str(h), f"{h} hours") for h in PAUSE_CHOICES]
     if form.pause_hours.data is None:
-        default = state().config.handoff_hours
+        default = state().settings.handoff_hours
         form.pause_hours.data = default if default in PAUSE_CHOICES else 24
     return form
 

@@ -36,7 +36,7 @@ def trainer() -> Trainer:
     """This application's trainer (built on first use)."""
     current = state()
     if current.trainer is None:
-        current.trainer = Trainer(runtime(), current.config)
+        current.trainer = Trainer(runtime(), current.settings)
     trainer: Trainer = current.trainer
     return trainer
 

@@ -30,7 +30,16 @@ from dashboard.blueprint import PAGE_SIZE, account, arg_int, bp, requires, runti
 from dashboard.two_factor import turn_off
 
 ROLE_CHOICES = [SelectChoice(r) for r in ROLES]
-SECRET_SETTINGS = {"secret_key", "twilio_auth_token"}
+# Shown only as "(set)": every field Settings keeps out of its repr, and these.
+SECRET_SETTINGS = {"secret_key", "twilio_auth_token", "ops_token", "rasa_token", "phone_hash_key"}
+# Shown under their environment variables' names in the page's dashboard section.
+DASHBOARD_SETTINGS = {
+    "handoff_hours",
+    "login_limit_ip",
+    "login_limit_account",
+    "nlu_train_command",
+    "nlu_models_dir",
+}
 
 
 class NewUserForm(FlaskForm):
@@ -229,19 +238,19 @@ def _without_password(value: object) -> object:
 @requires(ADMIN)
 def settings() -> str:
     """The running configuration (from the environment; secrets hidden)."""
-    rt = runtime()
-    service = [
-        (f.name, "(set)" if getattr(rt.settings, f.name) else "(not set)")
-        if f.name in SECRET_SETTINGS
-        else (f.name, _without_password(getattr(rt.settings, f.name)))
-        for f in fields(rt.settings)
-    ]
-    config = state().config
+    current = state().settings
     dashboard = [
-        ("HANDOFF_HOURS", config.handoff_hours),
-        ("LOGIN_LIMIT_PER_IP", config.login_limit_ip),
-        ("LOGIN_LIMIT_PER_ACCOUNT", config.login_limit_account),
-        ("NLU_TRAIN_COMMAND", " ".join(config.train_command)),
-        ("NLU_MODELS_DIR", config.models_dir),
+        ("HANDOFF_HOURS", current.handoff_hours),
+        ("LOGIN_LIMIT_PER_IP", current.login_limit_ip),
+        ("LOGIN_LIMIT_PER_ACCOUNT", current.login_limit_account),
+        ("NLU_TRAIN_COMMAND", " ".join(current.nlu_train_command)),
+        ("NLU_MODELS_DIR", current.nlu_models_dir),
+    ]
+    service = [
+        (f.name, "(set)" if getattr(current, f.name) else "(not set)")
+        if f.name in SECRET_SETTINGS or not f.repr
+        else (f.name, _without_password(getattr(current, f.name)))
+        for f in fields(current)
+        if f.name not in DASHBOARD_SETTINGS
     ]
     return render_template("dashboard/settings.html", service=service, dashboard=dashboard)

@@ -27,9 +27,9 @@ from bot.broadcasts.service import (
 )
 from bot.db.models import Broadcast, BroadcastRun, Message
 from bot.runtime import Runtime
+from testkit.fake_twilio import FakeTwilio
 from tests.support.builders import add_contact
 from tests.support.clock import FakeClock
-from tests.support.fake_twilio import FakeTwilio
 from tests.support.phone import Phone
 
 NEPALI = "आइतबार बिहान १० बजे विद्यालयमा खोप शिविर। सबै बालबालिकालाई ल्याउनुहोस्।"
@@ -58,7 +58,7 @@ def test_preview_counts_channels_languages_segments_cost_and_skips(
     add_contact(db, channel="whatsapp", groups=("ward-3",), last_inbound_at=stale)
     add_contact(db, channel="sms", groups=("ward-3",), opted_out=True)
     add_contact(db, channel="sms", groups=("ward-4",))
-    result = preview_draft(unpaced_runtime, draft(audience=Audience(groups=("ward-3",))))
+    result = preview_draft(unpaced_runtime.broadcasts, draft(audience=Audience(groups=("ward-3",))))
     assert result.recipients == {("sms", "en"): 2, ("sms", "ne"): 1, ("whatsapp", "en"): 1}
     assert result.skipped == {"opted_out": 1, "outside_window_no_template": 1}
     assert result.segments[("sms", "ne")] == 2  # Devanagari: UCS-2, 67 per part
@@ -66,7 +66,8 @@ def test_preview_counts_channels_languages_segments_cost_and_skips(
     assert result.total_segments == 2 + 2 + 1
     assert result.cost == pytest.approx(4 * 0.0079 + 0.005)
     with_template = preview_draft(
-        unpaced_runtime, draft(audience=Audience(groups=("ward-3",)), template_en="HX" + "1" * 32)
+        unpaced_runtime.broadcasts,
+        draft(audience=Audience(groups=("ward-3",)), template_en="HX" + "1" * 32),
     )
     assert with_template.templates == 2 and with_template.skipped == {"opted_out": 1}
     assert "Skipped: 1 opted out" in "\n".join(with_template.lines())
@@ -86,9 +87,9 @@ def test_send_now_reaches_everyone_once_in_their_language(
     db = unpaced_runtime.db
     english = add_contact(db, language="en")
     nepali = add_contact(db, language="ne")
-    broadcast_id = create(unpaced_runtime, draft(), created_by="coordinator@example.org")
-    assert preview_of(unpaced_runtime, broadcast_id).total == 2
-    assert confirm(unpaced_runtime, broadcast_id) == "sending"
+    broadcast_id = create(unpaced_runtime.broadcasts, draft(), created_by="coordinator@example.org")
+    assert preview_of(unpaced_runtime.broadcasts, broadcast_id).total == 2
+    assert confirm(unpaced_runtime.broadcasts, broadcast_id) == "sending"
     bodies = {c.form["Body"] for c in twilio.sent}
     assert bodies == {ENGLISH, NEPALI}
     assert len(twilio.sent) == 2
@@ -100,10 +101,10 @@ def test_send_now_reaches_everyone_once_in_their_language(
         assert (run.status, run.planned) == ("done", 2)
         assert sorted(statuses) == ["queued", "queued"]  # as Twilio first reports
     assert {english, nepali}
-    result = funnel(unpaced_runtime, broadcast_id)
+    result = funnel(unpaced_runtime.broadcasts, broadcast_id)
     assert result.total == 2 and result.stage("queued") == 2
     with pytest.raises(BroadcastError, match="not a draft"):
-        confirm(unpaced_runtime, broadcast_id)
+        confirm(unpaced_runtime.broadcasts, broadcast_id)
 
 
 def test_whatsapp_outside_the_window_gets_the_template_or_sms(
@@ -114,8 +115,10 @@ def test_whatsapp_outside_the_window_gets_the_template_or_sms(
     add_contact(db, "+9779811111111", channel="whatsapp", language="ne", last_inbound_at=stale)
     add_contact(db, "+9779822222222", channel="whatsapp", last_inbound_at=clock.now)
     add_contact(db, "+9779833333333", channel="whatsapp", last_inbound_at=stale, has_sms=True)
-    broadcast_id = create(unpaced_runtime, draft(template_ne="HX" + "a" * 32), "c@example.org")
-    confirm(unpaced_runtime, broadcast_id)
+    broadcast_id = create(
+        unpaced_runtime.broadcasts, draft(template_ne="HX" + "a" * 32), "c@example.org"
+    )
+    confirm(unpaced_runtime.broadcasts, broadcast_id)
     forms = sent_to(twilio)
     templated = forms["whatsapp:+9779811111111"]
     assert templated["ContentSid"] == "HX" + "a" * 32 and "Body" not in templated
@@ -130,18 +133,19 @@ def test_stop_during_a_broadcast_wins_for_messages_not_yet_sent(
     phone = Phone(create_app(unpaced_runtime.settings, unpaced_runtime).test_client(), twilio)
     phone.send("hello")
     add_contact(unpaced_runtime.db)
-    broadcast_id = create(unpaced_runtime, draft(), created_by="c@example.org")
+    broadcast_id = create(unpaced_runtime.broadcasts, draft(), created_by="c@example.org")
     calls = []
-    original = unpaced_runtime.enqueue_broadcast_send
-    unpaced_runtime.enqueue_broadcast_send = lambda *a, **k: calls.append(a)  # type: ignore[method-assign]
-    confirm(unpaced_runtime, broadcast_id)  # planned, not sent yet
+    tasks = unpaced_runtime.broadcasts.tasks
+    original = tasks.enqueue_send
+    tasks.enqueue_send = lambda *a, **k: calls.append(a)  # type: ignore[method-assign]
+    confirm(unpaced_runtime.broadcasts, broadcast_id)  # planned, not sent yet
     phone.send("STOP")
-    unpaced_runtime.enqueue_broadcast_send = original  # type: ignore[method-assign]
+    tasks.enqueue_send = original  # type: ignore[method-assign]
     [(run_id,)] = calls
-    assert send_slice(unpaced_runtime, run_id).state == "done"
+    assert send_slice(unpaced_runtime.broadcasts, run_id).state == "done"
     assert phone.replies() == []  # the broadcast never reached them
     assert len([c for c in twilio.sent if c.form["Body"] == ENGLISH]) == 1
-    assert funnel(unpaced_runtime, broadcast_id).statuses["skipped"] == 1
+    assert funnel(unpaced_runtime.broadcasts, broadcast_id).statuses["skipped"] == 1
 
 
 def test_fan_out_restarted_mid_way_plans_everyone_exactly_once(
@@ -149,9 +153,9 @@ def test_fan_out_restarted_mid_way_plans_everyone_exactly_once(
 ) -> None:
     for _ in range(25):
         add_contact(unpaced_runtime.db)
-    broadcast_id = create(unpaced_runtime, draft(), created_by="c@example.org")
-    monkeypatch.setattr(unpaced_runtime, "enqueue_broadcast_plan", lambda run_id: None)
-    run_id = start_run(unpaced_runtime, broadcast_id, clock.now)
+    broadcast_id = create(unpaced_runtime.broadcasts, draft(), created_by="c@example.org")
+    monkeypatch.setattr(unpaced_runtime.broadcasts.tasks, "enqueue_plan", lambda run_id: None)
+    run_id = start_run(unpaced_runtime.broadcasts, broadcast_id, clock.now)
     assert run_id is not None
     real_stream = fanout.stream
 
@@ -163,15 +167,17 @@ def test_fan_out_restarted_mid_way_plans_everyone_exactly_once(
 
     monkeypatch.setattr(fanout, "stream", crashing)
     with pytest.raises(RuntimeError):
-        plan_run(unpaced_runtime, run_id, batch=10)
+        plan_run(unpaced_runtime.broadcasts, run_id, batch=10)
     monkeypatch.setattr(fanout, "stream", real_stream)
-    assert plan_run(unpaced_runtime, run_id, batch=10).state == "busy"  # lease still held
+    assert (
+        plan_run(unpaced_runtime.broadcasts, run_id, batch=10).state == "busy"
+    )  # lease still held
     clock.advance(61)
     sent = []
     monkeypatch.setattr(
-        unpaced_runtime, "enqueue_broadcast_send", lambda run_id: sent.append(run_id)
+        unpaced_runtime.broadcasts.tasks, "enqueue_send", lambda run_id: sent.append(run_id)
     )
-    result = plan_run(unpaced_runtime, run_id, batch=10)
+    result = plan_run(unpaced_runtime.broadcasts, run_id, batch=10)
     assert (result.state, result.planned) == ("planned", 25)
     with unpaced_runtime.db.read() as s:
         rows = s.scalar(
@@ -186,10 +192,10 @@ def test_fan_out_restarted_mid_way_plans_everyone_exactly_once(
 
 def test_the_same_occurrence_is_run_once(unpaced_runtime: Runtime, clock: FakeClock) -> None:
     add_contact(unpaced_runtime.db)
-    broadcast_id = create(unpaced_runtime, draft(), created_by="c@example.org")
+    broadcast_id = create(unpaced_runtime.broadcasts, draft(), created_by="c@example.org")
     at = clock.now.replace(microsecond=0)
-    assert start_run(unpaced_runtime, broadcast_id, at) is not None
-    assert start_run(unpaced_runtime, broadcast_id, at) is None
+    assert start_run(unpaced_runtime.broadcasts, broadcast_id, at) is not None
+    assert start_run(unpaced_runtime.broadcasts, broadcast_id, at) is None
 
 
 def test_cancel_stops_everything_not_yet_handed_over(
@@ -197,38 +203,38 @@ def test_cancel_stops_everything_not_yet_handed_over(
 ) -> None:
     for _ in range(30):
         add_contact(unpaced_runtime.db)
-    broadcast_id = create(unpaced_runtime, draft(), created_by="c@example.org")
-    monkeypatch.setattr(unpaced_runtime, "enqueue_broadcast_send", lambda *a, **k: None)
-    confirm(unpaced_runtime, broadcast_id)
-    assert cancel(unpaced_runtime, broadcast_id) == 30
+    broadcast_id = create(unpaced_runtime.broadcasts, draft(), created_by="c@example.org")
+    monkeypatch.setattr(unpaced_runtime.broadcasts.tasks, "enqueue_send", lambda *a, **k: None)
+    confirm(unpaced_runtime.broadcasts, broadcast_id)
+    assert cancel(unpaced_runtime.broadcasts, broadcast_id) == 30
     with unpaced_runtime.db.read() as s:
         run_id = s.scalars(select(BroadcastRun.id)).one()
-    assert send_slice(unpaced_runtime, run_id).state == "stopped"
+    assert send_slice(unpaced_runtime.broadcasts, run_id).state == "stopped"
     assert twilio.sent == []
-    assert funnel(unpaced_runtime, broadcast_id).statuses == {"canceled": 30}
+    assert funnel(unpaced_runtime.broadcasts, broadcast_id).statuses == {"canceled": 30}
     with pytest.raises(BroadcastError, match="already canceled"):
-        cancel(unpaced_runtime, broadcast_id)
+        cancel(unpaced_runtime.broadcasts, broadcast_id)
 
 
 def test_nothing_is_sent_in_quiet_hours_and_sending_resumes_after(
     unpaced_runtime: Runtime, twilio: FakeTwilio, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     add_contact(unpaced_runtime.db)
-    broadcast_id = create(unpaced_runtime, draft(), created_by="c@example.org")
+    broadcast_id = create(unpaced_runtime.broadcasts, draft(), created_by="c@example.org")
     scheduled: list[tuple[object, ...]] = []
     monkeypatch.setattr(
-        unpaced_runtime, "enqueue_broadcast_send", lambda *a, **k: scheduled.append((a, k))
+        unpaced_runtime.broadcasts.tasks, "enqueue_send", lambda *a, **k: scheduled.append((a, k))
     )
     clock.now = datetime(2026, 11, 1, 16, 30, tzinfo=UTC)  # 22:15 in Kathmandu
-    confirm(unpaced_runtime, broadcast_id)
+    confirm(unpaced_runtime.broadcasts, broadcast_id)
     with unpaced_runtime.db.read() as s:
         run_id = s.scalars(select(BroadcastRun.id)).one()
-    result = send_slice(unpaced_runtime, run_id)
+    result = send_slice(unpaced_runtime.broadcasts, run_id)
     assert result.state == "quiet" and twilio.sent == []
     assert result.resume_at == datetime(2026, 11, 2, 1, 15, tzinfo=UTC)  # 07:00 local
-    assert send_slice(unpaced_runtime, run_id).state == "busy"  # held until then
+    assert send_slice(unpaced_runtime.broadcasts, run_id).state == "busy"  # held until then
     clock.now = datetime(2026, 11, 2, 1, 16, tzinfo=UTC)
-    assert send_slice(unpaced_runtime, run_id, token=result.resume_at).state == "done"
+    assert send_slice(unpaced_runtime.broadcasts, run_id, token=result.resume_at).state == "done"
     assert len(twilio.sent) == 1
 
 
@@ -259,9 +265,11 @@ def test_a_broadcast_can_invite_to_the_survey(unpaced_runtime: Runtime, twilio: 
     phone = Phone(create_app(unpaced_runtime.settings, unpaced_runtime).test_client(), twilio)
     phone.send("hello")
     broadcast_id = create(
-        unpaced_runtime, draft(survey_key="community_assessment"), created_by="c@example.org"
+        unpaced_runtime.broadcasts,
+        draft(survey_key="community_assessment"),
+        created_by="c@example.org",
     )
-    confirm(unpaced_runtime, broadcast_id)
+    confirm(unpaced_runtime.broadcasts, broadcast_id)
     [message] = phone.replies()
     assert message.startswith(ENGLISH) and message.endswith(
         "Reply SURVEY to take part in our short community survey."
@@ -271,8 +279,10 @@ def test_a_broadcast_can_invite_to_the_survey(unpaced_runtime: Runtime, twilio: 
 
 def test_bad_drafts_are_refused_with_the_reason(unpaced_runtime: Runtime, clock: FakeClock) -> None:
     with pytest.raises(BroadcastError, match="en message is empty"):
-        create(unpaced_runtime, draft(body_en=" "), created_by="x")
+        create(unpaced_runtime.broadcasts, draft(body_en=" "), created_by="x")
     with pytest.raises(BroadcastError, match="in the past"):
-        create(unpaced_runtime, draft(schedule="once", send_at=clock.now), created_by="x")
+        create(
+            unpaced_runtime.broadcasts, draft(schedule="once", send_at=clock.now), created_by="x"
+        )
     with pytest.raises(BroadcastError, match="no survey"):
-        create(unpaced_runtime, draft(survey_key="nope"), created_by="x")
+        create(unpaced_runtime.broadcasts, draft(survey_key="nope"), created_by="x")

@@ -6,8 +6,8 @@ from click.testing import CliRunner
 
 from bot.cli import main
 from bot.runtime import Runtime
+from testkit.fake_twilio import FakeTwilio
 from tests.support.builders import add_contact
-from tests.support.fake_twilio import FakeTwilio
 
 
 def test_create_preview_send_and_list(

@@ -16,8 +16,8 @@ from bot.db.models import BroadcastRun, utcnow
 from bot.queue import make_huey
 from bot.runtime import Runtime
 from bot.settings import Settings
+from testkit.fake_twilio import FakeTwilio
 from tests.support.builders import add_contact
-from tests.support.fake_twilio import FakeTwilio
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ def test_only_one_holder_of_the_scheduler_lock(database_url: str) -> None:
 def test_reconcile_follows_the_table(live_runtime: Runtime) -> None:
     add_contact(live_runtime.db)
     every = create(
-        live_runtime,
+        live_runtime.broadcasts,
         Draft(
             "Ward meeting",
             "Meeting on Sunday",
@@ -56,7 +56,7 @@ def test_reconcile_follows_the_table(live_runtime: Runtime) -> None:
         created_by="c@example.org",
     )
     later = create(
-        live_runtime,
+        live_runtime.broadcasts,
         Draft(
             "Camp",
             "Camp tomorrow",
@@ -66,10 +66,12 @@ def test_reconcile_follows_the_table(live_runtime: Runtime) -> None:
         ),
         created_by="c@example.org",
     )
-    draft_only = create(live_runtime, Draft("Draft", "x", "y"), created_by="c@example.org")
-    assert confirm(live_runtime, every) == "scheduled"
-    assert confirm(live_runtime, later) == "scheduled"
-    scheduler = BroadcastScheduler(live_runtime)
+    draft_only = create(
+        live_runtime.broadcasts, Draft("Draft", "x", "y"), created_by="c@example.org"
+    )
+    assert confirm(live_runtime.broadcasts, every) == "scheduled"
+    assert confirm(live_runtime.broadcasts, later) == "scheduled"
+    scheduler = BroadcastScheduler(live_runtime.broadcasts)
     scheduler.start()
     try:
         assert scheduler.reconcile() == 2
@@ -78,7 +80,7 @@ def test_reconcile_follows_the_table(live_runtime: Runtime) -> None:
         assert set(jobs) == {f"{JOB_PREFIX}{every}", f"{JOB_PREFIX}{later}"}
         assert "day_of_week='sun'" in str(jobs[f"{JOB_PREFIX}{every}"].trigger)
         assert scheduler.reconcile() == 0  # nothing changed
-        cancel(live_runtime, later)
+        cancel(live_runtime.broadcasts, later)
         scheduler.reconcile()
         assert [job.id for job in scheduler.scheduler.get_jobs()] == [f"{JOB_PREFIX}{every}"]
         assert draft_only
@@ -90,7 +92,7 @@ def test_two_schedulers_fire_a_broadcast_once(live_runtime: Runtime, twilio: Fak
     for _ in range(3):
         add_contact(live_runtime.db)
     broadcast_id = create(
-        live_runtime,
+        live_runtime.broadcasts,
         Draft(
             "Soon",
             "Flood warning: move to high ground",
@@ -100,9 +102,9 @@ def test_two_schedulers_fire_a_broadcast_once(live_runtime: Runtime, twilio: Fak
         ),
         created_by="c@example.org",
     )
-    confirm(live_runtime, broadcast_id)
+    confirm(live_runtime.broadcasts, broadcast_id)
     stop = threading.Event()
-    schedulers = [BroadcastScheduler(live_runtime, poll_seconds=0.2) for _ in range(2)]
+    schedulers = [BroadcastScheduler(live_runtime.broadcasts, poll_seconds=0.2) for _ in range(2)]
     threads = [threading.Thread(target=s.run, args=(stop,), daemon=True) for s in schedulers]
     for thread in threads:
         thread.start()

@@ -10,9 +10,9 @@ from sqlalchemy import delete, select
 from bot.app import create_app
 from bot.db.models import AuditEvent, Broadcast, User, UserGroup
 from bot.runtime import Runtime
+from testkit.fake_twilio import FakeTwilio
 from tests.support.builders import add_contact
 from tests.support.clock import FakeClock
-from tests.support.fake_twilio import FakeTwilio
 from tests.support.phone import Phone
 
 MOBILIZER = "+9779841000001"
@@ -181,9 +181,9 @@ def test_expired_drafts_are_swept(unpaced_runtime: Runtime, twilio: FakeTwilio, 
 
     mobilizer = ward3(unpaced_runtime, twilio)
     mobilizer.send("BROADCAST ward-3 Meeting at the school at 4pm")
-    assert expire_drafts(unpaced_runtime) == 0
+    assert expire_drafts(unpaced_runtime.broadcasts) == 0
     clock.advance(10 * 60 + 1)
-    assert expire_drafts(unpaced_runtime) == 1
+    assert expire_drafts(unpaced_runtime.broadcasts) == 1
     assert broadcast_statuses(unpaced_runtime) == ["canceled"]
 
 

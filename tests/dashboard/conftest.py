@@ -16,10 +16,10 @@ from bot.app import create_app
 from bot.queue import make_huey
 from bot.runtime import Runtime
 from bot.settings import Settings
+from testkit.fake_twilio import FakeTwilio
 from tests.dashboard.support import PASSWORD, FakeModelServer, add_user, signed_in
 from tests.support.builders import ACCOUNT_SID, AUTH_TOKEN, BASE_URL, SMS_FROM
 from tests.support.clock import FakeClock
-from tests.support.fake_twilio import FakeTwilio
 
 
 @pytest.fixture(scope="session")
@@ -103,6 +103,7 @@ def sqlite_site(
     twilio: FakeTwilio,
     clock: FakeClock,
     password_hash: str,
+    settings_overrides: dict[str, str],
 ) -> Iterator[Site]:
     database = tmp_path / "site.db"
     shutil.copy(sqlite_template, database)
@@ -117,6 +118,7 @@ def sqlite_site(
             "TWILIO_API_BASE": twilio.url,
             "PUBLIC_URL": BASE_URL,
         }
+        | settings_overrides
     )
     runtime = Runtime(settings, huey=make_huey(settings, immediate=True), clock=clock)
     app = create_app(settings, runtime)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import shlex
+import sys
+from http.server import BaseHTTPRequestHandler
 
 from flask import Flask
 from flask.testing import FlaskClient
@@ -14,9 +15,13 @@ from sqlalchemy import select
 from bot.db.database import Database
 from bot.db.models import Contact, ContactGroup, User, UserGroup, utcnow
 from dashboard.accounts import session_identity
+from testkit.servers import LoopbackServer
 
 PASSWORD = "correct horse battery staple"
 CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+# Settings (the `settings_overrides` fixture) under which a retraining started by a walk
+# over the routes fails at once instead of running Rasa.
+FAILING_TRAINER = {"NLU_TRAIN_COMMAND": shlex.join([sys.executable, "-c", "raise SystemExit(3)"])}
 
 
 def add_user(
@@ -83,7 +88,7 @@ def tag(db: Database, contact: int, *groups: str) -> None:
         session.add_all(ContactGroup(contact_id=contact, group_name=g) for g in groups)
 
 
-class FakeModelServer:
+class FakeModelServer(LoopbackServer):
     """Rasa's `PUT /model` on 127.0.0.1: records the model files it was asked to load."""
 
     def __init__(self, status: int = 204) -> None:
@@ -105,18 +110,7 @@ class FakeModelServer:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def start(self) -> FakeModelServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.listen(Handler)
 
 
 # A stand-in for `rasa train nlu`: logs like Rasa, checks its input, writes the model file.

@@ -6,10 +6,9 @@ test until someone decides who may use it.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
-from dataclasses import replace
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -19,7 +18,7 @@ from bot.broadcasts.service import Draft, create
 from bot.db.models import Feedback, Message, NluExample, NluTrainingRun, UnansweredQuestion, utcnow
 from bot.runtime import Runtime
 from tests.dashboard.conftest import Accounts
-from tests.dashboard.support import contact_id, csrf_token, tag
+from tests.dashboard.support import FAILING_TRAINER, contact_id, csrf_token, tag
 from tests.support.phone import Phone
 
 ALL = frozenset({"mobilizer", "coordinator", "admin"})
@@ -122,7 +121,7 @@ def _seed(runtime: Runtime, phone: Phone, accounts: Accounts) -> dict[str, objec
         session.flush()
         ids = {"item_id": question.id, "example_id": example.id, "run_id": run.id}
     broadcast = create(
-        runtime,
+        runtime.broadcasts,
         Draft("Camp", "Camp on Sunday", "आइतबार शिविर", Audience(groups=("ward-3",))),
         created_by="mob@example.org",  # only its creator or staff may confirm or cancel it
     )
@@ -150,6 +149,7 @@ def _check(role: str, endpoint: str, method: str, status: int, location: str) ->
             assert status in (200, 302), where
 
 
+@pytest.mark.parametrize("settings_overrides", [FAILING_TRAINER])
 def test_every_route_checks_login_and_role(
     app: Flask,
     runtime: Runtime,
@@ -157,11 +157,6 @@ def test_every_route_checks_login_and_role(
     accounts: Accounts,
     as_role: Callable[[str], FlaskClient],
 ) -> None:
-    state = app.extensions["dashboard"]
-    # Retraining from this walk fails at once instead of running Rasa.
-    state.config = replace(
-        state.config, train_command=(sys.executable, "-c", "raise SystemExit(3)")
-    )
     values = _seed(runtime, phone, accounts)
     rules = [
         rule
@@ -211,7 +206,7 @@ def test_every_route_checks_login_and_role(
                 else:
                     response = client.post(url, data={"csrf_token": token})
                 _check(role, rule.endpoint, "POST", response.status_code, response.location or "")
-    trainer = state.trainer
+    trainer = app.extensions["dashboard"].trainer
     if trainer is not None and trainer.thread is not None:
         trainer.thread.join(timeout=10)
 

@@ -27,10 +27,10 @@ from bot.broadcasts.service import (
 )
 from bot.db.models import AuditEvent, Broadcast, Message, User, UserGroup
 from bot.runtime import Runtime
+from testkit.fake_twilio import FakeTwilio
 from tests.dashboard.conftest import Accounts
 from tests.dashboard.support import csrf_token
 from tests.support.builders import add_contact
-from tests.support.fake_twilio import FakeTwilio
 from tests.support.phone import Phone
 
 COORDINATOR_PHONE = "+9779851000001"
@@ -95,7 +95,7 @@ def test_a_simulated_staff_number_is_refused_by_the_desk_itself(
             update(User).where(User.id == accounts.coordinator).values(phone=COORDINATOR_PHONE)
         )
     add_contact(runtime.db, WARD3[0], groups=("ward-3",))
-    desk = SmsDesk(runtime)
+    desk = SmsDesk(runtime.broadcasts)
     phone = COORDINATOR_PHONE if staff_phone else "+9779811111111"
     reply = desk.request(phone, "ward-3 Meeting", Language.EN, "SIMx", Channel.SIMULATOR)
     assert reply.key == "broadcast_refused" and reply.draft_id is None
@@ -106,7 +106,7 @@ def test_only_the_creator_or_staff_may_confirm_or_cancel(
 ) -> None:
     drafts = [
         create(
-            runtime,
+            runtime.broadcasts,
             Draft("Camp", "Camp", "शिविर", Audience(groups=("ward-3",))),
             "coord@example.org",
         )
@@ -123,9 +123,9 @@ def test_only_the_creator_or_staff_may_confirm_or_cancel(
         assert response.status_code == 403
     assert status_of(runtime, drafts[0]) == "draft"
     with pytest.raises(BroadcastError):
-        confirm(runtime, drafts[1], by="mob@example.org")
+        confirm(runtime.broadcasts, drafts[1], by="mob@example.org")
     with pytest.raises(BroadcastError):
-        cancel(runtime, drafts[1], by="mob9@example.org")
+        cancel(runtime.broadcasts, drafts[1], by="mob9@example.org")
     assert status_of(runtime, drafts[1]) == "draft"
     coordinator = as_role("admin")
     response = coordinator.post(
@@ -141,16 +141,16 @@ def test_a_mobilizer_cannot_schedule_every_minute(runtime: Runtime, accounts: Ac
             "Spam", "x", "x", Audience(groups=("ward-3",)), schedule="recurring", every=every
         )
         with pytest.raises(BroadcastError, match="at most once every 24 hours"):
-            create(runtime, draft, created_by="mob@example.org")
+            create(runtime.broadcasts, draft, created_by="mob@example.org")
     # Staff may (they answer for it); a daily one is fine for a mobilizer.
     draft = Draft(
         "Tick", "x", "x", Audience(groups=("ward-3",)), schedule="recurring", every="* * * * *"
     )
-    assert create(runtime, draft, created_by="coord@example.org")
+    assert create(runtime.broadcasts, draft, created_by="coord@example.org")
     daily = Draft(
         "Daily", "x", "x", Audience(groups=("ward-3",)), schedule="recurring", every="daily 08:00"
     )
-    assert create(runtime, daily, created_by="mob@example.org")
+    assert create(runtime.broadcasts, daily, created_by="mob@example.org")
 
 
 def test_a_mobilizers_recurring_broadcast_waits_for_approval(
@@ -160,7 +160,7 @@ def test_a_mobilizers_recurring_broadcast_waits_for_approval(
         "Weekly", "Clinic on Sunday", "आइतबार क्लिनिक", Audience(groups=("ward-3",)),
         schedule="recurring", every="sun 08:00",
     )  # fmt: skip
-    broadcast = create(runtime, weekly, created_by="mob@example.org")
+    broadcast = create(runtime.broadcasts, weekly, created_by="mob@example.org")
     mobilizer = as_role("mobilizer")
     token = csrf_token(mobilizer)
     mobilizer.post(f"/dashboard/broadcasts/{broadcast}/confirm", data={"csrf_token": token})
@@ -170,9 +170,9 @@ def test_a_mobilizers_recurring_broadcast_waits_for_approval(
     )
     assert response.status_code == 403
     with pytest.raises(BroadcastError):
-        approve(runtime, broadcast, by="mob@example.org")
+        approve(runtime.broadcasts, broadcast, by="mob@example.org")
     # Unapproved, it never fires.
-    assert start_run(runtime, broadcast, runtime.clock()) is None
+    assert start_run(runtime.broadcasts, broadcast, runtime.clock()) is None
     coordinator = as_role("coordinator")
     page = coordinator.get(f"/dashboard/broadcasts/{broadcast}").get_data(as_text=True)
     assert 'id="approve-button"' in page
@@ -193,11 +193,11 @@ def test_rights_are_checked_again_when_a_broadcast_fires(
         "Once", "Camp", "शिविर", Audience(groups=("ward-3",)),
         schedule="once", send_at=runtime.clock() + timedelta(hours=2),
     )  # fmt: skip
-    broadcast = create(runtime, once, created_by="mob@example.org")
-    assert confirm(runtime, broadcast, by="mob@example.org") == "scheduled"
+    broadcast = create(runtime.broadcasts, once, created_by="mob@example.org")
+    assert confirm(runtime.broadcasts, broadcast, by="mob@example.org") == "scheduled"
     with runtime.db.write() as s:  # the mobilizer is moved to another ward meanwhile
         s.execute(delete(UserGroup).where(UserGroup.user_id == accounts.mobilizer))
-    assert start_run(runtime, broadcast, runtime.clock()) is None
+    assert start_run(runtime.broadcasts, broadcast, runtime.clock()) is None
     assert status_of(runtime, broadcast) == "canceled"
     assert outbound_to_ward3(runtime) == 0
     with runtime.db.read() as s:

@@ -22,9 +22,9 @@ from bot.core.messages import Channel, Inbound
 from bot.queue import make_huey
 from bot.runtime import Runtime
 from bot.settings import Settings
+from testkit.fake_rasa import FakeRasa
 from tests.dashboard.support import PASSWORD, add_user, contact_id, tag
 from tests.support.builders import add_contact
-from tests.support.fake_rasa import FakeRasa
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"

@@ -15,12 +15,12 @@ from bot.db.models import AuditEvent, Contact, Message
 from bot.runtime import Runtime
 from dashboard.accounts import Account
 from dashboard.conversations import Cursor, FilterError, Filters, list_conversations
+from testkit.fake_rasa import FakeRasa
+from testkit.fake_twilio import FakeTwilio
 from tests.dashboard.conftest import Accounts, Site
 from tests.dashboard.support import contact_id, csrf_token, signed_in, tag
 from tests.support.builders import BASE_URL, add_contact
 from tests.support.clock import FakeClock
-from tests.support.fake_rasa import FakeRasa
-from tests.support.fake_twilio import FakeTwilio
 from tests.support.phone import Phone, post_signed
 
 COORDINATOR = Account(1, "c@example.org", "C", "coordinator")

@@ -3,11 +3,10 @@ use a route changes nothing in the database, whatever it sends."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
@@ -17,7 +16,7 @@ from sqlalchemy import func, select
 from bot.db.models import Base
 from bot.runtime import Runtime
 from tests.dashboard.conftest import Accounts
-from tests.dashboard.support import csrf_token
+from tests.dashboard.support import FAILING_TRAINER, csrf_token
 from tests.dashboard.test_access import EXPECTED, ROLES, _seed
 from tests.support.phone import Phone
 
@@ -51,6 +50,7 @@ def _counts(runtime: Runtime) -> dict[str, int]:
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(data=st.data())
+@pytest.mark.parametrize("settings_overrides", [FAILING_TRAINER])
 def test_random_forms_never_crash_and_the_unauthorised_change_nothing(
     app: Flask,
     runtime: Runtime,
@@ -59,10 +59,6 @@ def test_random_forms_never_crash_and_the_unauthorised_change_nothing(
     as_role: Callable[[str], FlaskClient],
     data: st.DataObject,
 ) -> None:
-    state = app.extensions["dashboard"]
-    state.config = replace(
-        state.config, train_command=(sys.executable, "-c", "raise SystemExit(3)")
-    )
     seeded: dict[str, Any] = app.config.setdefault("_fuzz_seed", {})
     if not seeded:
         seeded.update(_seed(runtime, phone, accounts))

@@ -6,20 +6,17 @@ account rules that do run on both databases.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 from click.testing import CliRunner
 from flask.testing import FlaskClient
-from limits import parse
 from sqlalchemy import select
 
 from bot.app import create_app
+from bot.cli.users import users
 from bot.db.models import AuditEvent, User
 from bot.runtime import Runtime
 from bot.settings import Settings
 from dashboard.accounts import AccountError, create_user, set_password, update_user
-from dashboard.cli import users
 from dashboard.login import safe_next
 from tests.dashboard.conftest import Site
 from tests.dashboard.support import PASSWORD, csrf_token
@@ -56,13 +53,11 @@ def test_sign_in_and_out(sqlite_site: Site) -> None:
     assert sign_in(client, "", "").status_code == 400
 
 
+@pytest.mark.parametrize(
+    "settings_overrides",
+    [{"LOGIN_LIMIT_PER_ACCOUNT": "3 per 15 minutes", "LOGIN_LIMIT_PER_IP": "6 per 5 minutes"}],
+)
 def test_sign_in_attempts_are_limited_per_account_and_per_address(sqlite_site: Site) -> None:
-    state = sqlite_site.app.extensions["dashboard"]
-    state.config = replace(
-        state.config,
-        login_limit_account=parse("3 per 15 minutes"),
-        login_limit_ip=parse("6 per 5 minutes"),
-    )
     client = sqlite_site.app.test_client()
     for _ in range(3):
         assert sign_in(client, "coord@example.org", "guess").status_code == 401

@@ -7,13 +7,11 @@ The limiter and the proxy handling do not depend on the database: SQLite only.
 from __future__ import annotations
 
 import uuid
-from dataclasses import replace
 
 import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
-from limits import parse
 
 from bot.app import create_app
 from bot.settings import Settings, SettingsError
@@ -23,12 +21,10 @@ from tests.dashboard.support import PASSWORD, sign_in
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
-def _limits(app: Flask, per_account: str, per_address: str) -> None:
-    state = app.extensions["dashboard"]
-    state.config = replace(
-        state.config,
-        login_limit_account=parse(per_account),
-        login_limit_ip=parse(per_address),
+def _limited(site: Site, per_account: str, per_address: str, **env: str) -> Flask:
+    """The site's application again, with these sign-in limits (LOGIN_LIMIT_PER_*)."""
+    return _site_with(
+        site, LOGIN_LIMIT_PER_ACCOUNT=per_account, LOGIN_LIMIT_PER_IP=per_address, **env
     )
 
 
@@ -63,8 +59,7 @@ def _site_with(site: Site, **env: str) -> Flask:
 
 
 def test_a_forged_forwarded_for_does_not_reset_the_address_limit(sqlite_site: Site) -> None:
-    _limits(sqlite_site.app, "100 per 15 minutes", "3 per 5 minutes")
-    client = sqlite_site.app.test_client()
+    client = _limited(sqlite_site, "100 per 15 minutes", "3 per 5 minutes").test_client()
     for n in range(3):
         # A new "address" and a new (unknown) account every time: neither counter resets.
         assert _attempt(client, f"nobody{n}@example.org", forwarded=f"203.0.113.{n}") == 401
@@ -74,8 +69,7 @@ def test_a_forged_forwarded_for_does_not_reset_the_address_limit(sqlite_site: Si
 def test_behind_a_trusted_proxy_each_client_has_its_own_count(sqlite_site: Site) -> None:
     # Without TRUSTED_PROXIES every request seems to come from the proxy (10.0.0.1): one
     # guesser would lock everybody out. With it, the proxy's X-Forwarded-For names the client.
-    app = _site_with(sqlite_site, TRUSTED_PROXIES="1")
-    _limits(app, "100 per 15 minutes", "3 per 5 minutes")
+    app = _limited(sqlite_site, "100 per 15 minutes", "3 per 5 minutes", TRUSTED_PROXIES="1")
     attacker, colleague = app.test_client(), app.test_client()
     proxy = "10.0.0.1"
     for n in range(3):
@@ -89,8 +83,7 @@ def test_behind_a_trusted_proxy_each_client_has_its_own_count(sqlite_site: Site)
 def test_both_limits_hold_for_accounts_that_exist_and_those_that_do_not(
     sqlite_site: Site,
 ) -> None:
-    _limits(sqlite_site.app, "3 per 15 minutes", "100 per 5 minutes")
-    client = sqlite_site.app.test_client()
+    client = _limited(sqlite_site, "3 per 15 minutes", "100 per 5 minutes").test_client()
     for email in ("coord@example.org", "ghost@example.org"):
         # Guesses spread over addresses still count against the account.
         answers = [_attempt(client, email, remote=f"198.51.100.{n}") for n in range(4)]
@@ -107,9 +100,10 @@ def _redis_or_skip() -> None:
 
 def test_two_processes_share_the_count_in_redis(sqlite_site: Site) -> None:
     _redis_or_skip()
-    first, second = (_site_with(sqlite_site, REDIS_URL=REDIS_URL) for _ in range(2))
-    for app in (first, second):
-        _limits(app, "3 per 15 minutes", "100 per 5 minutes")
+    first, second = (
+        _limited(sqlite_site, "3 per 15 minutes", "100 per 5 minutes", REDIS_URL=REDIS_URL)
+        for _ in range(2)
+    )
     # Keys of their own, so runs (and other tests on this Redis) do not meet.
     email = f"ghost-{uuid.uuid4().hex[:12]}@example.org"
     address = f"198.18.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"
@@ -121,8 +115,8 @@ def test_two_processes_share_the_count_in_redis(sqlite_site: Site) -> None:
         assert _attempt(two, email, remote=address) == 429
     finally:
         state = first.extensions["dashboard"]
-        state.limiter.clear(state.config.login_limit_account, "login-account", email)
-        state.limiter.clear(state.config.login_limit_ip, "login-ip", address)
+        state.limiter.clear(state.settings.login_limit_account, "login-account", email)
+        state.limiter.clear(state.settings.login_limit_ip, "login-ip", address)
 
 
 def test_an_unreachable_limiter_store_refuses_with_503_not_500(sqlite_site: Site) -> None:

@@ -3,9 +3,9 @@ to the new model (with a fake trainer and a fake Rasa: no real training here).""
 
 from __future__ import annotations
 
+import shlex
 import sys
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -21,10 +21,10 @@ from bot.settings import Settings
 from dashboard.retrain import ACTIVE, RetrainBusy
 from nlu.catalogue import Catalogue
 from nlu.training import database_examples, rasa_nlu_yaml
+from testkit.fake_rasa import FakeRasa
 from tests.dashboard.conftest import Accounts, _accounts
 from tests.dashboard.support import FAKE_TRAINER, FakeModelServer, csrf_token, signed_in
 from tests.support.clock import FakeClock
-from tests.support.fake_rasa import FakeRasa
 from tests.support.phone import Phone
 
 
@@ -131,22 +131,26 @@ def test_the_builder_leaves_out_conflicting_and_unknown_examples() -> None:
 
 @pytest.fixture
 def training(
-    env: dict[str, str], clock: FakeClock, tmp_path: Path, model_server: FakeModelServer,
-    password_hash: str,
+    request: pytest.FixtureRequest, env: dict[str, str], clock: FakeClock, tmp_path: Path,
+    model_server: FakeModelServer, password_hash: str,
 ) -> Iterator[tuple[Flask, Runtime, Accounts]]:  # fmt: skip
-    """An application whose Rasa is the fake model server and whose trainer is a script."""
-    settings = Settings.from_mapping(env | {"RASA_URL": model_server.url})
+    """An application whose Rasa is the fake model server and whose trainer is a script
+    that succeeds ("ok", the default) or fails ("fail": parametrize indirectly)."""
+    outcome = getattr(request, "param", "ok")
+    command = [sys.executable, "-c", FAKE_TRAINER, "{nlu}", "{out}", "{name}", outcome]
+    settings = Settings.from_mapping(
+        env
+        | {
+            "RASA_URL": model_server.url,
+            "NLU_TRAIN_COMMAND": shlex.join(command),
+            "NLU_MODELS_DIR": str(tmp_path / "models"),
+        }
+    )
     runtime = Runtime(settings, huey=make_huey(settings, immediate=True), clock=clock)
     app = create_app(settings, runtime)
     state = app.extensions["dashboard"]
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "nlu.tar.gz").write_text("the old model")
-    state.config = replace(
-        state.config,
-        train_command=(sys.executable, "-c", FAKE_TRAINER, "{nlu}", "{out}", "{name}", "ok"),
-        models_dir=tmp_path / "models",
-        current_model=tmp_path / "models" / "nlu.tar.gz",
-    )
     yield app, runtime, _accounts(runtime, password_hash)
     if state.trainer is not None and state.trainer.thread is not None:
         state.trainer.thread.join(timeout=20)
@@ -193,13 +197,11 @@ def test_retraining_switches_the_running_service_to_the_new_model(
     assert installed == model.read_text()
 
 
+@pytest.mark.parametrize("training", ["fail"], indirect=True)
 def test_a_failed_training_keeps_the_old_model(
     training: tuple[Flask, Runtime, Accounts], model_server: FakeModelServer, tmp_path: Path
 ) -> None:
     app, runtime, accounts = training
-    state = app.extensions["dashboard"]
-    command = state.config.train_command
-    state.config = replace(state.config, train_command=(*command[:-1], "fail"))
     run = _retrain(app, runtime, accounts.admin)
     assert run.status == "failed" and run.slot is None
     assert "ValueError: something went wrong" in (run.log or "")
@@ -259,7 +261,7 @@ def test_retraining_loads_the_model_with_the_rasa_token(
     from types import SimpleNamespace
 
     from dashboard.retrain import Trainer
-    from tests.support.fake_rasa import FakeRasa
+    from testkit.fake_rasa import FakeRasa
 
     rasa = FakeRasa().start()
     try:
@@ -267,7 +269,7 @@ def test_retraining_loads_the_model_with_the_rasa_token(
         settings = Settings.from_mapping(
             env | {"RASA_URL": rasa.url, "RASA_TOKEN": "rasa-token-0123456789"}
         )
-        trainer = Trainer(SimpleNamespace(settings=settings), config=None)  # type: ignore[arg-type]
+        trainer = Trainer(SimpleNamespace(), settings)  # type: ignore[arg-type]
         model = tmp_path / "nlu-new.tar.gz"
         assert trainer._load(model) == []
         assert rasa.loaded == [str(model)] and rasa.refused == 0

@@ -12,11 +12,11 @@ from sqlalchemy import select
 from bot.db.models import Broadcast, Message, User
 from bot.runtime import Runtime
 from dashboard.overview import compute, first_id_since
+from testkit.fake_rasa import FakeRasa
+from testkit.fake_twilio import FakeTwilio
 from tests.dashboard.support import csrf_token
 from tests.support.builders import add_contact
 from tests.support.clock import FakeClock
-from tests.support.fake_rasa import FakeRasa
-from tests.support.fake_twilio import FakeTwilio
 from tests.support.phone import Phone
 
 

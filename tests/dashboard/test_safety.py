@@ -11,10 +11,10 @@ from flask import Flask
 
 from bot.runtime import Runtime
 from dashboard.charts import Series, bar_chart, column_chart
+from testkit.fake_rasa import FakeRasa
+from testkit.fake_twilio import FakeTwilio
 from tests.dashboard.conftest import Accounts, Site
 from tests.dashboard.support import contact_id, signed_in
-from tests.support.fake_rasa import FakeRasa
-from tests.support.fake_twilio import FakeTwilio
 from tests.support.phone import Phone
 
 SCRIPT = '<script>alert("owned")</script>'

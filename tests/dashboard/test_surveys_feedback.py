@@ -11,9 +11,9 @@ from sqlalchemy import select
 
 from bot.db.models import Feedback
 from bot.runtime import Runtime
+from testkit.fake_twilio import FakeTwilio
 from tests.dashboard.support import csrf_token
 from tests.support.clock import FakeClock
-from tests.support.fake_twilio import FakeTwilio
 from tests.support.phone import Phone
 
 

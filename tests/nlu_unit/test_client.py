@@ -8,7 +8,7 @@ import pytest
 
 from bot.core.understanding import NluUnavailable
 from nlu.client import RasaClient, parse_response
-from tests.support.fake_rasa import FakeRasa
+from testkit.fake_rasa import FakeRasa
 
 
 class Clock:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import tomllib
+from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
 
+import nlu
 from bot.core.content import ContentError
 from bot.core.faq import NluPolicy
 from bot.core.understanding import Candidate, Understanding
-from nlu.evaluate import cv_summary, evaluate, load_eval_set, main, report
+from nlu.catalogue import Catalogue
+from nlu.evaluate import EVAL_SET, cv_summary, evaluate, load_eval_set, main, report
 
 
 def model(table: dict[str, tuple[str, float]]):  # type: ignore[no-untyped-def]
@@ -47,6 +51,25 @@ def test_shipped_eval_set_loads_and_bad_one_is_named(tmp_path: Path) -> None:
     bad.write_text("- text: hi\n  expect: greet\n  lang: fr\n", encoding="utf-8")
     with pytest.raises(ContentError, match="item 1"):
         load_eval_set(bad)
+
+
+def test_eval_set_is_installed_with_the_package_and_is_not_training_data() -> None:
+    """`bot nlu eval` works from an installed package (issue 14), on questions never trained."""
+    package = Path(nlu.__file__).resolve().parent
+    assert EVAL_SET.parent == package and EVAL_SET.is_file()
+    pyproject = tomllib.loads((package.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["*"]
+    assert any(fnmatch(EVAL_SET.name, pattern) for pattern in patterns)
+    catalogue = Catalogue.load()
+    groups = [t.examples for t in catalogue.topics.values()]
+    groups += [i.examples for i in catalogue.intents.values()]
+    trained = {
+        text.casefold().strip() for group in groups for texts in group.values() for text in texts
+    }
+    overlap = [
+        item["text"] for item in load_eval_set() if item["text"].casefold().strip() in trained
+    ]
+    assert overlap == []
 
 
 # A tiny `rasa test nlu --cross-validation` output: sklearn's report as Rasa writes it, and the

@@ -16,9 +16,9 @@ from bot.queue import make_huey
 from bot.runtime import Runtime
 from bot.settings import Settings
 from nlu.catalogue import Catalogue
+from testkit.fake_rasa import FakeRasa
 from tests.conftest import FAQ_FIXTURE
 from tests.support.clock import FakeClock
-from tests.support.fake_rasa import FakeRasa
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 

@@ -40,10 +40,10 @@ from dashboard.handoff import reply_by_hand
 from dashboard.nlu_review import decide
 from nlu.catalogue import Catalogue
 from nlu.training import database_examples, write_training_data
+from testkit.fake_twilio import FakeTwilio
 from tests.conftest import FAQ_FIXTURE
 from tests.personal_data.conftest import REDIS_URL, Service
 from tests.support.builders import ACCOUNT_SID
-from tests.support.fake_twilio import FakeTwilio
 from tests.support.phone import Phone, post_signed
 
 NUMBER = "+9779841234567"
@@ -177,8 +177,8 @@ def converse(service: Service, twilio: FakeTwilio) -> tuple[Phone, Phone]:
     with rt.db.write() as s:
         s.add_all([ContactGroup(contact_id=i, group_name="ward-4") for i in (contact_id, other_id)])
     draft = Draft("Camp", "Camp on Sunday", "आइतबार शिविर", audience=Audience(groups=("ward-4",)))
-    broadcast_id = create(rt, draft, created_by="coord@example.org")
-    confirm(rt, broadcast_id)
+    broadcast_id = create(rt.broadcasts, draft, created_by="coord@example.org")
+    confirm(rt.broadcasts, broadcast_id)
     service.drain()
     # The simulator's thread with the same number.
     rt.accept(

@@ -16,7 +16,7 @@ from bot.core.messages import Channel, Inbound
 from bot.db.models import AuditEvent, Contact, ContactGroup
 from bot.personal_data.export import TABLES, collect, table_csv
 from bot.runtime import Runtime
-from tests.support.fake_twilio import FakeTwilio
+from testkit.fake_twilio import FakeTwilio
 from tests.support.phone import Phone
 
 FORMULA = '=HYPERLINK("http://evil.example")'

@@ -13,7 +13,7 @@ from bot.db.models import ConsentEvent, Contact, ContactGroup, KeptOptOut, Messa
 from bot.personal_data.optouts import phone_hash
 from bot.runtime import Runtime
 from dashboard.contacts_import import read_rows, save
-from tests.support.fake_twilio import FakeTwilio
+from testkit.fake_twilio import FakeTwilio
 from tests.support.phone import Phone
 
 
@@ -59,7 +59,7 @@ def test_erased_opt_out_is_kept_by_hash_and_honoured_everywhere(
 
     # A broadcast to their group reaches the other person only.
     draft = Draft("Camp", "Camp on Sunday", "आइतबार शिविर", audience=Audience(groups=("ward-7",)))
-    confirm(rt, create(rt, draft, created_by="coord@example.org"))
+    confirm(rt.broadcasts, create(rt.broadcasts, draft, created_by="coord@example.org"))
     assert [c.form["To"] for c in twilio.sent if c.form["Body"] == "Camp on Sunday"] == [other]
     with rt.db.read() as s:
         skipped = s.execute(

@@ -17,8 +17,8 @@ from bot.queue import make_huey
 from bot.runtime import Runtime
 from bot.settings import Settings, SettingsError
 from bot.surveys import response_count, summarize
+from testkit.fake_twilio import FakeTwilio
 from tests.support.clock import FakeClock
-from tests.support.fake_twilio import FakeTwilio
 from tests.support.phone import Phone
 
 DAY = 86400
@@ -189,7 +189,7 @@ def scheduler_runtime(thirty_days: Settings, clock: FakeClock) -> Iterator[Runti
 def test_the_active_scheduler_runs_the_sweep_daily(
     scheduler_runtime: Runtime, env: dict[str, str], clock: FakeClock
 ) -> None:
-    scheduler = BroadcastScheduler(scheduler_runtime)
+    scheduler = BroadcastScheduler(scheduler_runtime.broadcasts)
     scheduler.start()
     try:
         assert scheduler.scheduler is not None
@@ -204,13 +204,14 @@ def test_the_active_scheduler_runs_the_sweep_daily(
             ).one()
         assert detail is not None and detail["days"] == 30
         # Retention turned off: the next active scheduler removes the job.
-        scheduler.runtime = Runtime(
+        off = Runtime(
             Settings.from_mapping(env),
             huey=make_huey(scheduler_runtime.settings, immediate=True),
             clock=clock,
         )
+        scheduler.ports = off.broadcasts
         scheduler.schedule_retention()
         assert scheduler.scheduler.get_job(RETENTION_JOB) is None
-        scheduler.runtime.close()
+        off.close()
     finally:
         scheduler.stop()

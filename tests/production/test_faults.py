@@ -2,8 +2,8 @@
 
 Each test sends 5,000 signed webhooks from 1,000 contacts in 30 s (every contact: SURVEY, an
 answer, a FAQ question mid-survey, another answer, HELP), breaks something in the middle,
-and checks that every message was stored once and answered once, in order. Timings are in
-bench/production_burst.py; these tests check correctness.
+and checks that every message was stored once and answered once, in order. These tests
+check correctness; bench/webhook_load.py measures the timings of the same deployment.
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from bot.db.models import Contact, Message, SurveyResponse
-from tests.support.load import Outcome, percentile, send
+from testkit.load import Outcome, percentile
+from testkit.servers import FakeProcess
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.topology import (
     POSTGRES,
     REDIS,
     REPLIES,
-    FakeProcess,
     Topology,
     burst_plan,
 )
@@ -56,8 +56,8 @@ def services_up() -> None:
 @pytest.fixture
 def fakes() -> Iterator[tuple[FakeProcess, FakeProcess]]:
     """Twilio's API (answering after 200 ms, as over the internet) and Rasa, as processes."""
-    twilio = FakeProcess("tests.support.fake_twilio", "--delay", "0.2")
-    rasa = FakeProcess("tests.support.fake_rasa", "--answer", "what are the steps=faq_steps:0.95")
+    twilio = FakeProcess("testkit.fake_twilio", "--delay", "0.2")
+    rasa = FakeProcess("testkit.fake_rasa", "--answer", "what are the steps=faq_steps:0.95")
     yield twilio, rasa
     twilio.stop()
     rasa.stop()
@@ -180,7 +180,7 @@ def test_burst_every_message_stored_once_and_answered_once(
         plan = burst_plan(CONTACTS, 5, SECONDS)
         # Twilio sometimes delivers a webhook again: every 50th one arrives three times.
         plan += [p for p in plan[::50] for _ in range(2)]
-        outcomes = send(f"{topology.url}/webhooks/twilio/messages", plan)
+        outcomes = topology.send(plan)
         print(report(outcomes))
         unique = {o.planned.sid: o for o in outcomes}
         check_everything_answered_once(topology, twilio, list(unique.values()))
@@ -196,9 +196,7 @@ def test_a_worker_killed_mid_burst_loses_nothing_and_repeats_nothing(
     try:
         after(SECONDS / 3, lambda: topology.kill("worker0"))
         after(SECONDS / 3 + 2, lambda: topology.start_worker(0))
-        outcomes = send(
-            f"{topology.url}/webhooks/twilio/messages", burst_plan(CONTACTS, 5, SECONDS)
-        )
+        outcomes = topology.send(burst_plan(CONTACTS, 5, SECONDS))
         print(report(outcomes))
         check_everything_answered_once(topology, twilio, outcomes)
     finally:
@@ -223,9 +221,7 @@ def test_rasa_killed_mid_burst_surveys_go_on_and_nothing_is_lost(
                 rasa.post("/_status", {"status": 200})
 
         after(0.35 * SECONDS, outage)
-        outcomes = send(
-            f"{topology.url}/webhooks/twilio/messages", burst_plan(CONTACTS, 5, SECONDS)
-        )
+        outcomes = topology.send(burst_plan(CONTACTS, 5, SECONDS))
         print(report(outcomes))
         # A FAQ question while Rasa is down is a wrong survey answer: one re-ask, not two.
         check_everything_answered_once(topology, twilio, outcomes, exact_replies=False)
@@ -244,11 +240,7 @@ def test_a_database_restart_mid_burst_is_503_then_recovered_without_restart(
     topology = Topology(twilio.url, rasa.url, database_port=proxy.port).start()
     try:
         after(SECONDS / 3, lambda: proxy.cut(4.0))
-        outcomes = send(
-            f"{topology.url}/webhooks/twilio/messages",
-            burst_plan(CONTACTS, 5, SECONDS),
-            retry_503=10,
-        )
+        outcomes = topology.send(burst_plan(CONTACTS, 5, SECONDS), retry=10)
         print(report(outcomes))
         retried = sum(1 for o in outcomes if o.attempts > 1)
         assert retried > 0, "the cut happened outside the burst: nothing was tested"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask.testing import FlaskClient
 
+from testkit.fake_twilio import FakeTwilio
 from tests.support.builders import BASE_URL, new_phone, sign, twilio_form
-from tests.support.fake_twilio import FakeTwilio
 
 MESSAGES_PATH = "/webhooks/twilio/messages"
 

@@ -1,33 +1,31 @@
 """The production topology as real processes: gunicorn web, workers, on PostgreSQL + Redis.
 
-Used by the production tests (correctness under bursts and faults) and by
-bench/production_burst.py (timings).
+Used by the production tests (tests/production/test_faults.py): correctness under bursts and
+faults. The timings of the same deployment are measured by bench/webhook_load.py
+(`DATABASE_URL=postgresql://… REDIS_URL=redis://… --workers 2`).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import create_engine, text
 
 from bot.db.migrate import upgrade
+from bot.processes import Process, spawn_bot, stop, wait_ready, wait_until
+from testkit.load import Account, Outcome, Planned, send
+from testkit.servers import free_port
 from tests.support.builders import ACCOUNT_SID, AUTH_TOKEN, SMS_FROM, WHATSAPP_FROM
-from tests.support.load import Planned
 
 ROOT = Path(__file__).resolve().parents[2]
+ACCOUNT = Account(ACCOUNT_SID, AUTH_TOKEN, SMS_FROM)
 POSTGRES = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
@@ -36,12 +34,6 @@ SCRIPT = ["SURVEY", "2", "what are the steps", "1 3", "HELP"]
 # Replies each step gets when everything is up: question, question, answer + question again,
 # question, menu + reminder.
 REPLIES = [1, 1, 2, 1, 2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def burst_plan(contacts: int, per_contact: int, seconds: float, seed: int = 7) -> list[Planned]:
@@ -57,37 +49,6 @@ def burst_plan(contacts: int, per_contact: int, seconds: float, seed: int = 7) -
     return sorted(plan, key=lambda p: p.at)
 
 
-class FakeProcess:
-    """A fake (Twilio's API, Rasa) in its own process, so the load generator's process does
-    not slow it down; `url` is where it listens."""
-
-    def __init__(self, module: str, *args: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", module, *args], cwd=ROOT, stdout=subprocess.PIPE
-        )
-        assert self.process.stdout is not None
-        self.url = self.process.stdout.readline().decode().strip()
-
-    def get(self, path: str) -> Any:
-        with urllib.request.urlopen(f"{self.url}{path}", timeout=60) as response:
-            return json.load(response)
-
-    def post(self, path: str, payload: dict[str, Any]) -> Any:
-        request = urllib.request.Request(
-            f"{self.url}{path}",
-            data=json.dumps(payload).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.load(response)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-
-
 @dataclass
 class Topology:
     """A deployment on a fresh PostgreSQL database and a Redis queue of its own."""
@@ -98,7 +59,7 @@ class Topology:
     workers: int = 2
     database_port: int | None = None  # e.g. a TcpProxy's port in front of PostgreSQL
     extra_env: dict[str, str] = field(default_factory=dict)
-    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    processes: dict[str, Process] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.name = f"bot_prod_{uuid.uuid4().hex[:10]}"
@@ -152,13 +113,8 @@ class Topology:
         self.wait_ready()
         return self
 
-    def _spawn(self, *args: str) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "bot", *args],
-            env=self.env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-        )
+    def _spawn(self, *args: str) -> Process:
+        return spawn_bot(args, self.env, cwd=ROOT, stdout=subprocess.DEVNULL)
 
     def start_worker(self, n: int) -> None:
         self.processes[f"worker{n}"] = self._spawn("worker", "--sweep-every", "1")
@@ -170,32 +126,18 @@ class Topology:
         process.wait()
 
     def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=2):
-                    return
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError("the web process did not start")
+        if not wait_ready(f"{self.url}/healthz", self.processes["web"], timeout):
+            raise RuntimeError("the web process did not start")
+
+    def send(self, plan: list[Planned], retry: int = 0) -> list[Outcome]:
+        """Delivers the planned webhooks to this deployment, open loop (testkit.load)."""
+        return send(f"{self.url}/webhooks/twilio/messages", plan, ACCOUNT, retry=retry)
 
     def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return True
-            time.sleep(0.5)
-        return False
+        return wait_until(predicate, timeout, interval=0.5)
 
     def stop(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop(list(self.processes.values()), timeout=30)
         engine = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
         with engine.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from bot.db.models import ConsentEvent, Contact, Message
 from bot.runtime import Runtime
-from tests.support.fake_twilio import FakeTwilio
+from testkit.fake_twilio import FakeTwilio
 from tests.support.phone import Phone
 
 

@@ -6,8 +6,8 @@ from sqlalchemy import func, select
 
 from bot.db.models import Contact, Message
 from bot.runtime import Runtime
+from testkit.fake_twilio import FakeTwilio
 from tests.support.builders import AUTH_TOKEN, SMS_FROM, WHATSAPP_FROM, sign, twilio_form
-from tests.support.fake_twilio import FakeTwilio
 from tests.support.phone import MESSAGES_PATH, Phone, post_signed
 
 URL = "https://bot.example.org" + MESSAGES_PATH

@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from bot.db.models import Message, UnansweredQuestion
 from bot.runtime import Runtime
+from testkit.fake_rasa import FakeRasa
 from tests.support.clock import FakeClock
-from tests.support.fake_rasa import FakeRasa
 from tests.support.phone import Phone
 
 

@@ -8,9 +8,9 @@ from sqlalchemy import select
 
 from bot.db.models import ConsentEvent, Contact, Message, MessageStatusEvent
 from bot.runtime import Runtime
+from testkit.fake_twilio import FakeTwilio
 from tests.support.builders import twilio_form
 from tests.support.clock import FakeClock
-from tests.support.fake_twilio import FakeTwilio
 from tests.support.phone import MESSAGES_PATH, Phone, post_signed
 
 STATUS_PATH = "/webhooks/twilio/status"

@@ -14,9 +14,9 @@ from bot.runtime import Runtime
 from bot.settings import Settings
 from flows.located import locate
 from flows.schema import FlowFiles, parse_flow
+from testkit.fake_rasa import FakeRasa
+from testkit.fake_twilio import FakeTwilio
 from tests.support.clock import FakeClock
-from tests.support.fake_rasa import FakeRasa
-from tests.support.fake_twilio import FakeTwilio
 from tests.support.phone import Phone
 
 

@@ -1,4 +1,4 @@
-"""`bot contacts export|erase` and `bot retention sweep`."""
+"""`bot contacts export|erase` and `bot retention sweep`: personal data."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from bot.clitools import database, settings_or_exit
+from bot.cli.common import database, settings_or_exit
 from bot.db.models import utcnow
 from bot.phone import InvalidPhone, to_e164
 from bot.settings import Settings

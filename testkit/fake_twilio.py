@@ -15,9 +15,11 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs
+
+from testkit.servers import LoopbackServer, serve
 
 
 @dataclass
@@ -42,7 +44,7 @@ def _quiet_on_disconnect(report: Any) -> Any:
     return handle_error
 
 
-class FakeTwilio:
+class FakeTwilio(LoopbackServer):
     """A threaded HTTP server speaking enough of Twilio's REST API for sending messages."""
 
     def __init__(self, delay: float = 0.0) -> None:
@@ -89,21 +91,8 @@ class FakeTwilio:
                 self.wfile.write(body)
 
         self._handler = Handler
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.server.handle_error = _quiet_on_disconnect(self.server.handle_error)  # type: ignore[method-assign]
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    def start(self) -> FakeTwilio:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        server = self.listen(Handler)
+        server.handle_error = _quiet_on_disconnect(server.handle_error)  # type: ignore[method-assign]
 
     def fail_next(self, status: int, code: int | None = None, times: int = 1) -> None:
         """The next `times` calls answer `status` with Twilio error `code`."""
@@ -197,16 +186,10 @@ class FakeTwilio:
         request._reply(call.status, payload)  # type: ignore[attr-defined]
 
 
-if __name__ == "__main__":  # `python -m tests.support.fake_twilio --delay 0.2` prints its URL
+if __name__ == "__main__":  # `python -m testkit.fake_twilio --delay 0.2` prints its URL
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--delay", type=float, default=0.0)
     args = parser.parse_args()
-    server = FakeTwilio(args.delay).start()
-    print(server.url, flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        server.stop()
+    serve(FakeTwilio(args.delay).start())

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
+from testkit.servers import LoopbackServer, serve
 
-class FakeRasa:
+
+class FakeRasa(LoopbackServer):
     """Answers `POST /model/parse` with the ranking set for a text (or out_of_scope)."""
 
     def __init__(self) -> None:
@@ -93,23 +94,10 @@ class FakeRasa:
                     },
                 )
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    def start(self) -> FakeRasa:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.listen(Handler)
 
 
-if __name__ == "__main__":  # `python -m tests.support.fake_rasa --answer "text=intent:0.9"`
+if __name__ == "__main__":  # `python -m testkit.fake_rasa --answer "text=intent:0.9"`
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__)
@@ -120,10 +108,4 @@ if __name__ == "__main__":  # `python -m tests.support.fake_rasa --answer "text=
         text, _, scored = item.rpartition("=")
         intent, _, confidence = scored.partition(":")
         server.answers[text] = [(intent, float(confidence or 0.9))]
-    server.start()
-    print(server.url, flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        server.stop()
+    serve(server.start())

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import click
 
-from bot.clitools import database, settings_or_exit
+from bot.cli.common import database, settings_or_exit
 from bot.db.database import Database
 from bot.settings import Settings
 from dashboard.accounts import (
@@ -152,15 +152,17 @@ def users_reset_two_factor(email: str) -> None:
 @click.argument("email")
 def users_disable(email: str) -> None:
     """Disables an account (it can no longer sign in; its sessions end)."""
-    with _database(settings_or_exit()) as db:
-        update_user(db, user_id_for(db, email), active=False)
-    click.echo(f"{email} disabled")
+    _set_active(email, False)
 
 
 @users.command("enable")
 @click.argument("email")
 def users_enable(email: str) -> None:
     """Enables a disabled account again."""
+    _set_active(email, True)
+
+
+def _set_active(email: str, active: bool) -> None:
     with _database(settings_or_exit()) as db:
-        update_user(db, user_id_for(db, email), active=True)
-    click.echo(f"{email} enabled")
+        update_user(db, user_id_for(db, email), active=active)
+    click.echo(f"{email} {'enabled' if active else 'disabled'}")

@@ -1,0 +1,103 @@
+"""`bot run`: everything on one machine, supervised; Ctrl-C stops it all."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+import click
+
+from bot.cli.common import database, settings_or_exit, start_rasa
+from bot.processes import (
+    Process,
+    own_group,
+    rasa_available,
+    rasa_token,
+    spawn_bot,
+    stop,
+    supervise,
+)
+from bot.settings import Settings
+
+
+@click.command()
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--rasa-port", default=5005, show_default=True, type=int)
+@click.option("--rasa-servers", default=1, show_default=True, type=int, help="Rasa processes")
+@click.option("--web-workers", default=2, show_default=True, type=int, help="gunicorn processes")
+@click.option("--workers", default=1, show_default=True, type=int, help="`bot worker` processes")
+@click.option("--schedulers", default=1, show_default=True, type=int, help="one is active")
+@click.option("--create-database", is_flag=True, help="create the PostgreSQL database if missing")
+def run(
+    port: int,
+    rasa_port: int,
+    rasa_servers: int,
+    web_workers: int,
+    workers: int,
+    schedulers: int,
+    create_database: bool,
+) -> None:
+    """Runs everything on one machine: migrations, Rasa, web, worker and the broadcast
+    scheduler. Ctrl-C stops it all.
+
+    Rasa is started from `.venv-rasa` with `models/nlu.tar.gz` (`make train`) unless RASA_URL
+    points at a server that is already running.
+    """
+    from bot.db.migrate import create_database as create_missing
+    from bot.db.migrate import upgrade
+
+    settings = settings_or_exit()
+    if create_database:
+        create_missing(settings.database_url)
+    upgrade(settings.database_url)
+    _first_admin(settings)
+    children: list[Process] = []
+    try:
+        env = dict(os.environ)
+        nlu = ", ".join(settings.rasa_urls) or "off (no model: run `make train`)"
+        if not settings.rasa_urls and rasa_available():
+            ports = [rasa_port + n for n in range(max(1, rasa_servers))]
+            # Rasa's HTTP API can replace the model: it answers only callers with this token.
+            env["RASA_TOKEN"] = token = rasa_token(settings)
+            for rasa in ports:
+                children.append(start_rasa(rasa, token, own_process_group=True))
+            env["RASA_URL"] = nlu = ",".join(f"http://127.0.0.1:{p}" for p in ports)
+        # Every process writes its metrics here; /metrics on the web process reads them all.
+        metrics_dir = settings.var_dir / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+        commands = [["web", "--port", str(port), "--workers", str(web_workers)]]
+        commands += [["worker"]] * max(1, workers)
+        commands += [["scheduler"]] * max(1, schedulers)
+        for args in commands:
+            # In a process group of its own: Ctrl-C reaches only us, and we stop each child
+            # once (processes.supervise says why).
+            children.append(spawn_bot(args, env, **own_group()))
+    except BaseException:
+        stop(children)
+        raise
+    mode = "Twilio" if settings.twilio_enabled else "console channel (no Twilio account set)"
+    database = settings.database_url.split(":", 1)[0]
+    queue = "redis" if settings.redis_url else "embedded"
+    click.echo(
+        f"service on http://127.0.0.1:{port}  ·  dashboard: /dashboard  ·  outbound: {mode}"
+        f"  ·  NLU: {nlu}  ·  database: {database}  ·  queue: {queue}  ·  "
+        f"{web_workers} web, {workers} worker, {schedulers} scheduler processes"
+    )
+    sys.exit(supervise(children))
+
+
+def _first_admin(settings: Settings) -> None:
+    """A new installation gets one admin account, its password shown once, so the dashboard
+    can be opened straight away; that password must be changed at the first sign-in."""
+    from dashboard.accounts import FIRST_ADMIN, create_first_admin
+
+    with database(settings) as db:
+        password = create_first_admin(db)
+    if password is not None:
+        click.echo(
+            f"first dashboard account: {FIRST_ADMIN}  password: {password}  "
+            "(shown once; choose your own at the first sign-in)"
+        )
