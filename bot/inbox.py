@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from bot import logs
 from bot.batching import BatchThread
@@ -30,7 +30,7 @@ from bot.core.messages import (
 )
 from bot.core.status import MessageStatus
 from bot.db.database import Database
-from bot.db.models import utcnow
+from bot.db.models import Message, utcnow
 from bot.outbox import DEFAULT_CLAIM, MAX_BODY, SendJob, outbound_row
 from bot.personal_data.optouts import phone_hash, release
 from flows.schema import Flow
@@ -435,3 +435,18 @@ class GroupCommitter:
                 item.future.set_exception(outcome)
             else:
                 item.future.set_result(outcome)
+
+
+def waiting_contacts(db: Database, older_than: datetime, limit: int) -> list[int]:
+    """Contacts with a message received before `older_than` and still not handled: the task
+    that should have handled it was lost (a crash, a failed enqueue)."""
+    with db.read() as session:
+        return list(
+            session.scalars(
+                select(Message.contact_id)
+                .where(Message.direction == "in", Message.status == MessageStatus.RECEIVED)
+                .where(Message.created_at < older_than)
+                .group_by(Message.contact_id)
+                .limit(limit)
+            )
+        )

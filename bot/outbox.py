@@ -498,3 +498,42 @@ def opt_out_contact(
                     created_at=now,
                 )
             )
+
+
+def due_messages(db: Database, now: datetime, limit: int) -> list[int]:
+    """Outbound messages waiting to be sent whose time has come (new or to retry)."""
+    with db.read() as session:
+        return list(
+            session.scalars(
+                select(Message.id)
+                .where(Message.direction == "out", Message.status == MessageStatus.PENDING)
+                .where((Message.next_attempt_at.is_(None)) | (Message.next_attempt_at <= now))
+                .limit(limit)
+            )
+        )
+
+
+def reclaim_dead_claims(db: Database, now: datetime) -> list[int]:
+    """Takes back sends whose worker died holding them (its claim ran out).
+
+    The send may or may not have reached the provider. Marked RECOVERED, it goes back to a
+    worker, which first asks the provider (a channel with `find_sent`) and adopts the message
+    it finds instead of sending it twice; a channel that cannot be asked sends it again.
+    """
+    with db.write() as session:
+        return list(
+            session.execute(
+                update(Message)
+                .where(Message.direction == "out")
+                .where(Message.status == MessageStatus.DISPATCHING)
+                .where(Message.claimed_until < now)
+                .values(
+                    status=MessageStatus.PENDING,
+                    claimed_until=None,
+                    next_attempt_at=None,
+                    error_message=RECOVERED,
+                    updated_at=now,
+                )
+                .returning(Message.id)
+            ).scalars()
+        )

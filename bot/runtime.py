@@ -15,11 +15,10 @@ from datetime import datetime, timedelta
 
 from huey import Huey
 from huey.api import TaskWrapper
-from sqlalchemy import select, update
 
 from bot.batching import BatchThread
 from bot.broadcasts.desk import SmsDesk
-from bot.broadcasts.fanout import plan_run
+from bot.broadcasts.fanout import plan_run, stalled_runs
 from bot.broadcasts.pacing import Pacer
 from bot.broadcasts.ports import BroadcastPorts
 from bot.broadcasts.sending import send_slice
@@ -29,12 +28,11 @@ from bot.core.content import Content
 from bot.core.conversations import Conversations
 from bot.core.handler import Bot
 from bot.core.messages import Channel, Inbound
-from bot.core.status import MessageStatus
 from bot.db.database import Database
-from bot.db.models import BroadcastRun, Message, utcnow
-from bot.inbox import Accepted, InboxProcessor, accept
+from bot.db.models import utcnow
+from bot.inbox import Accepted, InboxProcessor, accept, waiting_contacts
 from bot.metrics import timed_nlu
-from bot.outbox import RECOVERED, Outbox, RetryPolicy, SendJob
+from bot.outbox import Outbox, RetryPolicy, SendJob, due_messages, reclaim_dead_claims
 from bot.queue import make_huey
 from bot.sender import AsyncSender
 from bot.settings import Settings
@@ -127,9 +125,7 @@ class Runtime:
         self.db = Database(
             settings.database_url, background_checkpoint=background or deferred_enqueue
         )
-        self._stop_checkpoints = threading.Event()
-        if self.db.background_checkpoint:
-            threading.Thread(target=self._checkpoints, name="checkpointer", daemon=True).start()
+        self.db.start_checkpoints()
         self.huey = huey if huey is not None else make_huey(settings)
         catalogue = catalogue or Catalogue.load()
         self.nlu = (
@@ -306,55 +302,11 @@ class Runtime:
     def sweep(self, now: datetime | None = None, limit: int = 1000) -> SweepReport:
         """Re-enqueues work that lost its task: waiting inbound, due retries, dead claims."""
         now = now or self.clock()
-        with self.db.read() as session:
-            contact_ids = session.scalars(
-                select(Message.contact_id)
-                .where(Message.direction == "in", Message.status == MessageStatus.RECEIVED)
-                # Still waiting after this long: its task was lost (crash, failed enqueue).
-                .where(
-                    Message.created_at
-                    < now - timedelta(seconds=self.settings.recover_after_seconds)
-                )
-                .group_by(Message.contact_id)
-                .limit(limit)
-            ).all()
-            due = session.scalars(
-                select(Message.id)
-                .where(Message.direction == "out", Message.status == MessageStatus.PENDING)
-                .where((Message.next_attempt_at.is_(None)) | (Message.next_attempt_at <= now))
-                .limit(limit)
-            ).all()
-        with self.db.write() as session:
-            # A worker that claimed a message and died: the send may or may not have reached
-            # the provider. Marked RECOVERED, it goes back to a worker, which first asks the
-            # provider (a channel with `find_sent`) and adopts the message it finds instead
-            # of sending it twice; a channel that cannot be asked sends it again.
-            reclaimed = (
-                session.execute(
-                    update(Message)
-                    .where(Message.direction == "out")
-                    .where(Message.status == MessageStatus.DISPATCHING)
-                    .where(Message.claimed_until < now)
-                    .values(
-                        status=MessageStatus.PENDING,
-                        claimed_until=None,
-                        next_attempt_at=None,
-                        error_message=RECOVERED,
-                        updated_at=now,
-                    )
-                    .returning(Message.id)
-                )
-                .scalars()
-                .all()
-            )
-        with self.db.read() as session:
-            stalled = session.execute(
-                select(BroadcastRun.id, BroadcastRun.status)
-                .where(BroadcastRun.status.in_(("planning", "sending")))
-                .where((BroadcastRun.claimed_until.is_(None)) | (BroadcastRun.claimed_until < now))
-                .limit(limit)
-            ).all()
-        for run_id, status in stalled:
+        waiting_since = now - timedelta(seconds=self.settings.recover_after_seconds)
+        contact_ids = waiting_contacts(self.db, waiting_since, limit)
+        due = due_messages(self.db, now, limit)
+        reclaimed = reclaim_dead_claims(self.db, now)
+        for run_id, status in stalled_runs(self.db, now, limit):
             if status == "planning":
                 self.enqueue_broadcast_plan(run_id)
             else:
@@ -368,16 +320,9 @@ class Runtime:
                 log.exception("could not enqueue send of %s", message_id)
         return SweepReport(len(contact_ids), len(due), len(reclaimed))
 
-    def _checkpoints(self, every: float = 1.0) -> None:
-        while not self._stop_checkpoints.wait(every):
-            try:
-                self.db.checkpoint()
-            except Exception:
-                log.exception("WAL checkpoint failed; trying again")
-
     def close(self) -> None:
         """Finishes sends under way and releases database connections."""
-        self._stop_checkpoints.set()
+        self.db.stop_checkpoints()
         if self._enqueuer is not None:
             self._enqueuer.close()
         self.inbox.close()

@@ -20,6 +20,7 @@ from bot.broadcasts.ports import BroadcastPorts
 from bot.broadcasts.routing import route
 from bot.broadcasts.service import invitation, message_of
 from bot.core.status import MessageStatus
+from bot.db.database import Database
 from bot.db.models import Broadcast, BroadcastRun, Message
 from bot.outbox import outbound_row
 
@@ -114,3 +115,17 @@ def _row(contact: Any, message: Any, run_id: int, now: datetime) -> dict[str, An
         extra=extra,
         error_message=chosen.skip,
     )
+
+
+def stalled_runs(db: Database, now: datetime, limit: int) -> list[tuple[int, str]]:
+    """Runs planning or sending that nobody holds (their worker died): (id, status)."""
+    with db.read() as session:
+        return [
+            (run_id, status)
+            for run_id, status in session.execute(
+                select(BroadcastRun.id, BroadcastRun.status)
+                .where(BroadcastRun.status.in_(("planning", "sending")))
+                .where((BroadcastRun.claimed_until.is_(None)) | (BroadcastRun.claimed_until < now))
+                .limit(limit)
+            )
+        ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 
@@ -12,6 +14,8 @@ from bot.db.engine import make_engine
 from bot.db.gate import gate_for_sqlite
 from bot.db.statements import Statements
 
+log = logging.getLogger(__name__)
+
 
 class Database:
     """Owns the engine. Commits happen at the request or job boundary, never in models."""
@@ -19,6 +23,8 @@ class Database:
     def __init__(self, url: str, background_checkpoint: bool = False) -> None:
         self.url = url
         self.background_checkpoint = background_checkpoint and url.startswith("sqlite")
+        self._checkpointer: threading.Thread | None = None
+        self._stop = threading.Event()
         self.engine: Engine = make_engine(url, background_checkpoint=self.background_checkpoint)
         self._read_engine = self.engine.execution_options(readonly=True)
         self.sql = Statements(self.engine.dialect)
@@ -57,6 +63,26 @@ class Database:
         """A Core connection in one read-only transaction."""
         with self._read_engine.connect() as conn, conn.begin():
             yield conn
+
+    def start_checkpoints(self, every: float = 1.0) -> None:
+        """With background checkpoints, a thread runs `checkpoint` every `every` seconds
+        until `stop_checkpoints` (the long-running processes: web, worker)."""
+        if not self.background_checkpoint or self._checkpointer is not None:
+            return
+
+        def loop() -> None:
+            while not self._stop.wait(every):
+                try:
+                    self.checkpoint()
+                except Exception:
+                    log.exception("WAL checkpoint failed; trying again")
+
+        self._checkpointer = threading.Thread(target=loop, name="checkpointer", daemon=True)
+        self._checkpointer.start()
+
+    def stop_checkpoints(self) -> None:
+        """Ends the checkpoint thread, if any."""
+        self._stop.set()
 
     def checkpoint(self) -> None:
         """Copies committed WAL pages into the database file without blocking writers
