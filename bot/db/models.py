@@ -17,6 +17,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     false,
@@ -35,6 +36,12 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def table_of(model: Any) -> Table:
+    """A mapped class's Core table, typed (for statements that work on tables)."""
+    found: Table = model.__table__
+    return found
 
 
 def utcnow() -> datetime:

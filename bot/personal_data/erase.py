@@ -24,7 +24,7 @@ from typing import Any
 
 import phonenumbers
 from huey import Huey
-from sqlalchemy import Table, delete, or_, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
@@ -41,6 +41,7 @@ from bot.db.models import (
     SurveyResponse,
     UnansweredQuestion,
     User,
+    table_of,
 )
 from bot.personal_data import optouts
 from bot.personal_data.export import audit_conditions
@@ -194,35 +195,31 @@ def _erase_rows(
 
     deleted: dict[str, int] = {}
 
-    def table(model: Any) -> Table:
-        found: Table = model.__table__
-        return found
-
     deleted["nlu_examples"] = _delete_in(
-        session, table(NluExample), NluExample.source_message_id, message_ids
+        session, table_of(NluExample), NluExample.source_message_id, message_ids
     )
-    unanswered = table(UnansweredQuestion)
+    unanswered = table_of(UnansweredQuestion)
     deleted["unanswered_questions"] = _delete_in(
         session, unanswered, UnansweredQuestion.contact_id, ids
     ) + _delete_in(session, unanswered, UnansweredQuestion.message_id, message_ids)
-    deleted["feedback"] = _delete_in(session, table(Feedback), Feedback.contact_id, ids)
+    deleted["feedback"] = _delete_in(session, table_of(Feedback), Feedback.contact_id, ids)
     deleted["consent_events"] = _delete_in(
-        session, table(ConsentEvent), ConsentEvent.contact_id, ids
+        session, table_of(ConsentEvent), ConsentEvent.contact_id, ids
     )
-    events = table(MessageStatusEvent)
+    events = table_of(MessageStatusEvent)
     deleted["message_status_events"] = _delete_in(
         session, events, MessageStatusEvent.message_id, message_ids
     ) + _delete_in(session, events, MessageStatusEvent.provider_sid, sids)
     deleted["survey_responses"] = _delete_in(
-        session, table(SurveyResponse), SurveyResponse.contact_id, ids
+        session, table_of(SurveyResponse), SurveyResponse.contact_id, ids
     )
     # One statement per chunk of contacts: replies point at the inbound messages they answer,
     # and both go together (foreign keys are checked at the end of the statement).
-    deleted["messages"] = _delete_in(session, table(Message), Message.contact_id, ids)
+    deleted["messages"] = _delete_in(session, table_of(Message), Message.contact_id, ids)
     deleted["contact_groups"] = _delete_in(
-        session, table(ContactGroup), ContactGroup.contact_id, ids
+        session, table_of(ContactGroup), ContactGroup.contact_id, ids
     )
-    deleted["contacts"] = _delete_in(session, table(Contact), Contact.id, ids)
+    deleted["contacts"] = _delete_in(session, table_of(Contact), Contact.id, ids)
     report.deleted = deleted
 
     if any(c.opted_out and not c.simulated for c in contacts):

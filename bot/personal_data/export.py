@@ -32,6 +32,7 @@ from bot.db.models import (
     NluExample,
     SurveyResponse,
     UnansweredQuestion,
+    table_of,
 )
 from bot.privacy import mask_phone
 from bot.surveys import PHONE, neutralize
@@ -100,40 +101,36 @@ def audit_conditions(phone: str, contact_ids: Collection[int]) -> Any:
 def collect(db: Database, phone: str, now: datetime) -> PersonalData:
     """Reads every row about `phone` (E.164), real and simulated contact alike."""
 
-    def table(model: Any) -> Table:
-        found: Table = model.__table__
-        return found
-
     with db.read() as session:
-        contacts = _rows(session, table(Contact), Contact.phone == phone)
+        contacts = _rows(session, table_of(Contact), Contact.phone == phone)
         ids = [int(c["id"]) for c in contacts]
         tables: dict[str, list[dict[str, Any]]] = {"contacts": contacts}
         tables["contact_groups"] = _rows(
-            session, table(ContactGroup), ContactGroup.contact_id.in_(ids)
+            session, table_of(ContactGroup), ContactGroup.contact_id.in_(ids)
         )
-        tables["messages"] = _rows(session, table(Message), Message.contact_id.in_(ids))
+        tables["messages"] = _rows(session, table_of(Message), Message.contact_id.in_(ids))
         message_ids = [int(m["id"]) for m in tables["messages"]]
         sids = [m["provider_sid"] for m in tables["messages"] if m["provider_sid"]]
         tables["message_status_events"] = _rows(
             session,
-            table(MessageStatusEvent),
+            table_of(MessageStatusEvent),
             or_(
                 MessageStatusEvent.message_id.in_(message_ids),
                 MessageStatusEvent.provider_sid.in_(sids),
             ),
         )
         tables["consent_events"] = _rows(
-            session, table(ConsentEvent), ConsentEvent.contact_id.in_(ids)
+            session, table_of(ConsentEvent), ConsentEvent.contact_id.in_(ids)
         )
         tables["survey_responses"] = _rows(
-            session, table(SurveyResponse), SurveyResponse.contact_id.in_(ids)
+            session, table_of(SurveyResponse), SurveyResponse.contact_id.in_(ids)
         )
-        tables["feedback"] = _rows(session, table(Feedback), Feedback.contact_id.in_(ids))
+        tables["feedback"] = _rows(session, table_of(Feedback), Feedback.contact_id.in_(ids))
         tables["unanswered_questions"] = _rows(
-            session, table(UnansweredQuestion), UnansweredQuestion.contact_id.in_(ids)
+            session, table_of(UnansweredQuestion), UnansweredQuestion.contact_id.in_(ids)
         )
         tables["nlu_examples"] = _rows(
-            session, table(NluExample), NluExample.source_message_id.in_(message_ids)
+            session, table_of(NluExample), NluExample.source_message_id.in_(message_ids)
         )
         tables["handoff"] = [
             {
@@ -147,7 +144,7 @@ def collect(db: Database, phone: str, now: datetime) -> PersonalData:
             if m["kind"] == "manual_reply"
         ]
         tables["audit_events"] = (
-            _rows(session, table(AuditEvent), audit_conditions(phone, ids)) if ids else []
+            _rows(session, table_of(AuditEvent), audit_conditions(phone, ids)) if ids else []
         )
     return PersonalData(phone, now, {name: tables[name] for name in TABLES})
 
