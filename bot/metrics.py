@@ -6,9 +6,12 @@ Only prometheus_client here: a service counts what it does without importing the
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
 from prometheus_client import Counter, Histogram
 
@@ -27,7 +30,32 @@ NLU_SECONDS = Histogram(
 INBOUND = Counter("bot_inbound_total", "Inbound messages accepted", ["channel", "duplicate"])
 SENT = Counter("bot_outbound_sends_total", "Provider calls by outcome", ["channel", "outcome"])
 
+# `bot run`'s supervisor writes the state of every process it runs here (under VAR_DIR):
+# /readyz says which one is down, /metrics exports `bot_process_restarts_total{process}`. The
+# supervisor owns the count (it outlives every child it restarts), so a file, not a counter
+# in the supervisor's memory that the web process could not read.
+PROCESSES_FILE = "processes.json"
+
 T = TypeVar("T")
+
+
+def write_process_states(path: Path, states: dict[str, dict[str, Any]]) -> None:
+    """Replaces the status file atomically: a reader never sees half of it."""
+    partial = path.with_suffix(".tmp")
+    partial.write_text(json.dumps({"supervisor": os.getpid(), "processes": states}))
+    os.replace(partial, path)
+
+
+def read_process_states(var_dir: Path) -> dict[str, dict[str, Any]] | None:
+    """The supervised processes' states (name → state, restarts, last exit), or None when no
+    live `bot run` supervises this installation (no file, or its supervisor is gone)."""
+    try:
+        status = json.loads((var_dir / PROCESSES_FILE).read_text())
+        os.kill(int(status["supervisor"]), 0)  # a supervisor killed outright left its file
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    processes: dict[str, dict[str, Any]] = status.get("processes") or {}
+    return processes
 
 
 def timed_nlu(parse: Callable[[str], T]) -> Callable[[str], T]:

@@ -8,6 +8,7 @@ whatever is still running after a grace period).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -18,8 +19,10 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from bot.metrics import write_process_states
 from bot.settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger("bot")
@@ -97,6 +100,31 @@ def wait_ready(
     )
 
 
+def spawn_rasa(
+    port: int,
+    token: str,
+    *,
+    model: Path | None = None,
+    extra: Sequence[str] = (),
+    cwd: Path = PROJECT_ROOT,
+    env: Mapping[str, str] | None = None,
+    log_file: Path | None = None,
+    own_process_group: bool = False,
+) -> Process:
+    """Starts Rasa's server on 127.0.0.1:port and returns at once (`start_rasa` waits)."""
+    command = rasa_command(port, token, model, extra)
+    options: dict[str, object] = {"cwd": cwd, "env": dict(env) if env is not None else None}
+    if own_process_group:
+        options |= own_group()
+    if log_file is None:
+        return subprocess.Popen(command, **options)  # type: ignore[call-overload]  # noqa: S603
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("wb") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(  # type: ignore[call-overload]  # noqa: S603
+            command, stdout=out, stderr=subprocess.STDOUT, **options
+        )
+
+
 def start_rasa(
     port: int,
     token: str,
@@ -116,18 +144,16 @@ def start_rasa(
     it) when it exits or does not answer within `timeout` seconds; an interrupt meanwhile
     stops it too.
     """
-    command = rasa_command(port, token, model, extra)
-    options: dict[str, object] = {"cwd": cwd, "env": dict(env) if env is not None else None}
-    if own_process_group:
-        options |= own_group()
-    if log_file is None:
-        rasa = subprocess.Popen(command, **options)  # type: ignore[call-overload]  # noqa: S603
-    else:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        with log_file.open("wb") as out:  # the child keeps its own copy of the descriptor
-            rasa = subprocess.Popen(  # type: ignore[call-overload]  # noqa: S603
-                command, stdout=out, stderr=subprocess.STDOUT, **options
-            )
+    rasa = spawn_rasa(
+        port,
+        token,
+        model=model,
+        extra=extra,
+        cwd=cwd,
+        env=env,
+        log_file=log_file,
+        own_process_group=own_process_group,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         ready = wait_ready(f"{url}/", rasa, timeout, interval=0.3, probe=probe)
@@ -164,9 +190,139 @@ def stop(processes: Sequence[Process], timeout: float = STOP_SECONDS) -> None:
             process.wait(timeout=5)
 
 
-def supervise(children: Sequence[Process]) -> int:
-    """Waits until a child exits or we are told to stop (SIGINT, SIGTERM, SIGHUP), then stops
-    every child; returns the exit code for the supervisor.
+# A child that dies is started again after RESTART_FIRST seconds, then twice as long after
+# each death up to RESTART_MAX; one that stayed up RESTART_RESET seconds starts afresh. A
+# crash-looping child (a bad setting) retries twice a minute instead of spinning a core.
+RESTART_FIRST = 0.5
+RESTART_MAX = 30.0
+RESTART_RESET = 60.0
+# How long a restarted child with a readiness check (Rasa loading its model) may take.
+READY_SECONDS = 180.0
+
+
+@dataclass
+class Child:
+    """One supervised process: how to start it, how to tell it is ready, and its history.
+
+    `start(restarted)` spawns it and returns at once; `restarted` is True when it replaces
+    one that died. `ready`, if given, tells a started process is serving (Rasa answering).
+    """
+
+    name: str
+    start: Callable[[bool], Process]
+    ready: Callable[[], bool] | None = None
+    group: bool = False  # started as the leader of a process group of its own (own_group)
+    process: Process | None = None
+    state: str = "down"  # up, starting (spawned, not ready yet), down (waiting to restart)
+    restarts: int = 0
+    last_exit: str | None = None
+    started_at: float = 0.0
+    delay: float = RESTART_FIRST
+    restart_at: float = 0.0
+
+    def spawn(self, restarted: bool = False) -> Process:
+        """Starts the process (see `start`)."""
+        self.process = self.start(restarted)
+        self.started_at = time.monotonic()
+        self.state = "starting" if self.ready is not None else "up"
+        return self.process
+
+    def status(self) -> dict[str, object]:
+        pid = self.process.pid if self.process is not None and self.state != "down" else None
+        return {"state": self.state, "pid": pid, "restarts": self.restarts,
+                "last_exit": self.last_exit}  # fmt: skip
+
+
+def exit_description(code: int) -> str:
+    """The death of a process in words: "exited with code 1", "killed by SIGKILL"."""
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+class Supervisor:
+    """Keeps every child running: a child that dies is logged, counted and started again with
+    backoff; the state of each is written to `status_file` (read by /readyz and /metrics)."""
+
+    def __init__(self, children: Sequence[Child], status_file: Path | None = None) -> None:
+        self.children = list(children)
+        self.status_file = status_file
+        self._written: dict[str, dict[str, object]] | None = None
+
+    def processes(self) -> list[Process]:
+        return [c.process for c in self.children if c.process is not None]
+
+    def check(self, now: float | None = None) -> None:
+        """One round: notices deaths, restarts children whose backoff ran out, marks the
+        restarted ready; writes the status file when anything changed."""
+        now = time.monotonic() if now is None else now
+        for child in self.children:
+            process = child.process
+            if child.state != "down" and process is not None and process.poll() is not None:
+                self._died(child, process, now)
+            elif child.state == "starting" and process is not None:
+                if child.ready is not None and child.ready():
+                    child.state = "up"
+                    log.warning("%s is up again (pid %s)", child.name, process.pid)
+                elif now - child.started_at > READY_SECONDS:
+                    log.error("%s not ready in %.0f s; starting it again", child.name,
+                              READY_SECONDS)  # fmt: skip
+                    stop([process])
+                    self._died(child, process, now)
+            if child.state == "down" and now >= child.restart_at:
+                child.restarts += 1
+                try:
+                    process = child.spawn(restarted=True)
+                except OSError as exc:  # the executable is gone: try again later
+                    log.error("%s could not be started: %s", child.name, exc)
+                    child.state, child.restart_at = "down", now + child.delay
+                    child.delay = min(child.delay * 2, RESTART_MAX)
+                    continue
+                log.warning("%s restarted (pid %s, restart %s)", child.name, process.pid,
+                            child.restarts)  # fmt: skip
+        self.write_status()
+
+    def _died(self, child: Child, process: Process, now: float) -> None:
+        if now - child.started_at >= RESTART_RESET:
+            child.delay = RESTART_FIRST
+        child.last_exit = exit_description(process.returncode)
+        if child.group:
+            # What it left behind (gunicorn's workers hold the port its successor binds):
+            # asked to finish what they were doing and go.
+            with contextlib.suppress(OSError):
+                os.killpg(process.pid, signal.SIGTERM)
+        child.state = "down"
+        child.restart_at = now + child.delay
+        log.error("%s (pid %s) %s; restarting in %.1f s", child.name, process.pid,
+                  child.last_exit, child.delay)  # fmt: skip
+        child.delay = min(child.delay * 2, RESTART_MAX)
+
+    def write_status(self) -> None:
+        if self.status_file is None:
+            return
+        states = {child.name: child.status() for child in self.children}
+        if states != self._written:
+            try:
+                write_process_states(self.status_file, states)
+                self._written = states
+            except OSError:
+                log.exception("could not write %s", self.status_file)
+
+    def remove_status(self) -> None:
+        if self.status_file is not None:
+            self.status_file.unlink(missing_ok=True)
+
+
+def supervise(children: Sequence[Child], status_file: Path | None = None) -> int:
+    """Keeps the children running until we are told to stop (SIGINT, SIGTERM, SIGHUP), then
+    stops every child; returns the exit code for the supervisor.
+
+    A child that dies (a crash, an OOM kill, `kill -9`) is started again with backoff (see
+    RESTART_FIRST): the others keep serving meanwhile, and the work the dead one held is
+    stored and taken up again (README: what survives a crash).
 
     The children should run in process groups of their own (`process_group=0`): Ctrl-C then
     reaches the supervisor alone, and each child is asked to stop exactly once, by SIGTERM.
@@ -184,20 +340,17 @@ def supervise(children: Sequence[Process]) -> int:
     # SIGHUP too: a closed terminal reaches only its foreground group, which is us alone.
     signals = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if os.name == "posix" else [])
     previous = {s: signal.signal(s, on_signal) for s in signals}
-    code = 0
+    supervisor = Supervisor(children, status_file)
     try:
         while not stopping.is_set():
-            for child in children:
-                if child.poll() is not None:
-                    log.error("%s exited with %s; stopping", child.args, child.returncode)
-                    code = child.returncode or 1
-                    stopping.set()
+            supervisor.check()
             stopping.wait(0.2)
-        stop(children)
+        stop(supervisor.processes())
     finally:
+        supervisor.remove_status()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    return code
+    return 0
 
 
 def own_group() -> dict[str, object]:

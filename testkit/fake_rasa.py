@@ -18,7 +18,7 @@ from testkit.servers import LoopbackServer, serve
 class FakeRasa(LoopbackServer):
     """Answers `POST /model/parse` with the ranking set for a text (or out_of_scope)."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.answers: dict[str, list[tuple[str, float]]] = {}
         self.delay = 0.0
         self.status = 200
@@ -94,7 +94,7 @@ class FakeRasa(LoopbackServer):
                     },
                 )
 
-        self.listen(Handler)
+        self.listen(Handler, port)
 
 
 if __name__ == "__main__":  # `python -m testkit.fake_rasa --answer "text=intent:0.9"`

@@ -26,8 +26,8 @@ def free_port() -> int:
 class LoopbackServer:
     """An HTTP server on a free 127.0.0.1 port, served from a daemon thread once started."""
 
-    def listen(self, handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    def listen(self, handler: type[BaseHTTPRequestHandler], port: int = 0) -> ThreadingHTTPServer:
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(

@@ -3,6 +3,7 @@ stop Rasa (here a stand-in `rasa` executable) and other processes."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot import processes
+from bot.metrics import read_process_states
 from testkit.servers import free_port
 
 FAKE_RASA = """#!{python}
@@ -77,3 +79,52 @@ def test_stop_kills_what_ignores_sigterm() -> None:
     processes.stop([stubborn], timeout=0.5)
     assert stubborn.returncode == -9 and time.monotonic() - started < 5
     stubborn.stdout.close()
+
+
+def test_a_child_that_dies_is_restarted_with_backoff_logged_and_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`bot run` keeps going when a process dies: it starts it again, later each time."""
+    started: list[bool] = []
+
+    def sleeper(restarted: bool) -> processes.Process:
+        started.append(restarted)
+        return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+
+    status = tmp_path / "processes.json"
+    child = processes.Child("worker-1", sleeper)
+    child.spawn()
+    supervisor = processes.Supervisor([child], status)
+    try:
+        supervisor.check(now=child.started_at)
+        assert json.loads(status.read_text())["processes"]["worker-1"]["state"] == "up"
+        first = child.process
+        assert first is not None
+        first.kill()
+        first.wait()
+        supervisor.check(now=child.started_at + 1)
+        assert child.state == "down" and child.last_exit == "killed by SIGKILL"
+        down = {"state": "down", "pid": None, "restarts": 0, "last_exit": "killed by SIGKILL"}
+        assert read_process_states(tmp_path) == {"worker-1": down}
+        assert "worker-1 (pid" in caplog.text and "restarting in 0.5 s" in caplog.text
+        supervisor.check(now=child.started_at + 1.6)  # the backoff (0.5 s) ran out
+        assert child.state == "up" and child.restarts == 1 and started == [False, True]
+        assert child.process is not None and child.process.pid != first.pid
+        # Dying again soon after: twice the wait; after a minute up, the wait starts afresh.
+        child.process.kill()
+        child.process.wait()
+        supervisor.check(now=child.started_at + 2)
+        assert child.restart_at == child.started_at + 2 + 1.0
+        supervisor.check(now=child.restart_at)
+        assert child.state == "up" and child.restarts == 2
+        child.process.kill()
+        child.process.wait()
+        supervisor.check(now=child.started_at + processes.RESTART_RESET)
+        assert child.restart_at == child.started_at + processes.RESTART_RESET + 0.5
+    finally:
+        processes.stop(supervisor.processes(), timeout=5)
+
+
+def test_exits_are_described_by_code_or_signal() -> None:
+    assert processes.exit_description(1) == "exited with code 1"
+    assert processes.exit_description(-15) == "killed by SIGTERM"

@@ -5,16 +5,22 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import time
+from collections.abc import Callable
 
 import click
 
 from bot.cli.common import database, settings_or_exit, start_rasa
+from bot.metrics import PROCESSES_FILE
 from bot.processes import (
+    Child,
     Process,
+    answers,
     own_group,
     rasa_available,
     rasa_token,
     spawn_bot,
+    spawn_rasa,
     stop,
     supervise,
 )
@@ -39,7 +45,8 @@ def run(
     create_database: bool,
 ) -> None:
     """Runs everything on one machine: migrations, Rasa, web, worker and the broadcast
-    scheduler. Ctrl-C stops it all.
+    scheduler. A process that dies is started again (with backoff); Ctrl-C, SIGTERM or
+    SIGHUP stops it all.
 
     Rasa is started from `.venv-rasa` with `models/nlu.tar.gz` (`make train`) unless RASA_URL
     points at a server that is already running.
@@ -52,7 +59,7 @@ def run(
         create_missing(settings.database_url)
     upgrade(settings.database_url)
     _first_admin(settings)
-    children: list[Process] = []
+    children: list[Child] = []
     try:
         env = dict(os.environ)
         nlu = ", ".join(settings.rasa_urls) or "off (no model: run `make train`)"
@@ -60,23 +67,34 @@ def run(
             ports = [rasa_port + n for n in range(max(1, rasa_servers))]
             # Rasa's HTTP API can replace the model: it answers only callers with this token.
             env["RASA_TOKEN"] = token = rasa_token(settings)
-            for rasa in ports:
-                children.append(start_rasa(rasa, token, own_process_group=True))
+            for n, rasa in enumerate(ports, 1):
+                child = _rasa_child(f"rasa-{n}", rasa, token)
+                child.process = start_rasa(rasa, token, own_process_group=True)
+                child.state, child.started_at = "up", time.monotonic()
+                children.append(child)
             env["RASA_URL"] = nlu = ",".join(f"http://127.0.0.1:{p}" for p in ports)
         # Every process writes its metrics here; /metrics on the web process reads them all.
         metrics_dir = settings.var_dir / "metrics"
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True)
         env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-        commands = [["web", "--port", str(port), "--workers", str(web_workers)]]
-        commands += [["worker"]] * max(1, workers)
-        commands += [["scheduler"]] * max(1, schedulers)
-        for args in commands:
-            # In a process group of its own: Ctrl-C reaches only us, and we stop each child
-            # once (processes.supervise says why).
-            children.append(spawn_bot(args, env, **own_group()))
+        web = ["web", "--port", str(port), "--workers", str(web_workers)]
+        healthz = f"http://127.0.0.1:{port}/healthz"
+        service = [_bot_child("web", web, env, ready=lambda: answers(healthz))]
+        # A worker restarted after a crash takes back at once what the dead one held, instead
+        # of after CLAIM_SECONDS: safe only when it was the one worker using this database
+        # (an embedded SQLite one, which no other machine's worker can share).
+        alone = workers <= 1 and settings.database_url.startswith("sqlite")
+        after_crash = ["worker", "--after-crash"] if alone else ["worker"]
+        for n in range(1, max(1, workers) + 1):
+            service.append(_bot_child(f"worker-{n}", ["worker"], env, restarted=after_crash))
+        for n in range(1, max(1, schedulers) + 1):
+            service.append(_bot_child(f"scheduler-{n}", ["scheduler"], env))
+        for child in service:
+            children.append(child)
+            child.spawn()
     except BaseException:
-        stop(children)
+        stop([child.process for child in children if child.process is not None])
         raise
     mode = "Twilio" if settings.twilio_enabled else "console channel (no Twilio account set)"
     database = settings.database_url.split(":", 1)[0]
@@ -86,7 +104,35 @@ def run(
         f"  ·  NLU: {nlu}  ·  database: {database}  ·  queue: {queue}  ·  "
         f"{web_workers} web, {workers} worker, {schedulers} scheduler processes"
     )
-    sys.exit(supervise(children))
+    sys.exit(supervise(children, settings.var_dir / PROCESSES_FILE))
+
+
+def _bot_child(
+    name: str,
+    args: list[str],
+    env: dict[str, str],
+    ready: Callable[[], bool] | None = None,
+    restarted: list[str] | None = None,
+) -> Child:
+    """`bot ARGS` (`restarted`, if given, when it replaces one that died), in a process group
+    of its own: Ctrl-C reaches only us, and we stop each child once (processes.supervise)."""
+
+    def start(after_crash: bool) -> Process:
+        return spawn_bot(restarted if after_crash and restarted else args, env, **own_group())
+
+    return Child(name, start, ready, group=True)
+
+
+def _rasa_child(name: str, port: int, token: str) -> Child:
+    """A Rasa server we started: restarted without waiting for it (the others keep going
+    meanwhile); ready again when it answers."""
+    url = f"http://127.0.0.1:{port}/"
+    return Child(
+        name,
+        lambda _: spawn_rasa(port, token, own_process_group=True),
+        ready=lambda: answers(url),
+        group=True,
+    )
 
 
 def _first_admin(settings: Settings) -> None:

@@ -16,10 +16,18 @@ log = logging.getLogger("bot")
 
 @click.command()
 @click.option("--sweep-every", default=10.0, show_default=True, help="seconds between sweeps")
-def worker(sweep_every: float) -> None:
+@click.option(
+    "--after-crash",
+    is_flag=True,
+    help="the only worker of this database died: take back what it held at once",
+)
+def worker(sweep_every: float, after_crash: bool) -> None:
     """Runs the job queue consumer: handles inbound messages and sends the outbox.
 
     WORKER_CONCURRENCY threads handle messages; up to SEND_CONCURRENCY provider calls overlap.
+    With --after-crash (`bot run` restarting its one worker) the first sweep takes back the
+    dead worker's sends and messages at once, not after CLAIM_SECONDS/RECOVER_AFTER_SECONDS;
+    never give it while another worker uses the database (it would take that one's work).
     """
     from bot.runtime import Runtime
 
@@ -33,6 +41,10 @@ def worker(sweep_every: float) -> None:
         os.nice(settings.worker_nice)
     runtime = Runtime(settings, background=True)
     stop = threading.Event()
+
+    if after_crash:
+        # Before the consumer runs: every claim found is the dead worker's, none ours yet.
+        log.warning("taking back what the previous worker held: %s", runtime.sweep(orphaned=True))
 
     def sweeper() -> None:
         while not stop.is_set():

@@ -91,7 +91,7 @@ class Topology:
                 "RASA_URL": self.rasa_url,
                 "NLU_TIMEOUT_MS": "500",
                 "RECOVER_AFTER_SECONDS": "2",
-                "CLAIM_SECONDS": "6",
+                "CLAIM_SECONDS": "15",
                 "QUIET_HOURS": "off",
                 "LOG_LEVEL": "WARNING",
                 "PYTHONPATH": str(ROOT),
