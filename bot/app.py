@@ -48,6 +48,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     from webhooks.twilio import bp as twilio_bp
 
     app.register_blueprint(twilio_bp)
+    from bot.channels.sparrow.webhook import bp as sparrow_bp
+
+    app.register_blueprint(sparrow_bp)  # 403 to every caller until SPARROW_INBOUND_TOKEN is set
     if settings.simulator_enabled:
         from bot.simulator.views import bp as simulator_bp
 

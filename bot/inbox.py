@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -72,6 +72,7 @@ def accept(
                 "has_sms": inbound.channel is Channel.SMS,
                 "has_whatsapp": inbound.channel is Channel.WHATSAPP,
                 "profile_name": inbound.profile_name,
+                "provider": inbound.route,
                 "now": now,
             },
         ).scalar_one()
@@ -82,6 +83,7 @@ def accept(
                 "channel": inbound.channel.value,
                 "body": inbound.body,
                 "provider_sid": inbound.provider_id,
+                "provider": inbound.route,
                 "num_media": len(inbound.media_urls),
                 "media_urls": list(inbound.media_urls) or None,
                 "now": now,
@@ -178,11 +180,15 @@ class InboxProcessor:
                 body=message.body,
                 media_urls=tuple(message.media_urls or ()),
                 provider_id=message.provider_sid,
+                route=message.provider,
             )
             with logs.context(
                 sid=message.provider_sid, message_id=message.id, contact_id=contact_id
             ):
                 turn = self.bot.handle(inbound, state)
+                if message.provider is not None:
+                    # Replies go back through the provider the message came in on.
+                    turn = _routed(turn, message.provider)
                 try:
                     jobs, more = self._commit_turn(contact, message.id, turn)
                 except _Conflict:
@@ -225,6 +231,8 @@ class InboxProcessor:
             turn = conversations.begin(state, flow, language, self.clock())
             if turn is None:
                 return "done"
+            if contact.last_provider is not None and Channel(contact.channel) is Channel.SMS:
+                turn = _routed(turn, contact.last_provider)  # the way they last wrote
             try:
                 jobs, _ = self._commit_turn(contact, None, turn)
             except _Conflict:
@@ -351,6 +359,12 @@ class InboxProcessor:
         return jobs, more
 
 
+def _routed(turn: Turn, route: str) -> Turn:
+    """The turn with its replies sent through `route` (the core never names a provider)."""
+    outbounds = [replace(out, route=route) if out.route is None else out for out in turn.outbounds]
+    return replace(turn, outbounds=outbounds)
+
+
 def _reply_row(
     contact_id: int,
     out: Outbound,
@@ -375,6 +389,7 @@ def _reply_row(
         now,
         status=MessageStatus.FAILED if too_long else MessageStatus.DISPATCHING,
         allow_opted_out=out.allow_opted_out,
+        provider=out.route,
         in_reply_to_id=in_reply_to_id,
         seq=seq,
         claimed_until=None if too_long else claimed_until,

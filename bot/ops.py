@@ -27,12 +27,12 @@ from prometheus_client import (
     CollectorRegistry,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import func, select, text
 
 from bot.db.models import BroadcastRun, Message
-from bot.metrics import INBOUND, NLU_SECONDS, SENT, WEBHOOK_SECONDS
+from bot.metrics import INBOUND, NLU_SECONDS, SENT, WEBHOOK_SECONDS, read_process_states
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -78,6 +78,30 @@ class StateCollector:
         return [messages, runs, depth]
 
 
+class ProcessCollector:
+    """`bot run`'s processes as its supervisor last wrote them: restarts and whether each is
+    up (nothing when no `bot run` supervises this installation)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def collect(self) -> Iterator[Any]:
+        states = read_process_states(self.runtime.settings.var_dir)
+        if states is None:
+            return
+        restarts = CounterMetricFamily(
+            "bot_process_restarts",
+            "Processes `bot run` started again after they died",
+            labels=["process"],
+        )
+        up = GaugeMetricFamily("bot_process_up", "1 while the process runs", labels=["process"])
+        for name, state in sorted(states.items()):
+            restarts.add_metric([name], float(state.get("restarts") or 0))
+            up.add_metric([name], 1.0 if state.get("state") == "up" else 0.0)
+        yield restarts
+        yield up
+
+
 def is_loopback(address: str | None) -> bool:
     """True for 127.0.0.0/8 and ::1 (also written as ::ffff:127.x.x.x); False otherwise."""
     try:
@@ -108,7 +132,8 @@ def _operators_only() -> None:
 
 @bp.get("/readyz")
 def readyz() -> tuple[Response, int]:
-    """200 when the database, the queue and (if configured) an NLU server answer; else 503."""
+    """200 when the database, the queue and (if configured) an NLU server answer and every
+    process `bot run` supervises is up; else 503, naming what is down."""
     runtime: Runtime = current_app.extensions["bot"]
     checks: dict[str, str] = {}
     try:
@@ -127,8 +152,20 @@ def readyz() -> tuple[Response, int]:
         checks["nlu"] = f"ok ({up}/{len(runtime.nlu.urls)} servers)" if up else "down"
     else:
         checks["nlu"] = "off"
+    states = read_process_states(runtime.settings.var_dir)
+    if states is None:
+        checks["processes"] = "off"  # not under `bot run` (Procfile, systemd, tests)
+    else:
+        down = sorted(name for name, state in states.items() if state.get("state") != "up")
+        checks["processes"] = f"down: {', '.join(down)}" if down else f"ok ({len(states)})"
     ready = all(v.startswith(("ok", "off")) for v in checks.values())
-    return jsonify(ready=ready, **checks), 200 if ready else 503
+    # Providers' credit balances (issue 11): shown, never a reason to be unready.
+    balances = {
+        f"{name}_balance": route.balance.summary()
+        for name, route in runtime.outbox.routes.items()
+        if hasattr(route, "balance")
+    }
+    return jsonify(ready=ready, **checks, **balances), 200 if ready else 503
 
 
 @bp.get("/metrics")
@@ -143,6 +180,7 @@ def metrics() -> Response:
             registry.register(own)
     collector = current_app.extensions.setdefault("bot_state_collector", StateCollector(runtime))
     registry.register(collector)
+    registry.register(ProcessCollector(runtime))
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
 

@@ -95,6 +95,7 @@ def outbound_row(
     status: MessageStatus,
     segments: int | None = None,
     allow_opted_out: bool = False,
+    provider: str | None = None,
     **columns: Any,
 ) -> dict[str, Any]:
     """The `messages` row of one outbound message: the only place outbound rows are built.
@@ -104,7 +105,8 @@ def outbound_row(
     unless the caller priced the route itself (a broadcast's WhatsApp message costs one
     unit, a skipped one nothing). `columns` are the row's other columns (in_reply_to_id,
     seq, claimed_until, broadcast_run_id, extra, error_message...); rows inserted together
-    must name the same ones.
+    must name the same ones. `provider` is the route it goes out by (None: the channel's
+    default adapter).
 
     Raises:
         MessageTooLong: the text is longer than MAX_BODY characters and `status` is not one
@@ -122,6 +124,7 @@ def outbound_row(
         "language": language,
         "segments": count_segments(body).segments if segments is None else segments,
         "allow_opted_out": allow_opted_out,
+        "provider": provider,
         "attempts": 0,
         "num_media": 0,
         "created_at": now,
@@ -166,8 +169,12 @@ class Outbox:
         clock: Callable[[], datetime] = utcnow,
         batch_records: bool = False,
         claim: timedelta = DEFAULT_CLAIM,
+        routes: Mapping[str, ChannelAdapter] | None = None,
     ) -> None:
         self.db = db
+        # Providers besides each channel's default adapter, by name ("sparrow"): a message
+        # whose row names one goes out through it.
+        self.routes = dict(routes or {})
         self.claim_for = claim
         # At hundreds of messages per second one small write transaction per send is what
         # limits SQLite (one writer at a time); a batch every few milliseconds is not. The
@@ -203,9 +210,18 @@ class Outbox:
             self.clock(),
             status=MessageStatus.PENDING,
             allow_opted_out=outbound.allow_opted_out,
+            provider=self._route_for(session, contact_id, outbound),
             **columns,
         )
         return int(session.execute(self.db.sql.insert_outbound, row).scalar_one())
+
+    @staticmethod
+    def _route_for(session: Session, contact_id: int, outbound: Outbound) -> str | None:
+        """The outbound's provider, else (SMS) the one the contact last wrote through."""
+        if outbound.route is not None or outbound.channel is not Channel.SMS:
+            return outbound.route
+        contact = session.get(Contact, contact_id)  # the caller has it loaded: no query
+        return contact.last_provider if contact is not None else None
 
     def claim(self, message_id: int) -> bool:
         """Takes a pending message whose time has come; False if another worker has it."""
@@ -243,6 +259,7 @@ class Outbox:
             allow_opted_out=row.allow_opted_out,
             content_sid=(row.extra or {}).get("content_sid"),
             content_variables=(row.extra or {}).get("content_variables"),
+            route=row.provider,
         )
         recovered = row.error_message == RECOVERED
         # Clocks differ a little between us and the provider: look a minute further back.
@@ -312,6 +329,14 @@ class Outbox:
         return False
 
     def _adapter(self, job: SendJob) -> ChannelAdapter | None:
+        route = job.outbound.route
+        if route is not None:
+            routed = self.routes.get(route)
+            if routed is not None:
+                return routed
+            # The provider is no longer configured: the channel's default adapter is the
+            # best way left (and the console in development).
+            log.warning("message %s: provider %r is not configured", job.message_id, route)
         adapter = self.channels.get(job.outbound.channel)
         if adapter is None:
             self._finish(
@@ -513,8 +538,11 @@ def due_messages(db: Database, now: datetime, limit: int) -> list[int]:
         )
 
 
-def reclaim_dead_claims(db: Database, now: datetime) -> list[int]:
-    """Takes back sends whose worker died holding them (its claim ran out).
+def reclaim_dead_claims(
+    db: Database, now: datetime, claimed_until: datetime | None = None
+) -> list[int]:
+    """Takes back sends whose worker died holding them (its claim ran out before
+    `claimed_until`, by default `now`).
 
     The send may or may not have reached the provider. Marked RECOVERED, it goes back to a
     worker, which first asks the provider (a channel with `find_sent`) and adopts the message
@@ -526,7 +554,7 @@ def reclaim_dead_claims(db: Database, now: datetime) -> list[int]:
                 update(Message)
                 .where(Message.direction == "out")
                 .where(Message.status == MessageStatus.DISPATCHING)
-                .where(Message.claimed_until < now)
+                .where(Message.claimed_until < (claimed_until or now))
                 .values(
                     status=MessageStatus.PENDING,
                     claimed_until=None,

@@ -58,6 +58,16 @@ def default_channels(settings: Settings) -> dict[Channel, ChannelAdapter]:
     return channels
 
 
+def default_routes(settings: Settings) -> dict[str, ChannelAdapter]:
+    """Providers besides each channel's default adapter, by the name messages record."""
+    routes: dict[str, ChannelAdapter] = {}
+    if settings.sparrow_enabled:
+        from bot.channels.sparrow.sender import ROUTE, SparrowChannel
+
+        routes[ROUTE] = SparrowChannel(settings)
+    return routes
+
+
 class BroadcastQueue:
     """The broadcasts' task port (bot.broadcasts.ports.BroadcastTasks) on Huey's tasks.
 
@@ -176,6 +186,7 @@ class Runtime:
             clock=clock,
             batch_records=background,
             claim=timedelta(seconds=settings.claim_seconds),
+            routes=default_routes(settings),
         )
         # In a worker (background=True) provider calls overlap on the sender's event loop and
         # turns are committed in groups; otherwise (tests, the CLI) everything runs inline.
@@ -299,13 +310,24 @@ class Runtime:
         except Exception:
             log.exception("could not schedule retry of %s; the sweeper will", message_id)
 
-    def sweep(self, now: datetime | None = None, limit: int = 1000) -> SweepReport:
-        """Re-enqueues work that lost its task: waiting inbound, due retries, dead claims."""
+    def sweep(
+        self, now: datetime | None = None, limit: int = 1000, orphaned: bool = False
+    ) -> SweepReport:
+        """Re-enqueues work that lost its task: waiting inbound, due retries, dead claims.
+
+        `orphaned`: no worker holds anything (the only one died and this one replaces it):
+        every waiting message and every claimed send is taken back now, without waiting for
+        RECOVER_AFTER_SECONDS and CLAIM_SECONDS to pass.
+        """
         now = now or self.clock()
         waiting_since = now - timedelta(seconds=self.settings.recover_after_seconds)
+        claims_end: datetime | None = None
+        if orphaned:
+            waiting_since = now
+            claims_end = now + timedelta(seconds=self.settings.claim_seconds)
         contact_ids = waiting_contacts(self.db, waiting_since, limit)
         due = due_messages(self.db, now, limit)
-        reclaimed = reclaim_dead_claims(self.db, now)
+        reclaimed = reclaim_dead_claims(self.db, now, claims_end)
         for run_id, status in stalled_runs(self.db, now, limit):
             if status == "planning":
                 self.enqueue_broadcast_plan(run_id)

@@ -64,7 +64,7 @@ class AsyncSender:
                 future.result(timeout=timeout)
             except Exception:
                 log.exception("a send did not finish before shutdown")
-        for adapter in set(self.outbox.channels.values()):
+        for adapter in {*self.outbox.channels.values(), *self.outbox.routes.values()}:
             asyncio.run_coroutine_threadsafe(adapter.aclose(), self._loop).result(timeout=timeout)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=timeout)

@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 import secrets
 import shlex
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import time
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -23,6 +25,7 @@ from limits import parse as parse_limit
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_VAR_DIR = PROJECT_ROOT / "var"
 TWILIO_DEFAULT_API_BASE = "https://api.twilio.com"
+SPARROW_DEFAULT_API_BASE = "https://api.sparrowsms.com"
 # What the dashboard's Retrain runs; {nlu}, {out} and {name} are filled in for each run.
 DEFAULT_TRAIN_COMMAND = (
     ".venv-rasa/bin/rasa train nlu --config config.yml --nlu {nlu} --out {out} "
@@ -230,6 +233,20 @@ class Settings:
     nlu_train_cwd: Path = PROJECT_ROOT
     nlu_models_dir: Path = PROJECT_ROOT / "models"
     nlu_train_timeout_seconds: int = 1800
+    # Sparrow SMS (issue 11): Nepal's local SMS aggregator (bot/channels/sparrow/). Enabled
+    # when SPARROW_TOKEN is set: its API token, the sender identity it gave us, its API base
+    # (tests point it at testkit/fake_sparrow.py), the secret in the inbound URL registered
+    # with Sparrow, and the source networks that inbound URL accepts (empty: any).
+    sparrow_token: str | None = field(default=None, repr=False)
+    sparrow_from: str | None = None
+    sparrow_api_base: str = SPARROW_DEFAULT_API_BASE
+    sparrow_inbound_token: str | None = field(default=None, repr=False)
+    sparrow_allowed_ips: tuple[IPv4Network | IPv6Network, ...] = ()
+
+    @property
+    def sparrow_enabled(self) -> bool:
+        """True when replies to Sparrow's inbound messages go back through Sparrow."""
+        return bool(self.sparrow_token)
 
     @property
     def nlu_current_model(self) -> Path:
@@ -455,7 +472,39 @@ class Settings:
                 "NLU_TRAIN_COMMAND", get("NLU_TRAIN_COMMAND") or DEFAULT_TRAIN_COMMAND
             ),
             nlu_models_dir=Path(get("NLU_MODELS_DIR") or PROJECT_ROOT / "models"),
+            # Sparrow SMS (issue 11)
+            **_sparrow(get),
         )
+
+
+def _sparrow(get: Callable[[str], str | None]) -> dict[str, Any]:
+    """The Sparrow SMS settings (issue 11), checked: errors name the setting."""
+    token = get("SPARROW_TOKEN") or None
+    sender = (get("SPARROW_FROM") or "").strip() or None
+    if token and not sender:
+        raise SettingsError("SPARROW_FROM (the sender identity Sparrow gave you) is required")
+    inbound = _token("SPARROW_INBOUND_TOKEN", get("SPARROW_INBOUND_TOKEN") or None)
+    networks: list[IPv4Network | IPv6Network] = []
+    for item in (get("SPARROW_ALLOWED_IPS") or "").replace(" ", ",").split(","):
+        if not item:
+            continue
+        try:
+            networks.append(ip_network(item, strict=False))
+        except ValueError:
+            raise SettingsError(
+                f"SPARROW_ALLOWED_IPS must be addresses or CIDRs separated by commas, got {item!r}"
+            ) from None
+    return {
+        "sparrow_token": token,
+        "sparrow_from": sender,
+        "sparrow_api_base": _url(
+            "SPARROW_API_BASE",
+            get("SPARROW_API_BASE") or SPARROW_DEFAULT_API_BASE,
+            ("http", "https"),
+        ),
+        "sparrow_inbound_token": inbound,
+        "sparrow_allowed_ips": tuple(networks),
+    }
 
 
 def _local_secret(var_dir: Path) -> str:

@@ -48,6 +48,7 @@ def init_app(app: Flask, runtime: Runtime, settings: Settings | None = None) -> 
     _allow_uploads(app)  # before CSRFProtect reads the form under the application's limit
     csrf = CSRFProtect(app)
     csrf.exempt(app.blueprints["twilio_webhooks"])  # signed by Twilio instead
+    csrf.exempt(app.blueprints["sparrow_webhooks"])  # a secret path token instead
     if "simulator" in app.blueprints:
         csrf.exempt(app.blueprints["simulator"])  # checks its own per-session token
         _guard_simulator(app, settings)

@@ -13,6 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from bot import logs
 from bot.app import create_app
+from bot.metrics import PROCESSES_FILE, write_process_states
 from bot.ops import WEBHOOK_SECONDS
 from bot.queue import make_huey
 from bot.runtime import Runtime
@@ -25,8 +26,33 @@ from tests.support.phone import Phone
 def test_readyz_reports_each_dependency(client) -> None:  # type: ignore[no-untyped-def]
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.get_json() == {"ready": True, "database": "ok", "queue": "ok", "nlu": "off"}
+    assert response.get_json() == {
+        "ready": True,
+        "database": "ok",
+        "queue": "ok",
+        "nlu": "off",
+        "processes": "off",
+    }
     assert client.get("/healthz").status_code == 200
+
+
+def test_readyz_names_a_process_bot_run_is_restarting(runtime: Runtime, client) -> None:  # type: ignore[no-untyped-def]
+    """`bot run`'s supervisor writes each process's state; /readyz and /metrics read it."""
+    runtime.settings.var_dir.mkdir(parents=True, exist_ok=True)
+    status = runtime.settings.var_dir / PROCESSES_FILE
+    up = {"state": "up", "restarts": 0}
+    write_process_states(status, {"web": up, "worker-1": up | {"restarts": 2}})
+    assert client.get("/readyz").get_json()["processes"] == "ok (2)"
+    assert 'bot_process_restarts_total{process="worker-1"} 2.0' in client.get("/metrics").get_data(
+        as_text=True
+    )
+    write_process_states(status, {"web": up, "worker-1": {"state": "down", "restarts": 3}})
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json()["processes"] == "down: worker-1"
+    # A supervisor killed outright leaves its file behind: a dead supervisor's file is ignored.
+    status.write_text(json.dumps({"supervisor": 2**22 + 1, "processes": {"web": {}}}))
+    assert client.get("/readyz").get_json()["processes"] == "off"
 
 
 def test_readyz_is_503_when_rasa_is_down(nlu_runtime: Runtime, rasa: FakeRasa) -> None:

@@ -105,6 +105,7 @@ def audience_query(audience: Audience) -> Select[Any]:
         Contact.has_whatsapp,
         Contact.opted_out,
         Contact.last_inbound_at,
+        Contact.last_provider,
     ).where(Contact.simulated.is_(False))
     if audience.groups:
         query = query.where(

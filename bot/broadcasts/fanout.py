@@ -101,16 +101,19 @@ def _row(contact: Any, message: Any, run_id: int, now: datetime) -> dict[str, An
     extra = None
     if chosen.content_sid:
         extra = {"content_sid": chosen.content_sid, "content_variables": {"1": chosen.body}}
+    channel = chosen.channel or contact.channel
     # Routing priced the message (a WhatsApp message is one unit, a skipped one nothing).
     return outbound_row(
         contact.id,
-        chosen.channel or contact.channel,
+        channel,
         chosen.body,
         chosen.language,
         "broadcast",
         now,
         status=MessageStatus.SKIPPED if chosen.skip else MessageStatus.PLANNED,
         segments=chosen.segments,
+        # An SMS goes out through the provider the contact last wrote through (Sparrow in Nepal).
+        provider=getattr(contact, "last_provider", None) if channel == "sms" else None,
         broadcast_run_id=run_id,
         extra=extra,
         error_message=chosen.skip,

@@ -35,6 +35,9 @@ class Inbound:
     provider_id: str | None = None
     profile_name: str | None = None
     received_at: datetime | None = None
+    # Which provider of `channel` carried it (None: the channel's default adapter). The core
+    # never reads it; the inbox sends the replies back the same way.
+    route: str | None = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,9 @@ class Outbound:
     # An approved WhatsApp template (outside the 24-hour window): sent instead of the body.
     content_sid: str | None = None
     content_variables: Mapping[str, str] | None = None
+    # The provider to send through (None: the channel's default adapter); set by the inbox
+    # from the message answered, never by the core.
+    route: str | None = None
 
 
 @dataclass(frozen=True)

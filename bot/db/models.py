@@ -94,6 +94,9 @@ class Contact(Base):
     profile_name: Mapped[str | None] = mapped_column(String(200))
     language: Mapped[str | None] = mapped_column(String(2))
     last_language: Mapped[str | None] = mapped_column(String(2))
+    # The provider of the contact's last inbound message (None: the channel's default
+    # adapter, e.g. Twilio): broadcasts to SMS contacts go out the way they last wrote.
+    last_provider: Mapped[str | None] = mapped_column(String(32))
     opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
     opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_inbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -131,6 +134,9 @@ class Message(Base):
     # Twilio's MessageSid (inbound) or the SID it gave our send (outbound). Unique: a
     # repeated webhook delivery is recognised and never processed twice.
     provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # The provider that carried it (inbound) or sends it (outbound), e.g. "sparrow";
+    # None: the channel's default adapter (Twilio or the console). Replies copy it.
+    provider: Mapped[str | None] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16))
     # Set on a broadcast's messages: one per contact per run, however often fan-out restarts.
     broadcast_run_id: Mapped[int | None] = mapped_column(ForeignKey("broadcast_runs.id"))
@@ -163,7 +169,8 @@ class MessageStatusEvent(Base):
     # Null while the SID is unknown: a callback can beat our own record of the SID it names.
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), index=True)
     provider_sid: Mapped[str] = mapped_column(String(64), index=True)
-    status: Mapped[str] = mapped_column(String(16))
+    # Twilio adds statuses without notice ("partially_delivered"): room for them.
+    status: Mapped[str] = mapped_column(String(32))
     applied: Mapped[bool] = mapped_column(Boolean)
     error_code: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -56,6 +56,7 @@ class Statements:
             has_sms=bindparam("has_sms"),
             has_whatsapp=bindparam("has_whatsapp"),
             profile_name=bindparam("profile_name"),
+            last_provider=bindparam("provider"),
             last_inbound_at=_now(),
             opted_out=kept_opt_out,
             opted_out_at=case((kept_opt_out, _now()), else_=null()),
@@ -72,6 +73,7 @@ class Statements:
                 "profile_name": func.coalesce(
                     ins_contact.excluded.profile_name, contacts.c.profile_name
                 ),
+                "last_provider": ins_contact.excluded.last_provider,
                 "last_inbound_at": ins_contact.excluded.last_inbound_at,
                 "updated_at": ins_contact.excluded.updated_at,
             },
@@ -85,6 +87,7 @@ class Statements:
                 channel=bindparam("channel"),
                 body=bindparam("body"),
                 provider_sid=bindparam("provider_sid"),
+                provider=bindparam("provider"),
                 status=MessageStatus.RECEIVED,
                 num_media=bindparam("num_media"),
                 media_urls=bindparam("media_urls", type_=messages.c.media_urls.type),
@@ -108,6 +111,7 @@ class Statements:
             contacts.c.version,
             contacts.c.state,
             contacts.c.paused_until,
+            contacts.c.last_provider,
         ).where(contacts.c.id == bindparam("contact_id"))
 
         self.oldest_received = (
@@ -117,6 +121,7 @@ class Statements:
                 messages.c.body,
                 messages.c.media_urls,
                 messages.c.provider_sid,
+                messages.c.provider,
             )
             .where(
                 messages.c.contact_id == bindparam("contact_id"),
@@ -182,6 +187,7 @@ class Statements:
             select(
                 messages.c.id,
                 messages.c.channel,
+                messages.c.provider,
                 messages.c.body,
                 messages.c.status,
                 messages.c.kind,

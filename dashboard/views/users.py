@@ -31,7 +31,15 @@ from dashboard.two_factor import turn_off
 
 ROLE_CHOICES = [SelectChoice(r) for r in ROLES]
 # Shown only as "(set)": every field Settings keeps out of its repr, and these.
-SECRET_SETTINGS = {"secret_key", "twilio_auth_token", "ops_token", "rasa_token", "phone_hash_key"}
+SECRET_SETTINGS = {
+    "secret_key",
+    "twilio_auth_token",
+    "ops_token",
+    "rasa_token",
+    "phone_hash_key",
+    "sparrow_token",
+    "sparrow_inbound_token",
+}
 # Shown under their environment variables' names in the page's dashboard section.
 DASHBOARD_SETTINGS = {
     "handoff_hours",
@@ -253,4 +261,12 @@ def settings() -> str:
         for f in fields(current)
         if f.name not in DASHBOARD_SETTINGS
     ]
-    return render_template("dashboard/settings.html", service=service, dashboard=dashboard)
+    # Providers' credit balances (issue 11), asked at most once a minute.
+    balances = [
+        (name, route.balance.summary())
+        for name, route in runtime().outbox.routes.items()
+        if hasattr(route, "balance")
+    ]
+    return render_template(
+        "dashboard/settings.html", service=service, dashboard=dashboard, balances=balances
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from datetime import timedelta
 
 from sqlalchemy import select
 
@@ -274,3 +275,22 @@ def test_a_send_that_never_reached_twilio_is_sent_after_recovery(
     assert len(twilio.sent) == 1 and twilio.list_calls == 1
     assert outbound(restarted).provider_sid == twilio.sent[0].sid
     restarted.close()
+
+
+def test_a_worker_replacing_a_dead_one_takes_back_its_claims_at_once(
+    phone: Phone, runtime: Runtime, twilio: FakeTwilio, clock: FakeClock
+) -> None:
+    """`bot worker --after-crash`: the dead worker's claimed send is taken back now, not when
+    its claim runs out, and adopted from Twilio rather than sent twice."""
+    phone.send("help")
+    sent = outbound(runtime)
+    with runtime.db.write() as s:  # the worker died after Twilio took it, before recording it
+        row = s.get(Message, sent.id)
+        assert row is not None
+        row.status, row.provider_sid = "dispatching", None
+        claimed_at = clock.now - timedelta(seconds=1)  # just before it died
+        row.claimed_until = claimed_at + timedelta(seconds=runtime.settings.claim_seconds)
+    assert runtime.sweep().reclaimed == 0  # a live worker's claim, as far as a sweep knows
+    assert runtime.sweep(orphaned=True).reclaimed == 1
+    adopted = outbound(runtime)
+    assert len(twilio.sent) == 1 and adopted.provider_sid == twilio.sent[0].sid

@@ -1,0 +1,77 @@
+"""Fixtures for the Sparrow SMS channel: its fake API, a deployment with it, a phone."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+
+import pytest
+
+from bot.app import create_app
+from bot.channels.sparrow import webhook
+from bot.queue import make_huey
+from bot.runtime import Runtime
+from bot.settings import Settings
+from nlu.catalogue import Catalogue
+from testkit.fake_rasa import FakeRasa
+from testkit.fake_sparrow import FakeSparrow
+from tests.conftest import FAQ_FIXTURE
+from tests.support.builders import new_phone
+from tests.support.clock import FakeClock
+from tests.support.sparrow import INBOUND_TOKEN, SPARROW_FROM, SPARROW_TOKEN, SparrowPhone
+
+
+@pytest.fixture
+def sparrow() -> Iterator[FakeSparrow]:
+    """The local Sparrow-compatible API, started and stopped per test."""
+    server = FakeSparrow(token=SPARROW_TOKEN).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def settings_overrides(sparrow: FakeSparrow) -> dict[str, str]:
+    """Sparrow enabled (Twilio too, from the shared `env`)."""
+    return {
+        "SPARROW_TOKEN": SPARROW_TOKEN,
+        "SPARROW_FROM": SPARROW_FROM,
+        "SPARROW_API_BASE": sparrow.url,
+        "SPARROW_INBOUND_TOKEN": INBOUND_TOKEN,
+    }
+
+
+@pytest.fixture(autouse=True)
+def arrival_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
+    """Each delivery arrives a minute after the last, so texts a person repeats are distinct
+    deliveries; a test pins the time (`arrival_clock.append(t)`) to repeat one delivery."""
+    pinned: list[float] = []
+    minutes = itertools.count(1_800_000_000, 60)
+    monkeypatch.setattr(webhook, "clock", lambda: pinned[-1] if pinned else next(minutes))
+    yield pinned
+
+
+@pytest.fixture
+def sparrow_phone(client, sparrow: FakeSparrow) -> SparrowPhone:  # type: ignore[no-untyped-def]
+    return SparrowPhone(client, sparrow, new_phone())
+
+
+@pytest.fixture
+def sparrow_member(
+    env: dict[str, str],
+    settings_overrides: dict[str, str],
+    rasa: FakeRasa,
+    clock: FakeClock,
+    sparrow: FakeSparrow,
+) -> Iterator[SparrowPhone]:
+    """A Sparrow phone talking to the service that has NLU (the fake Rasa server)."""
+    settings = Settings.from_mapping(
+        env | settings_overrides | {"RASA_URL": rasa.url, "NLU_TIMEOUT_MS": "300"}
+    )
+    rt = Runtime(
+        settings,
+        huey=make_huey(settings, immediate=True),
+        clock=clock,
+        catalogue=Catalogue.load(FAQ_FIXTURE),
+    )
+    yield SparrowPhone(create_app(settings, rt).test_client(), sparrow, new_phone())
+    rt.close()
