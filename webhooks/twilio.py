@@ -10,20 +10,16 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Response, abort, current_app, request
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from twilio.request_validator import RequestValidator
 
-from bot import logs
 from bot.core.messages import Channel, Inbound
-from bot.metrics import INBOUND
 from bot.phone import InvalidPhone, to_e164
 from bot.runtime import Runtime
+from webhooks.inbound import STORE_ERRORS, store
 
 log = logging.getLogger(__name__)
 
 # The database is unreachable, restarting or overloaded: answer 503, never acknowledge.
-STORE_ERRORS = (DBAPIError, PoolTimeout)
 
 bp = Blueprint("twilio_webhooks", __name__, url_prefix="/webhooks/twilio")
 
@@ -107,21 +103,8 @@ def parse_inbound(region: str) -> Inbound:
 def inbound_message() -> Response:
     """An SMS or WhatsApp message from a person."""
     _check_signature()
-    inbound = parse_inbound(_runtime().settings.default_region)
-    with logs.context(sid=inbound.provider_id):
-        try:
-            accepted = _runtime().accept(inbound)
-        except STORE_ERRORS:
-            # Not stored, so not acknowledged: Twilio's fallback URL or a retry can deliver it.
-            log.exception("could not store the inbound message; answering 503")
-            abort(503)
-        INBOUND.labels(inbound.channel.value, str(accepted.duplicate).lower()).inc()
-        if accepted.duplicate:
-            log.info("repeated delivery acknowledged")
-        else:
-            log.debug(
-                "stored as message %s of contact %s", accepted.message_id, accepted.contact_id
-            )
+    # Not stored is 503, not acknowledged: Twilio's fallback URL or a retry delivers it again.
+    store(parse_inbound(_runtime().settings.default_region))
     return _twiml()
 
 

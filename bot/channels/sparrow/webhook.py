@@ -35,19 +35,15 @@ import time
 from ipaddress import ip_address
 
 from flask import Blueprint, Response, abort, current_app, request
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from bot import logs
 from bot.channels.sparrow.api import ROUTE
 from bot.core.messages import Channel, Inbound
-from bot.metrics import INBOUND
 from bot.phone import InvalidPhone, to_e164
 from bot.runtime import Runtime
+from webhooks.inbound import store
 
 log = logging.getLogger(__name__)
 
-STORE_ERRORS = (DBAPIError, PoolTimeout)
 MAX_TEXT_CHARS = 4096  # an SMS concatenated from many parts is far shorter
 DEDUP_WINDOW_SECONDS = 10
 ID_PARAMS = ("id", "message_id", "sms_id")  # not documented: used if Sparrow ever sends one
@@ -124,15 +120,6 @@ def parse_inbound(region: str) -> Inbound:
 def inbound_message(token: str) -> Response:
     """An SMS a person sent to the short code."""
     _authenticate(token)
-    inbound = parse_inbound(_runtime().settings.default_region)
-    with logs.context(sid=inbound.provider_id):
-        try:
-            accepted = _runtime().accept(inbound)
-        except STORE_ERRORS:
-            log.exception("could not store the inbound message; answering 503")
-            abort(503)
-        INBOUND.labels(inbound.channel.value, str(accepted.duplicate).lower()).inc()
-        if accepted.duplicate:
-            log.info("repeated delivery acknowledged")
+    store(parse_inbound(_runtime().settings.default_region))
     # Empty: the replies go out through the send API (see the module's docstring).
     return Response("", status=200, mimetype="text/plain")
