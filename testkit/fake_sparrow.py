@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
-from testkit.servers import LoopbackServer, serve
+from testkit.servers import LoopbackServer, ScriptedFailures, serve
 
 ERROR_TEXTS = {
     1000: "A required field is missing",
@@ -40,7 +38,7 @@ class Received:
     at: float = field(default_factory=time.time)
 
 
-class FakeSparrow(LoopbackServer):
+class FakeSparrow(ScriptedFailures, LoopbackServer):
     """A threaded HTTP server speaking enough of Sparrow's v2 API to send SMS."""
 
     def __init__(self, token: str, credits: float = 1000.0) -> None:
@@ -48,8 +46,7 @@ class FakeSparrow(LoopbackServer):
         self.credits = credits
         self.consumed = 0.0
         self.calls: list[Received] = []
-        self._failures: deque[tuple[int, int | None]] = deque()
-        self._lock = threading.Lock()
+        super().__init__()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -66,11 +63,6 @@ class FakeSparrow(LoopbackServer):
                 fake._handle(self, self.rfile.read(length).decode())
 
         self.listen(Handler)
-
-    def fail_next(self, status: int, code: int | None = None, times: int = 1) -> None:
-        """The next `times` send calls answer `status` with Sparrow `response_code` `code`."""
-        with self._lock:
-            self._failures.extend([(status, code)] * times)
 
     @property
     def sent(self) -> list[Received]:
@@ -96,8 +88,7 @@ class FakeSparrow(LoopbackServer):
         if path != "/v2/sms/":
             _reply(request, 404, {"response": "not found"})
             return
-        with self._lock:
-            failure = self._failures.popleft() if self._failures else None
+        failure = self._next_failure()
         status, answer = self._answer(form) if failure is None else (failure[0], _error(failure[1]))
         with self._lock:
             self.calls.append(Received(form, status, request.command))

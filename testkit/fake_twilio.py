@@ -12,14 +12,13 @@ import sys
 import threading
 import time
 import uuid
-from collections import deque
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs
 
-from testkit.servers import LoopbackServer, serve
+from testkit.servers import LoopbackServer, ScriptedFailures, serve
 
 
 @dataclass
@@ -44,15 +43,14 @@ def _quiet_on_disconnect(report: Any) -> Any:
     return handle_error
 
 
-class FakeTwilio(LoopbackServer):
+class FakeTwilio(ScriptedFailures, LoopbackServer):
     """A threaded HTTP server speaking enough of Twilio's REST API for sending messages."""
 
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay
         self.calls: list[Received] = []
         self.list_calls = 0
-        self._failures: deque[tuple[int, int | None]] = deque()
-        self._lock = threading.Lock()
+        super().__init__()
         self._cond = threading.Condition(self._lock)
         fake = self
 
@@ -93,11 +91,6 @@ class FakeTwilio(LoopbackServer):
         self._handler = Handler
         server = self.listen(Handler)
         server.handle_error = _quiet_on_disconnect(server.handle_error)  # type: ignore[method-assign]
-
-    def fail_next(self, status: int, code: int | None = None, times: int = 1) -> None:
-        """The next `times` calls answer `status` with Twilio error `code`."""
-        with self._lock:
-            self._failures.extend([(status, code)] * times)
 
     @property
     def sent(self) -> list[Received]:
@@ -154,8 +147,7 @@ class FakeTwilio(LoopbackServer):
             return
         if self.delay:
             time.sleep(self.delay)
-        with self._lock:
-            failure = self._failures.popleft() if self._failures else None
+        failure = self._next_failure()
         if failure is not None:
             status, code = failure
             call = Received(parts[3], form, request.headers.get("Authorization"), status)

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Protocol, Self
@@ -42,6 +43,23 @@ class LoopbackServer:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class ScriptedFailures:
+    """A fake provider told to fail its next calls: `fail_next(503)`, `fail_next(400, code)`."""
+
+    def __init__(self) -> None:
+        self._failures: deque[tuple[int, int | None]] = deque()
+        self._lock = threading.Lock()
+
+    def fail_next(self, status: int, code: int | None = None, times: int = 1) -> None:
+        """The next `times` calls answer HTTP `status` with the provider's error `code`."""
+        with self._lock:
+            self._failures.extend([(status, code)] * times)
+
+    def _next_failure(self) -> tuple[int, int | None] | None:
+        with self._lock:
+            return self._failures.popleft() if self._failures else None
 
 
 class Server(Protocol):
