@@ -50,6 +50,9 @@ class FakeTwilio(ScriptedFailures, LoopbackServer):
         self.delay = delay
         self.calls: list[Received] = []
         self.list_calls = 0
+        # Accepted messages by recipient: the list API looks one recipient up, as Twilio's
+        # indexed API does (a scan per lookup made recoveries after a crash crawl under load).
+        self._sent_to: dict[str, list[Received]] = {}
         super().__init__()
         self._cond = threading.Condition(self._lock)
         fake = self
@@ -96,7 +99,11 @@ class FakeTwilio(ScriptedFailures, LoopbackServer):
     def sent(self) -> list[Received]:
         """The calls that were accepted (201)."""
         with self._lock:
-            return [c for c in self.calls if c.status == 201]
+            return self.sent_now()
+
+    def sent_now(self) -> list[Received]:
+        """`sent`, for a caller that holds the lock."""
+        return [c for c in self.calls if c.status == 201]
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
         """Blocks until `count` messages were accepted; returns them."""
@@ -113,7 +120,8 @@ class FakeTwilio(ScriptedFailures, LoopbackServer):
         """GET …/Messages.json?To=…: accepted messages, newest first, as Twilio lists them."""
         query = {k: v[0] for k, v in parse_qs(path.partition("?")[2]).items()}
         self.list_calls += 1
-        wanted = [c for c in self.sent if "To" not in query or c.form.get("To") == query["To"]]
+        with self._lock:
+            wanted = list(self._sent_to.get(query["To"], ())) if "To" in query else self.sent_now()
         messages = [
             {
                 "sid": c.sid,
@@ -174,6 +182,8 @@ class FakeTwilio(ScriptedFailures, LoopbackServer):
             }
         with self._cond:
             self.calls.append(call)
+            if call.status == 201:
+                self._sent_to.setdefault(str(form.get("To")), []).append(call)
             self._cond.notify_all()
         request._reply(call.status, payload)  # type: ignore[attr-defined]
 

@@ -117,7 +117,7 @@ class Topology:
         return spawn_bot(args, self.env, cwd=ROOT, stdout=subprocess.DEVNULL)
 
     def start_worker(self, n: int) -> None:
-        self.processes[f"worker{n}"] = self._spawn("worker", "--sweep-every", "1")
+        self.processes[f"worker{n}"] = self._spawn("worker", "--sweep-every", "2")
 
     def kill(self, name: str) -> None:
         """SIGKILL: no clean-up, as when a machine dies."""
