@@ -25,6 +25,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from bot.core.understanding import Candidate, NluUnavailable, Understanding
+from bot.core.wording import fold
 
 log = logging.getLogger(__name__)
 _TOKEN_IN_URL = re.compile(r"([?&]token=)[^&\s\"]+")
@@ -110,7 +111,7 @@ class RasaClient:
         return up
 
     def parse(self, text: str) -> Understanding:
-        """The model's understanding of `text`.
+        """The model's understanding of `text` (sent as `bot.core.wording.fold` spells it).
 
         Raises:
             NluUnavailable: no server answered in time (or all are cooling down).
@@ -120,7 +121,7 @@ class RasaClient:
                 response = self.session.post(
                     f"{url}/model/parse",
                     params=self.params,
-                    json={"text": text},
+                    json={"text": fold(text)},  # spelled as the training data is
                     timeout=self.timeout,
                 )
                 if response.status_code >= 500:

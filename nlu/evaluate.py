@@ -1,8 +1,14 @@
-"""Scores the NLU on the held-out set in `nlu/eval.yml`, through the bot's own policy.
+"""Scores the NLU on held-out sets end to end, through the bot's own handler and policy.
 
-Per language it reports accuracy (FAQ answered with the right topic, other intents recognised,
-out-of-scope not answered), how many out-of-scope questions were refused, and the wrong-answer
-rate: a confident FAQ answer on the wrong topic, the failure that matters most.
+Two sets ship with the package: `nlu/eval.yml` (the first, plain questions) and
+`nlu/heldout.yml` (issue 13: long, SMS-speak, code-mixed, look-alike and near-miss messages,
+written before any training data for them). Each message goes through `Bot.handle` with the
+shipped content, as a first message from a new contact, and the reply is classified: a FAQ
+answer (right or wrong topic), "did you mean", another intent, or a refusal. Per language and
+per kind it reports accuracy (FAQ answered with the right topic, other intents recognised,
+out-of-scope not answered), how many out-of-scope questions were refused, how many FAQ
+questions were only offered as "did you mean" or refused, and the wrong-answer rate: a
+confident FAQ answer on the wrong topic, the failure that matters most.
 
 `python -m nlu.evaluate --cv build/nlu/cv` summarises the reports of Rasa's cross-validation
 (`rasa test nlu --cross-validation --out build/nlu/cv`, run by `make nlu-eval`).
@@ -14,17 +20,22 @@ import argparse
 import json
 import re
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.core.content import ContentError, load_yaml
-from bot.core.faq import NluPolicy, decide
+from bot.core.content import Content, ContentError, load_yaml
+from bot.core.faq import FaqTopic, NluPolicy
+from bot.core.handler import Bot
+from bot.core.messages import Channel, ContactState, Inbound
 from bot.core.understanding import Understand
 
 # Package data: installed with the package, so `bot nlu eval` works outside a checkout.
 EVAL_SET = Path(__file__).resolve().parent / "eval.yml"
-LANGS = ("en", "ne", "romanized")
+HELDOUT_SET = Path(__file__).resolve().parent / "heldout.yml"
+EVAL_SETS = (EVAL_SET, HELDOUT_SET)
+LANGS = ("en", "ne", "romanized", "mixed")
 
 
 @dataclass
@@ -34,10 +45,22 @@ class Tally:
     wrong_answers: int = 0
     out_of_scope: int = 0
     refused: int = 0
+    # FAQ questions (in scope) and what happened to those not answered right.
+    in_scope: int = 0
+    offered: int = 0  # only "did you mean"
+    declined: int = 0  # refused outright (out of scope, or "we will answer soon")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the bot did with one message: `answer` a topic, `suggest`, an `intent`, `refuse`."""
+
+    kind: str
+    name: str | None = None
 
 
 def load_eval_set(path: Path = EVAL_SET) -> list[dict[str, str]]:
-    """The evaluation items: text, expected topic or intent, language."""
+    """The evaluation items: text, expected topic or intent, language (and optional kind)."""
     items = load_yaml(path)
     if not isinstance(items, list):
         raise ContentError(f"{path}: expected a list of items")
@@ -49,23 +72,54 @@ def load_eval_set(path: Path = EVAL_SET) -> list[dict[str, str]]:
     return items
 
 
+def outcome_of(bot: Bot, text: str) -> Outcome:
+    """Sends `text` as a new contact's first message and classifies the bot's reply."""
+    contact = ContactState(phone="+9779800000000", channel=Channel.SMS)
+    turn = bot.handle(Inbound(Channel.SMS, contact.phone, text), contact)
+    kinds = [o.kind for o in turn.outbounds]
+    topic = next((k[len("faq_") :] for k in kinds if k.startswith("faq_")), None)
+    if topic is not None and topic in bot.faq:
+        return Outcome("answer", topic)
+    if "did_you_mean" in kinds:
+        return Outcome("suggest")
+    if any(kind in ("out_of_scope", "nlu_unavailable") for kind in kinds) or not kinds:
+        return Outcome("refuse")  # the polite refusal, or "we will answer soon"
+    return Outcome("intent", turn.intent)
+
+
 def evaluate(
-    understand: Understand, topics: set[str], items: list[dict[str, str]], policy: NluPolicy
+    understand: Understand,
+    topics: set[str] | Mapping[str, FaqTopic],
+    items: Iterable[dict[str, str]],
+    policy: NluPolicy,
+    content: Content | None = None,
 ) -> dict[str, Tally]:
-    """Runs every item through the model and the policy; tallies per language and overall."""
+    """Runs every item through the bot; tallies per language, per kind and overall.
+
+    Args:
+        understand: the NLU (a Rasa client's `parse`, or one that raises NluUnavailable to
+            score the bot's fallback alone).
+        topics: the FAQ topics (a catalogue's `topics`; bare keys get placeholder answers).
+        items: the evaluation items (`load_eval_set`).
+        policy: the answer policy under test.
+        content: the bot's texts and keywords (default: the shipped `data/`).
+    """
+    faq = dict(topics) if isinstance(topics, Mapping) else {k: _placeholder(k) for k in topics}
+    bot = Bot(content or Content.load(), faq=faq, understand=understand, policy=policy)
     tallies: dict[str, Tally] = defaultdict(Tally)
     for item in items:
-        decision = decide(understand(item["text"]), topics, policy)
+        result = outcome_of(bot, item["text"])
         expect = item["expect"]
-        answered = decision.topics[0] if decision.kind == "answer" else None
-        if expect in topics:
+        answered = result.name if result.kind == "answer" else None
+        if expect in faq:
             correct = answered == expect
         elif expect == "out_of_scope":
-            correct = answered is None and decision.kind != "intent"
+            correct = result.kind in ("refuse", "suggest")
         else:
-            correct = decision.kind == "intent" and decision.intent == expect
+            correct = result.kind == "intent" and result.name == expect
         wrong = answered is not None and answered != expect
-        for key in (item["lang"], "all"):
+        keys = [item["lang"], "all"] + ([f"kind:{item['kind']}"] if item.get("kind") else [])
+        for key in keys:
             tally = tallies[key]
             tally.total += 1
             tally.correct += correct
@@ -73,16 +127,29 @@ def evaluate(
             if expect == "out_of_scope":
                 tally.out_of_scope += 1
                 tally.refused += answered is None
+            elif expect in faq:
+                tally.in_scope += 1
+                tally.offered += result.kind == "suggest"
+                tally.declined += result.kind == "refuse"
     return dict(tallies)
 
 
+def _placeholder(key: str) -> FaqTopic:
+    from bot.core.messages import Language
+
+    texts = {language: key for language in Language}
+    return FaqTopic(key, texts, texts, None, {})
+
+
 def report(tallies: dict[str, Tally]) -> str:
-    """A table of the figures the NLU issue sets targets for."""
+    """A table of the figures the NLU issue sets targets for, per language then per kind."""
     lines = [
-        "| language | items | accuracy | out-of-scope refused | wrong answers |",
-        "|---|---|---|---|---|",
+        "| language / kind | items | accuracy | out-of-scope refused | wrong answers "
+        "| FAQ questions: did you mean / refused |",
+        "|---|---|---|---|---|---|",
     ]
-    for key in (*LANGS, "all"):
+    kinds = sorted(k for k in tallies if k.startswith("kind:"))
+    for key in (*LANGS, "all", *kinds):
         t = tallies.get(key)
         if t is None:
             continue
@@ -91,9 +158,10 @@ def report(tallies: dict[str, Tally]) -> str:
             if t.out_of_scope
             else "-"
         )
+        unanswered = f"{t.offered} / {t.declined} of {t.in_scope}" if t.in_scope else "-"
         lines.append(
             f"| {key} | {t.total} | {t.correct / t.total:.1%} | {refused} "
-            f"| {t.wrong_answers} ({t.wrong_answers / t.total:.1%}) |"
+            f"| {t.wrong_answers} ({t.wrong_answers / t.total:.1%}) | {unanswered} |"
         )
     return "\n".join(lines)
 

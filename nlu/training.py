@@ -11,11 +11,16 @@ from pathlib import Path
 
 import yaml
 
+from bot.core.wording import fold
 from nlu.catalogue import Catalogue
 
 
 def rasa_nlu_yaml(catalogue: Catalogue, extra: Mapping[str, Sequence[str]] | None = None) -> str:
     """The catalogue's examples as Rasa 3 NLU training data (intents `faq_<key>` and others).
+
+    Every example is written as `bot.core.wording.fold` spells it, the form the client sends
+    at parse time, so "xa", "cha" and "chha" or "परीचालन" and "परिचालन" are one feature.
+    An example whose folded form another intent already has is left out.
 
     Args:
         catalogue: the FAQ topics and conversational intents from `data/`.
@@ -28,19 +33,19 @@ def rasa_nlu_yaml(catalogue: Catalogue, extra: Mapping[str, Sequence[str]] | Non
         *((t.intent, t.examples) for t in catalogue.topics.values()),
         *((i.intent, i.examples) for i in catalogue.intents.values()),
     ]
-    owner = {
-        text.casefold(): intent
-        for intent, examples in groups
-        for texts in examples.values()
-        for text in texts
-    }
+    owner: dict[str, str] = {}
     for intent, examples in groups:
-        texts = {x for script in examples.values() for x in script}
+        for texts in examples.values():
+            for text in texts:
+                owner.setdefault(fold(text).casefold(), intent)
+    for intent, examples in groups:
+        folded = {fold(x) for script in examples.values() for x in script}
+        kept = {x for x in folded if owner[x.casefold()] == intent}
         for text in (extra or {}).get(intent, ()):
-            cleaned = " ".join(text.split())
+            cleaned = fold(text)
             if cleaned and owner.setdefault(cleaned.casefold(), intent) == intent:
-                texts.add(cleaned)
-        blocks.append({"intent": intent, "examples": "".join(f"- {t}\n" for t in sorted(texts))})
+                kept.add(cleaned)
+        blocks.append({"intent": intent, "examples": "".join(f"- {t}\n" for t in sorted(kept))})
 
     class _Literal(str):
         pass

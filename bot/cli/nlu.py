@@ -56,13 +56,39 @@ def nlu_build(out: Path, data_dir: Path | None) -> None:
 
 @nlu.command("eval")
 @click.option("--rasa-port", default=5006, show_default=True, type=int)
-def nlu_eval(rasa_port: int) -> None:
-    """Scores the trained model on the held-out set (starts Rasa unless RASA_URL is set)."""
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="evaluation set(s) (default: nlu/eval.yml and nlu/heldout.yml)",
+)
+@click.option(
+    "--fallback", is_flag=True, help="score the bot with Rasa down: the keyword matcher alone"
+)
+def nlu_eval(rasa_port: int, sets: tuple[Path, ...], fallback: bool) -> None:
+    """Scores the model end to end on the held-out sets (starts Rasa unless RASA_URL is set)."""
+    from bot.core.content import ContentError
     from bot.core.faq import NluPolicy
+    from bot.core.understanding import NluUnavailable, Understanding
     from nlu.catalogue import Catalogue
     from nlu.client import RasaClient
-    from nlu.evaluate import evaluate, load_eval_set, report
+    from nlu.evaluate import EVAL_SETS, evaluate, load_eval_set, report
 
+    try:
+        items = {path: load_eval_set(path) for path in sets or EVAL_SETS}
+    except ContentError as exc:
+        raise click.ClickException(str(exc)) from None
+    topics = Catalogue.load().topics
+    if fallback:
+
+        def down(text: str) -> Understanding:
+            raise NluUnavailable("scoring the fallback alone")
+
+        for path, chosen in items.items():
+            click.echo(f"{path.name}, Rasa down (keyword matcher alone):")
+            click.echo(report(evaluate(down, topics, chosen, NluPolicy())))
+        return
     settings = settings_or_exit()
     rasa = None
     urls = list(settings.rasa_urls)
@@ -75,8 +101,9 @@ def nlu_eval(rasa_port: int) -> None:
         urls = [f"http://127.0.0.1:{rasa_port}"]
     try:
         client = RasaClient(urls, timeout=10, token=token)
-        tallies = evaluate(client.parse, set(Catalogue.load().topics), load_eval_set(), NluPolicy())
-        click.echo(report(tallies))
+        for path, chosen in items.items():
+            click.echo(f"{path.name}:")
+            click.echo(report(evaluate(client.parse, topics, chosen, NluPolicy())))
     finally:
         if rasa is not None:
             stop([rasa])

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot.core.messages import Language
 from bot.core.understanding import Understanding
+from bot.core.wording import mentions_domain, mentions_subject, near_miss, other_words
 
 FAQ_PREFIX = "faq_"
 
@@ -56,11 +57,34 @@ def topic_of(intent: str | None) -> str | None:
     return None
 
 
-def decide(understanding: Understanding, known: set[str], policy: NluPolicy) -> Decision:
-    """Turns the model's ranking into a decision, never bluffing a low-confidence answer."""
+def off_subject(text: str) -> bool:
+    """True when `text` cannot be a FAQ question: it is about jobs, pay or allowances, or it
+    names another subject and never the FAQ's (social mobilization, mobilizers).
+
+    "what are the steps" names no subject: on this line it asks about the FAQ's. "What are
+    the steps to register a birth" names another one.
+    """
+    return near_miss(text) or (not mentions_subject(text) and bool(other_words(text)))
+
+
+def decide(
+    understanding: Understanding, known: set[str], policy: NluPolicy, text: str | None = None
+) -> Decision:
+    """Turns the model's ranking into a decision, never bluffing a low-confidence answer.
+
+    With the message's `text`, a message off the FAQ's subject (`off_subject`) never gets a
+    FAQ answer: "why is hand washing important" has the shape of the importance question but
+    is not about mobilization, so it is refused. Only when it has a word of the FAQ's world
+    ("how to involve community leaders") are the likely topics offered instead.
+    """
     ranking = sorted(understanding.ranking, key=lambda c: -c.confidence)
     top = understanding.intent
     confidence = understanding.confidence
+    if text is not None and off_subject(text):
+        if near_miss(text) or not mentions_domain(text):
+            known = set()
+        elif topic_of(top) in known:
+            policy = replace(policy, threshold=1.01)  # offer, never answer
     runner_up = next((c.confidence for c in ranking if c.intent != top), 0.0)
     top_topic = topic_of(top)
     if (

@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from bot.core.content import Content
 from bot.core.conversations import Conversations
 from bot.core.desk import BroadcastDesk, DeskReply
+from bot.core.fallback import FaqMatcher
 from bot.core.faq import FaqTopic, NluPolicy, decide
 from bot.core.keywords import KeywordMatch, detect_language, match_keyword
 from bot.core.messages import (
@@ -80,6 +82,11 @@ class Bot:
         self.flows = flows
         self.clock = clock
         self.desk = desk
+
+    @cached_property
+    def fallback(self) -> FaqMatcher:
+        """The keyword matcher that answers clear FAQ questions while the NLU is down."""
+        return FaqMatcher(self.faq.values())
 
     def reply_language(
         self, inbound: Inbound, contact: ContactState, in_flow: bool = False
@@ -212,13 +219,17 @@ class Bot:
         try:
             understanding = self.understand(inbound.body)
         except NluUnavailable:
+            # Rasa is down: a clear FAQ question is still answered from the catalogue.
+            key = self.fallback.answer(inbound.body) if self.faq else None
+            if key is not None:
+                return self._answer(settled, key, language, confidence=None)
             return Turn(
                 [self._say(settled, "nlu_unavailable", language)],
                 settled,
                 intent="nlu_unavailable",
                 unanswered=Unanswered("nlu_unavailable"),
             )
-        return self._understood(settled, understanding, language, now)
+        return self._understood(settled, understanding, language, now, inbound.body)
 
     def _desk(self, contact: ContactState, inbound: Inbound, text: str, language: Language) -> Turn:
         settled = replace(contact, pending=None)
@@ -346,7 +357,7 @@ class Bot:
             understanding = self.understand(text)
         except NluUnavailable:
             return None
-        decision = decide(understanding, set(self.faq), self.policy)
+        decision = decide(understanding, set(self.faq), self.policy, text)
         if decision.kind != "answer":
             return None
         if strict and understanding.confidence < STRICT_INTERRUPT:
@@ -395,8 +406,9 @@ class Bot:
         understanding: Understanding,
         language: Language,
         now: datetime,
+        text: str | None = None,
     ) -> Turn:
-        decision = decide(understanding, set(self.faq), self.policy)
+        decision = decide(understanding, set(self.faq), self.policy, text)
         confidence = understanding.confidence
         candidates = tuple((c.intent, round(c.confidence, 4)) for c in understanding.ranking[:3])
         if decision.kind == "answer":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.core.faq import NluPolicy, decide, topic_of
+from bot.core.faq import Decision, NluPolicy, decide, topic_of
 from bot.core.understanding import Candidate, Understanding
 
 KNOWN = {"steps", "meaning", "benefits"}
@@ -49,3 +49,38 @@ def test_retrieval_intent_names_are_understood() -> None:
     assert topic_of("faq/steps") == "steps"
     assert topic_of("faq_steps") == "steps"
     assert topic_of("greet") is None
+
+
+def sure(intent: str, confidence: float = 0.95) -> Understanding:
+    return Understanding(intent, confidence, (Candidate(intent, confidence),))
+
+
+def test_the_faqs_shape_about_another_subject_is_refused() -> None:
+    """Issue 13: the model keys on "steps" or "important"; the policy sees the subject."""
+    policy = NluPolicy()
+    assert decide(sure("faq_steps"), KNOWN, policy, "what are the steps") == Decision(
+        "answer", ("steps",)
+    )
+    for text in ("what are the steps to register a birth", "steps for making compost"):
+        assert decide(sure("faq_steps"), KNOWN, policy, text) == Decision("unknown")
+    # Without the text (as before issue 13) the model alone decides.
+    assert decide(sure("faq_steps"), KNOWN, policy).kind == "answer"
+
+
+def test_near_misses_get_neither_answer_nor_suggestions() -> None:
+    policy = NluPolicy()
+    low = Understanding("faq_benefits", 0.4, (Candidate("faq_benefits", 0.4),))
+    for understanding in (sure("faq_benefits"), low):
+        decision = decide(understanding, KNOWN, policy, "social mobilizer salary kati ho")
+        assert decision == Decision("unknown")
+
+
+def test_another_subject_in_the_faqs_world_is_offered_not_answered() -> None:
+    decision = decide(sure("faq_steps"), KNOWN, NluPolicy(), "how to involve community leaders")
+    assert decision == Decision("suggest", ("steps",))
+
+
+def test_intents_are_not_gated_by_the_subject() -> None:
+    assert decide(sure("greet"), KNOWN, NluPolicy(), "hi there good morning") == Decision(
+        "intent", intent="greet"
+    )

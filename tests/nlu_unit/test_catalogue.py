@@ -40,8 +40,27 @@ def test_builds_rasa_training_data(tmp_path: Path) -> None:
     assert document["version"] == "3.1"
     by_intent = {block["intent"]: block["examples"] for block in document["nlu"]}
     assert set(by_intent) == {"faq_steps", "greet"}
-    assert "- steps k ho\n" in by_intent["faq_steps"]
+    # Written as the client sends text at parse time (issue 13): "k" is "ke".
+    assert "- steps ke ho\n" in by_intent["faq_steps"]
+    assert "- steps k ho\n" not in by_intent["faq_steps"]
     assert "- नमस्ते\n" in by_intent["greet"]
+
+
+def test_training_data_folds_spelling_variants_and_drops_their_collisions(tmp_path: Path) -> None:
+    write(tmp_path / "faq" / "steps.yml", topic("steps", ["parichalan ko charan k xa"]))
+    write(
+        tmp_path / "intents" / "greet.yml",
+        {"intent": "greet", "examples": {"en": ["hi"], "ne": ["परीचालन"],
+                                         "romanized": ["parichalan ko charan ke chha"]}},
+    )  # fmt: skip
+    by_intent = {
+        block["intent"]: block["examples"]
+        for block in yaml.safe_load(rasa_nlu_yaml(Catalogue.load(tmp_path)))["nlu"]
+    }
+    assert "- परिचालन\n" in by_intent["greet"]  # the long vowel folded
+    # The two spellings are one example now; the intent that had it first keeps it.
+    assert "parichalan ko charan ke chha" in by_intent["faq_steps"]
+    assert "charan" not in by_intent["greet"]
 
 
 @pytest.mark.parametrize(
