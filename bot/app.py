@@ -45,12 +45,12 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             app.wsgi_app, x_for=n, x_proto=n, x_host=n
         )
 
-    from webhooks.twilio import bp as twilio_bp
+    from bot.channels.registry import webhooks
 
-    app.register_blueprint(twilio_bp)
-    from bot.channels.sparrow.webhook import bp as sparrow_bp
-
-    app.register_blueprint(sparrow_bp)  # 403 to every caller until SPARROW_INBOUND_TOKEN is set
+    # Every installed provider's webhook, enabled or not: each refuses callers (403) until
+    # its secret is set (TWILIO_AUTH_TOKEN, SPARROW_INBOUND_TOKEN...).
+    for blueprint in webhooks():
+        app.register_blueprint(blueprint)
     if settings.simulator_enabled:
         from bot.simulator.views import bp as simulator_bp
 

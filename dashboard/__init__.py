@@ -1,7 +1,7 @@
 """The coordinators' and mobilizers' web dashboard (Flask blueprint, login and roles).
 
 `init_app` mounts it on the service's application: the blueprint at /dashboard, Flask-Login,
-CSRF protection on every form (the Twilio webhooks keep their signature check instead), and
+CSRF protection on every form (the providers' webhooks authenticate their callers instead), and
 the login guard in front of the simulator.
 """
 
@@ -15,6 +15,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
+from bot.channels.registry import webhooks
 from bot.db.models import User
 from bot.runtime import Runtime
 from bot.settings import Settings
@@ -47,8 +48,8 @@ def init_app(app: Flask, runtime: Runtime, settings: Settings | None = None) -> 
     init_login(app)
     _allow_uploads(app)  # before CSRFProtect reads the form under the application's limit
     csrf = CSRFProtect(app)
-    csrf.exempt(app.blueprints["twilio_webhooks"])  # signed by Twilio instead
-    csrf.exempt(app.blueprints["sparrow_webhooks"])  # a secret path token instead
+    for webhook in webhooks():
+        csrf.exempt(webhook)  # each provider's webhook authenticates its caller itself
     if "simulator" in app.blueprints:
         csrf.exempt(app.blueprints["simulator"])  # checks its own per-session token
         _guard_simulator(app, settings)

@@ -1,9 +1,9 @@
 """The console channel: prints outbound messages instead of sending them.
 
-Used by the simulator and, when no Twilio account is configured, for every message: the
-outbox row is the stored copy. The console is a log: it shows a masked number and the
-message's id and length, and the body only where LOG_MESSAGE_BODIES asks for it (never in
-production, see bot.settings).
+Used by the simulator and, for a channel no enabled provider carries by default (Twilio
+without an account: `make run`), for every message: the outbox row is the stored copy. The
+console is a log: it shows a masked number and the message's id and length, and the body
+only where LOG_MESSAGE_BODIES asks for it (never in production, see bot.settings).
 """
 
 from __future__ import annotations

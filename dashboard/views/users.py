@@ -13,6 +13,7 @@ from werkzeug.wrappers import Response
 from wtforms import BooleanField, EmailField, PasswordField, SelectChoice, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
+from bot.channels.registry import providers
 from bot.db.models import AuditEvent, User
 from dashboard.accounts import (
     ADMIN,
@@ -31,15 +32,8 @@ from dashboard.two_factor import turn_off
 
 ROLE_CHOICES = [SelectChoice(r) for r in ROLES]
 # Shown only as "(set)": every field Settings keeps out of its repr, and these.
-SECRET_SETTINGS = {
-    "secret_key",
-    "twilio_auth_token",
-    "ops_token",
-    "rasa_token",
-    "phone_hash_key",
-    "sparrow_token",
-    "sparrow_inbound_token",
-}
+# Providers add their own (`Provider.secret_settings`, bot/channels/registry.py).
+SECRET_SETTINGS = {"secret_key", "ops_token", "rasa_token", "phone_hash_key"}
 # Shown under their environment variables' names in the page's dashboard section.
 DASHBOARD_SETTINGS = {
     "handoff_hours",
@@ -254,9 +248,10 @@ def settings() -> str:
         ("NLU_TRAIN_COMMAND", " ".join(current.nlu_train_command)),
         ("NLU_MODELS_DIR", current.nlu_models_dir),
     ]
+    secret = SECRET_SETTINGS.union(*(provider.secret_settings for provider in providers()))
     service = [
         (f.name, "(set)" if getattr(current, f.name) else "(not set)")
-        if f.name in SECRET_SETTINGS or not f.repr
+        if f.name in secret or not f.repr
         else (f.name, _without_password(getattr(current, f.name)))
         for f in fields(current)
         if f.name not in DASHBOARD_SETTINGS
@@ -267,6 +262,14 @@ def settings() -> str:
         for name, route in runtime().outbox.routes.items()
         if hasattr(route, "balance")
     ]
+    # A provider's own table (issue 11: the Android gateway's phones), `panel()`.
+    panels = [
+        route.panel() for route in runtime().outbox.routes.values() if hasattr(route, "panel")
+    ]
     return render_template(
-        "dashboard/settings.html", service=service, dashboard=dashboard, balances=balances
+        "dashboard/settings.html",
+        service=service,
+        dashboard=dashboard,
+        balances=balances,
+        panels=panels,
     )

@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bot.channels.base import PermanentSendError, SendError, TransientSendError
+from bot.channels.base import ErrorMeaning, PermanentSendError, SendError, TransientSendError
 
 ROUTE = "sparrow"  # the name messages and contacts record (messages.provider)
 SEND_PATH = "/v2/sms/"
@@ -57,6 +57,15 @@ ERRORS: dict[int, tuple[str, bool]] = {
 BAD_NUMBER = {1007, 1011}
 
 
+def meaning(code: int | None) -> ErrorMeaning | None:
+    """What Sparrow's error `code` means for the contact; None for a code not in ERRORS."""
+    if code in BAD_NUMBER:
+        return ErrorMeaning.BAD_NUMBER
+    if code is None or code not in ERRORS:
+        return None
+    return ErrorMeaning.RETRY if ERRORS[code][1] else ErrorMeaning.FAILED
+
+
 def classify(http_status: int, payload: Any) -> SendError | None:
     """None when Sparrow accepted the request, else the error it means for us."""
     code = payload.get("response_code") if isinstance(payload, dict) else None
@@ -68,12 +77,12 @@ def classify(http_status: int, payload: Any) -> SendError | None:
     except (TypeError, ValueError):
         number = None
     if number is not None and number in ERRORS:
-        meaning, transient = ERRORS[number]
+        what, transient = ERRORS[number]
         kind = TransientSendError if transient else PermanentSendError
-        return kind(f"Sparrow {number}: {meaning}", number)
+        return kind(f"Sparrow {number}: {what}", number, meaning(number), ROUTE)
     if http_status == 429 or http_status >= 500:
-        return TransientSendError(f"Sparrow HTTP {http_status}: {text[:200]}", number)
-    return PermanentSendError(f"Sparrow HTTP {http_status}: {text[:200]}", number)
+        return TransientSendError(f"Sparrow HTTP {http_status}: {text[:200]}", number, None, ROUTE)
+    return PermanentSendError(f"Sparrow HTTP {http_status}: {text[:200]}", number, None, ROUTE)
 
 
 def national_number(e164: str) -> str:
@@ -84,7 +93,11 @@ def national_number(e164: str) -> str:
     """
     if e164.startswith("+977") and len(e164) == 14 and e164[4:].isdigit():
         return e164[4:]
-    raise PermanentSendError("Sparrow reaches only Nepali mobile numbers (+977 and 10 digits)")
+    raise PermanentSendError(
+        "Sparrow reaches only Nepali mobile numbers (+977 and 10 digits)",
+        meaning=ErrorMeaning.BAD_NUMBER,
+        provider=ROUTE,
+    )
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,13 @@
-"""Twilio's inbound-message and status-callback webhooks.
+"""Twilio's inbound-message and status-callback webhooks (/webhooks/twilio/...).
 
+Register `{PUBLIC_URL}/webhooks/twilio/messages` as the number's (or Messaging Service's)
+incoming-message URL; the sender asks for status callbacks at `/webhooks/twilio/status`.
 Each view checks `X-Twilio-Signature` against the URL Twilio called (rebuilt from PUBLIC_URL
 behind a proxy), maps the form to an `Inbound`, stores it and answers at once with empty TwiML.
 A malformed request is a 4xx; a database that cannot store is a 503 (Twilio may retry).
+A repeated delivery is stored once: the inbox knows a message by its MessageSid. A status
+report is mapped to our status and its ErrorCode to what it means (statuses.py, errors.py)
+before the outbox records it.
 """
 
 from __future__ import annotations
@@ -12,14 +17,14 @@ import logging
 from flask import Blueprint, Response, abort, current_app, request
 from twilio.request_validator import RequestValidator
 
+from bot.channels.twilio.errors import NAME, meaning
+from bot.channels.twilio.statuses import ours
 from bot.core.messages import Channel, Inbound
 from bot.phone import InvalidPhone, to_e164
 from bot.runtime import Runtime
 from webhooks.inbound import STORE_ERRORS, store
 
 log = logging.getLogger(__name__)
-
-# The database is unreachable, restarting or overloaded: answer 503, never acknowledge.
 
 bp = Blueprint("twilio_webhooks", __name__, url_prefix="/webhooks/twilio")
 
@@ -120,7 +125,9 @@ def status_callback() -> Response:
     except ValueError:
         abort(400, description="ErrorCode is not a number")
     try:
-        outcome = _runtime().outbox.apply_status(sid, status, code)
+        outcome = _runtime().outbox.apply_status(
+            sid, ours(status), code, meaning(code), provider=NAME
+        )
     except STORE_ERRORS:
         log.exception("could not store status for %s", sid)
         abort(503)

@@ -1,4 +1,4 @@
-"""Twilio SMS and WhatsApp through the official `twilio` library's Messages API."""
+"""Sends Twilio SMS and WhatsApp through the official `twilio` library's Messages API."""
 
 from __future__ import annotations
 
@@ -22,8 +22,9 @@ from bot.channels.base import (
     SendResult,
     TransientSendError,
 )
+from bot.channels.twilio.errors import NAME, meaning
+from bot.channels.twilio.statuses import ours
 from bot.core.messages import Channel, Outbound
-from bot.core.status import MessageStatus
 from bot.settings import Settings
 
 
@@ -125,7 +126,9 @@ class TwilioChannel:
         elif self.messaging_service_sid:
             params["messaging_service_sid"] = self.messaging_service_sid
         else:
-            raise PermanentSendError(f"no Twilio sender configured for {self.channel}")
+            raise PermanentSendError(
+                f"no Twilio sender configured for {self.channel}", provider=NAME
+            )
         if self.status_callback:
             params["status_callback"] = self.status_callback
         return params
@@ -136,9 +139,7 @@ class TwilioChannel:
             created = self.client.messages.create(**params)
         except _PROVIDER_ERRORS as exc:
             raise _classify(exc) from exc
-        return SendResult(
-            provider_id=str(created.sid), status=str(created.status or MessageStatus.QUEUED)
-        )
+        return SendResult(provider_id=str(created.sid), status=_status(created.status))
 
     def find_sent(self, message: Outbound, since: datetime) -> list[SendResult]:
         """Messages Twilio accepted for this recipient with this text since `since`, newest
@@ -157,11 +158,7 @@ class TwilioChannel:
                 continue
             if message.content_sid is None and (item.body or "") != message.body:
                 continue
-            found.append(
-                SendResult(
-                    provider_id=str(item.sid), status=str(item.status or MessageStatus.QUEUED)
-                )
-            )
+            found.append(SendResult(provider_id=str(item.sid), status=_status(item.status)))
         return found
 
     async def aclose(self) -> None:
@@ -174,21 +171,25 @@ class TwilioChannel:
             created = await self.async_clients.get().messages.create_async(**params)
         except _PROVIDER_ERRORS as exc:
             raise _classify(exc) from exc
-        return SendResult(
-            provider_id=str(created.sid), status=str(created.status or MessageStatus.QUEUED)
-        )
+        return SendResult(provider_id=str(created.sid), status=_status(created.status))
 
 
 _PROVIDER_ERRORS = (TwilioException, requests.RequestException, aiohttp.ClientError, TimeoutError)
 
 
+def _status(reported: object) -> str:
+    return ours(str(reported) if reported else None)
+
+
 def _classify(exc: Exception) -> SendError:
-    """Maps the library's and the transport's errors to transient or permanent."""
+    """Maps the library's and the transport's errors to transient or permanent (by the HTTP
+    status), with what Twilio's error code means (errors.py)."""
     if isinstance(exc, TwilioRestException):
+        text, code = f"Twilio {exc.status}: {exc.msg}", exc.code
         if exc.status == 429 or exc.status >= 500:
-            return TransientSendError(f"Twilio {exc.status}: {exc.msg}", exc.code)
-        return PermanentSendError(f"Twilio {exc.status}: {exc.msg}", exc.code)
-    return TransientSendError(f"Twilio unreachable: {exc!r}")
+            return TransientSendError(text, code, meaning(code), NAME)
+        return PermanentSendError(text, code, meaning(code), NAME)
+    return TransientSendError(f"Twilio unreachable: {exc!r}", provider=NAME)
 
 
 def twilio_channels(settings: Settings) -> dict[Channel, TwilioChannel]:

@@ -1,0 +1,97 @@
+"""The providers this installation has: every folder under bot/channels/ with a provider.py.
+
+Contract for a provider (issue 11: "a channel is a plug-in"):
+
+- It is one folder, bot/channels/<name>/, whose `provider.py` defines `PROVIDER`, a
+  `bot.channels.base.Provider` with `name == "<name>"`. That module must import only the
+  adapter layer (its own api/sender/statuses/errors modules, bot.channels.base, bot.core,
+  bot.settings); it may import its sender lazily inside `make_senders`. Its webhook is
+  named by a "module:attribute" string and loaded by bot.app only.
+- Nothing else is registered anywhere: `providers()` imports each folder's provider.py in
+  name order. A folder without provider.py is not a provider (it is skipped); a
+  provider.py without `PROVIDER`, or whose `PROVIDER.name` differs from the folder's name,
+  is an error raised at start (a provider half-installed must not be silently ignored).
+- What the core gets from the registry, and where:
+  - bot.runtime.default_channels: the adapters of each enabled provider with
+    `default=True`, for its channels (the console for a channel nobody carries);
+  - bot.runtime.default_routes: `{name: adapter}` of each enabled provider with
+    `default=False` (messages and contacts that name the provider go through it);
+  - bot.app: each provider's `webhook` blueprint, registered whether or not the provider
+    is enabled (a webhook answers 403 until its secret setting is set), and exempted from
+    CSRF by the dashboard (each webhook authenticates its caller itself);
+  - the dashboard's settings page: `secret_settings` are masked; an adapter with a
+    `balance` attribute (`.summary() -> str`) is shown there and on /readyz;
+  - the outbox: a send error's `meaning` (`ErrorMeaning`), set by the provider's sender
+    from its error table; a status report already mapped by the provider's webhook
+    (`Provider.status`, `Provider.meaning`) through `Outbox.apply_status`.
+- Besides the folder, a provider adds its modules to .importlinter's layers (webhook.py
+  with the web layer, the rest with the adapters), its fake to testkit/fake_<name>.py and
+  its tests to tests/channels/<name>/. Its settings are parsed in bot/settings.py.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from functools import cache
+
+from flask import Blueprint
+
+import bot.channels
+from bot.channels.base import Provider
+from bot.settings import Settings
+
+PROVIDER_MODULE = "provider"
+
+
+class ProviderError(RuntimeError):
+    """A provider folder is not installed as the contract above says."""
+
+
+@cache
+def providers() -> tuple[Provider, ...]:
+    """Every installed provider, in name order (found once per process)."""
+    found = []
+    for info in sorted(pkgutil.iter_modules(bot.channels.__path__), key=lambda i: i.name):
+        if not info.ispkg:
+            continue
+        module_name = f"{bot.channels.__name__}.{info.name}.{PROVIDER_MODULE}"
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                continue  # a folder without provider.py: not a provider
+            raise
+        provider = getattr(module, "PROVIDER", None)
+        if not isinstance(provider, Provider):
+            raise ProviderError(f"{module_name} defines no PROVIDER (a Provider)")
+        if provider.name != info.name:
+            raise ProviderError(
+                f"{module_name}: PROVIDER.name is {provider.name!r}, its folder {info.name!r}"
+            )
+        found.append(provider)
+    return tuple(found)
+
+
+def enabled(settings: Settings) -> list[Provider]:
+    """The installed providers these settings configure."""
+    return [p for p in providers() if p.enabled(settings)]
+
+
+def by_name(name: str) -> Provider | None:
+    """The installed provider called `name`, if there is one."""
+    return next((p for p in providers() if p.name == name), None)
+
+
+def webhooks() -> list[Blueprint]:
+    """The installed providers' webhook blueprints (bot.app registers them, the dashboard
+    exempts them from CSRF), imported from each `Provider.webhook` "module:attribute"."""
+    return [_blueprint(p.webhook) for p in providers() if p.webhook]
+
+
+def _blueprint(target: str) -> Blueprint:
+    module_name, _, attribute = target.partition(":")
+    blueprint = getattr(importlib.import_module(module_name), attribute, None)
+    if not isinstance(blueprint, Blueprint):
+        raise ProviderError(f"{target} is not a Flask blueprint")
+    return blueprint

@@ -1,0 +1,35 @@
+"""Twilio as the rest of the service sees it (bot/channels/registry.py's contract)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from bot.channels.base import ChannelAdapter, Provider
+from bot.channels.twilio.errors import NAME, meaning
+from bot.channels.twilio.statuses import STATUSES
+from bot.core.messages import Channel
+from bot.settings import Settings
+
+
+def _senders(settings: Settings) -> Mapping[Channel, ChannelAdapter]:
+    from bot.channels.twilio.sender import twilio_channels  # the library loads only if used
+
+    return twilio_channels(settings)
+
+
+PROVIDER = Provider(
+    name=NAME,
+    channels=(Channel.SMS, Channel.WHATSAPP),
+    enabled=lambda settings: settings.twilio_enabled,
+    make_senders=_senders,
+    # The channels' default: messages whose row names no provider go through Twilio.
+    default=True,
+    webhook="bot.channels.twilio.webhook:bp",
+    statuses=STATUSES,
+    errors=meaning,
+    secret_settings=frozenset({"twilio_auth_token"}),
+    # Twilio: a long code sends one segment per second ("Understanding Twilio's rate
+    # limits"); the SMS list price depends on the country (PRICE_PER_SEGMENT decides).
+    pace_per_second=1.0,
+    price_per_segment=None,
+)
