@@ -19,6 +19,7 @@ from bot.broadcasts.audience import Audience, stream
 from bot.broadcasts.ports import BroadcastPorts
 from bot.broadcasts.routing import route
 from bot.broadcasts.service import invitation, message_of
+from bot.channel_order import Routes
 from bot.core.status import MessageStatus
 from bot.db.database import Database
 from bot.db.models import Broadcast, BroadcastRun, Message
@@ -65,9 +66,10 @@ def plan_run(ports: BroadcastPorts, run_id: int, batch: int = 1000) -> PlanResul
         .returning(table.c.id)
     )
     planned = run.planned
+    routes = ports.routes or Routes(ports.settings.channel_order)
     for contacts in stream(ports.db, audience, after_id=run.planned_through, batch=batch):
         now = ports.clock()
-        rows = [_row(contact, message, run_id, now) for contact in contacts]
+        rows = [_row(contact, message, run_id, now, routes) for contact in contacts]
         with ports.db.begin() as conn:
             still = conn.execute(
                 select(BroadcastRun.status).where(BroadcastRun.id == run_id)
@@ -96,11 +98,22 @@ def plan_run(ports: BroadcastPorts, run_id: int, batch: int = 1000) -> PlanResul
     return PlanResult("planned", planned)
 
 
-def _row(contact: Any, message: Any, run_id: int, now: datetime) -> dict[str, Any]:
-    chosen = route(contact, message, now)
-    extra = None
+def _row(
+    contact: Any,
+    message: Any,
+    run_id: int,
+    now: datetime,
+    routes: Routes | None = None,
+) -> dict[str, Any]:
+    # Each row names the contact's preferred route, whatever is down now: while it is down the
+    # outbox moves the message to the next route at send time (bot/failover.py), and once it
+    # is back (its probe is one of these messages) the rest go by it again.
+    chosen = route(contact, message, now, routes)
+    extra: dict[str, Any] | None = None
     if chosen.content_sid:
         extra = {"content_sid": chosen.content_sid, "content_variables": {"1": chosen.body}}
+    if chosen.template:  # for the outbox, should failover move it to WhatsApp
+        extra = {**(extra or {}), "template": chosen.template}
     channel = chosen.channel or contact.channel
     # Routing priced the message (a WhatsApp message is one unit, a skipped one nothing).
     return outbound_row(
@@ -112,8 +125,8 @@ def _row(contact: Any, message: Any, run_id: int, now: datetime) -> dict[str, An
         now,
         status=MessageStatus.SKIPPED if chosen.skip else MessageStatus.PLANNED,
         segments=chosen.segments,
-        # An SMS goes out through the provider the contact last wrote through (Sparrow in Nepal).
-        provider=getattr(contact, "last_provider", None) if channel == "sms" else None,
+        # The route routing chose: the way the contact last wrote, else CHANNEL_ORDER's.
+        provider=chosen.provider,
         broadcast_run_id=run_id,
         extra=extra,
         error_message=chosen.skip,

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from bot.broadcasts.pacing import Pacer
+from bot.channel_order import Routes
 from bot.core.content import Texts
 from bot.db.database import Database
 from bot.settings import Settings
@@ -59,6 +60,8 @@ class BroadcastPorts:
         surveys: the surveys a broadcast may invite to.
         send: hands one claimed broadcast message (by id) to the sender; False (and nothing
             sent) when the contact opted out meanwhile.
+        routes: the installation's routes (CHANNEL_ORDER and its providers,
+            bot/channel_order.py); None: CHANNEL_ORDER with provider names as written.
     """
 
     db: Database
@@ -69,3 +72,4 @@ class BroadcastPorts:
     texts: Texts
     surveys: Surveys
     send: Callable[[int], bool]
+    routes: Routes | None = None

@@ -19,8 +19,10 @@ from sqlalchemy import func, or_, select, update
 
 from bot.broadcasts.ports import BroadcastPorts
 from bot.broadcasts.routing import sender_of
+from bot.channel_order import Route, Routes
 from bot.core.status import MessageStatus
 from bot.db.models import Broadcast, BroadcastRun, Message
+from bot.failover import down_routes
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +93,7 @@ def _release(ports: BroadcastPorts, ids: list[int]) -> None:
 
 def _claim(
     ports: BroadcastPorts, run_id: int, size: int, now: datetime
-) -> list[tuple[int, str, int]]:
+) -> list[tuple[int, str, str | None, int]]:
     with ports.db.write() as session:
         ids = session.scalars(
             select(Message.id)
@@ -109,9 +111,22 @@ def _claim(
                 claimed_until=now + timedelta(seconds=ports.settings.claim_seconds + 60),
                 updated_at=now,
             )
-            .returning(Message.id, Message.channel, Message.segments)
+            .returning(Message.id, Message.channel, Message.provider, Message.segments)
         ).all()
-    return sorted((r.id, r.channel, r.segments or 1) for r in rows)
+    return sorted(((r.id, r.channel, r.provider, r.segments or 1) for r in rows), key=_first)
+
+
+def _first(row: tuple[int, str, str | None, int]) -> int:
+    return row[0]
+
+
+def _pace(ports: BroadcastPorts, channel: str, provider: str | None) -> tuple[str, float]:
+    """The sender key a route's sends are paced under (shared by every worker) and its rate:
+    BROADCAST_PACE's entry for the sender, else the provider's ("sms:android"), else the
+    channel's."""
+    settings = ports.settings
+    sender = sender_of(settings, channel, provider)
+    return sender, settings.pace_for(channel, sender, provider)
 
 
 def _status(ports: BroadcastPorts, run_id: int) -> str:
@@ -133,6 +148,22 @@ def _finish(ports: BroadcastPorts, run_id: int, now: datetime) -> None:
             broadcast.updated_at = now
 
 
+def _paced_as(
+    ports: BroadcastPorts, channel: str, provider: str | None, down: frozenset[Route]
+) -> tuple[str, str | None]:
+    """The route a row's send will most likely take: its own, or while that is down (the
+    outbox then moves it, bot/failover.py) the next route of its channel in CHANNEL_ORDER
+    that is up, so the route that takes the load is the one paced."""
+    if Route(channel, provider) not in down:
+        return channel, provider
+    routes = ports.routes or Routes(ports.settings.channel_order)
+    for entry in routes.order:
+        route = routes.canonical(entry)
+        if route is not None and route.channel == channel and route not in down:
+            return route.channel, route.provider
+    return channel, provider
+
+
 def send_slice(
     ports: BroadcastPorts, run_id: int, token: datetime | None = None, budget: float = SLICE_SECONDS
 ) -> SliceResult:
@@ -152,10 +183,11 @@ def send_slice(
     sent = 0
     next_cancel_check = 0.0
     while time.monotonic() < deadline:
-        rates = {ch: settings.pace_for(ch, sender_of(settings, ch)) for ch in ("sms", "whatsapp")}
-        paced = [r for r in rates.values() if r > 0]
+        rates = [_pace(ports, ch, None)[1] for ch in ("sms", "whatsapp")]
+        paced = [r for r in rates if r > 0]
         size = max(1, min(200, int(min(paced)) if paced else 200))
         claimed = _claim(ports, run_id, size, ports.clock())
+        down = down_routes(ports.db) if claimed else frozenset()
         if not claimed:
             with ports.db.read() as session:
                 waiting = session.scalar(
@@ -169,15 +201,15 @@ def send_slice(
                 return SliceResult("done", sent)
             time.sleep(0.05)  # rows changed under us (a cancel): look again
             continue
-        for index, (message_id, channel, segments) in enumerate(claimed):
+        for index, (message_id, channel, provider, segments) in enumerate(claimed):
             if time.monotonic() >= next_cancel_check:
                 next_cancel_check = time.monotonic() + CANCEL_CHECK_SECONDS
                 if _status(ports, run_id) != "sending":
-                    _cancel_claimed(ports, [m for m, _, _ in claimed[index:]])
+                    _cancel_claimed(ports, [row[0] for row in claimed[index:]])
                     return SliceResult("canceled", sent)
-            sender = sender_of(settings, channel)
-            if not ports.pacer.acquire(sender, rates.get(channel, 0.0), segments, deadline):
-                _release(ports, [m for m, _, _ in claimed[index:]])
+            sender, rate = _pace(ports, *_paced_as(ports, channel, provider, down))
+            if not ports.pacer.acquire(sender, rate, segments, deadline):
+                _release(ports, [row[0] for row in claimed[index:]])
                 break
             if ports.send(message_id):  # False when the contact opted out meanwhile
                 sent += 1

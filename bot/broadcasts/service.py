@@ -207,13 +207,14 @@ def preview_of(ports: BroadcastPorts, broadcast_id: int) -> Preview:
         Audience.from_json(row.audience),
         message_of(row, invitation(ports, row)),
         ports.clock(),
+        ports.routes,
     )
 
 
 def preview_draft(ports: BroadcastPorts, draft: Draft) -> Preview:
     """The preview of a broadcast not stored yet (the dashboard's live preview)."""
     message = BroadcastMessage(draft.body_en, draft.body_ne, draft.template_en, draft.template_ne)
-    return preview(ports.db, ports.settings, draft.audience, message, ports.clock())
+    return preview(ports.db, ports.settings, draft.audience, message, ports.clock(), ports.routes)
 
 
 def _check_manager(ports: BroadcastPorts, row: Broadcast, by: str | None, verb: str) -> None:

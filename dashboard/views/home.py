@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from flask import redirect, render_template, url_for
 from werkzeug.wrappers import Response
 
+from bot.db.models import RouteEvent
+from bot.failover import RouteStatus, recent_events, statuses
 from dashboard.accounts import ROLES, STAFF
 from dashboard.blueprint import account, bp, requires, runtime, state
 from dashboard.charts import Series, bar_chart, column_chart
@@ -66,4 +69,23 @@ def home() -> str | Response:
             [(names.get(intent, intent), count) for intent, count in figures.top_topics],
             "Top topics",
         ),
+        channels=channels_panel(),
     )
+
+
+@dataclass(frozen=True)
+class ChannelsPanel:
+    """The overview's Channels panel: each route's state and the latest switches."""
+
+    routes: list[RouteStatus]
+    events: list[RouteEvent]
+
+
+def channels_panel() -> ChannelsPanel:
+    """Read live (two small tables): an outage shows at once, not a minute later."""
+    rt = runtime()
+    known = {s.route: s for s in statuses(rt.db)}
+    order = [str(c) for r in rt.routes.order if (c := rt.routes.canonical(r)) is not None]
+    names = [*dict.fromkeys([*(s for s in known if not known[s].up), *order, *known])]
+    rows = [known.get(n) or RouteStatus(n, True, None, 0, None, None) for n in names]
+    return ChannelsPanel(rows, recent_events(rt.db))
