@@ -7,6 +7,14 @@ so figures are compared only inside one run: the base commit is checked out besi
 calibration. Loopback only; every run is bounded by the benchmark's own limits.
 
     .venv/bin/python -m bench.compare --base 156714e --rates 100 300 --duration 15 --rounds 2
+
+`--bench run` compares what `make run` starts instead (bench/run_load.py: `bot run` with the
+real Rasa, FAQ questions): this tree's harness drives each tree's service in turn, and the
+table adds the start (seconds until a webhook is accepted) and CPU ms per message of each
+process. The base tree gets links to this tree's `.venv-rasa`; both use one copy of the
+model taken at the start (var/bench-model/), so a retrain meanwhile changes neither.
+
+    .venv/bin/python -m bench.compare --bench run --base 2a8e744 --rates 50 100 300 --rounds 2
 """
 
 from __future__ import annotations
@@ -14,10 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_TIMEOUT = 900  # seconds for one tree's whole benchmark run
@@ -39,6 +49,75 @@ def base_tree(revision: str) -> Path:
         subprocess.run([str(tree / ".venv" / "bin" / "pip"), "install", "--quiet", "-e",
                         ".[dev]"], cwd=tree, check=True)  # fmt: skip
     return tree
+
+
+def run_service(tree: Path, args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """One bench.run_load run of `tree`'s service by this tree's harness."""
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch) / "results.json"
+        command = [
+            sys.executable, "-m", "bench.run_load", "--tree", str(tree),
+            "--rates", *map(str, args.rates), "--duration", str(args.duration),
+            "--json", str(out),
+        ]  # fmt: skip
+        done = subprocess.run(
+            command, cwd=ROOT, capture_output=True, text=True, timeout=RUN_TIMEOUT
+        )
+        if done.returncode != 0:
+            raise SystemExit(f"benchmark failed in {tree}:\n{done.stdout}\n{done.stderr}")
+        calibration = re.search(r"cpu_calibration_ms=(\S+)", done.stdout)
+        return (calibration.group(1) if calibration else "?"), json.loads(out.read_text())
+
+
+def same_model(tree: Path, model: Path) -> None:
+    """Points `tree` at this tree's Rasa and at one copy of the model for the whole run."""
+    rasa = tree / ".venv-rasa"
+    if tree != ROOT and not rasa.exists():
+        rasa.symlink_to(ROOT / ".venv-rasa")
+    target = tree / "models" / "nlu.tar.gz"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists() or target.is_symlink():
+        target.unlink()
+    shutil.copyfile(model, target)
+
+
+def compare_services(args: argparse.Namespace, trees: dict[str, Path]) -> None:
+    """`--bench run`: each tree's `bot run` in turn, one table."""
+    model = ROOT / "var" / "bench-model" / "nlu.tar.gz"
+    model.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(ROOT / "models" / "nlu.tar.gz", model)
+    rows = []
+    for round_ in range(1, args.rounds + 1):
+        for name, tree in trees.items():
+            if tree != ROOT:
+                same_model(tree, model)
+            calibration, result = run_service(tree, args)
+            start = result["start"]
+            print(
+                f"round {round_} {name}: cpu_calibration_ms={calibration} accepted after "
+                f"{start['accepted_s']} s, answered after {start['answered_s']} s",
+                flush=True,
+            )
+            rows += [(round_, name, calibration, start, r) for r in result["phases"]]
+    print()
+    print("| round | tree | calibration ms | start: accepted / answered s | offered msg/s "
+          "| achieved | errors | lost | dup | out of order | ack p50 ms | ack p99 ms "
+          "| e2e p50 ms | e2e p99 ms | drain s | CPU ms/msg web / worker / Rasa / scheduler "
+          "| CPU ms/msg total | others' CPU % |")  # fmt: skip
+    print("|---" * 18 + "|")
+    for round_, name, calibration, start, r in sorted(rows, key=lambda x: (x[4]["rate"], x[0])):
+        cpu = r["cpu_ms"]
+        parts = [cpu.get("web", 0.0), sum(v for k, v in cpu.items() if k.startswith("worker")),
+                 sum(v for k, v in cpu.items() if k.startswith("rasa")),
+                 sum(v for k, v in cpu.items() if k.startswith("scheduler"))]  # fmt: skip
+        print(
+            f"| {round_} | {name} | {calibration} | {start['accepted_s']} / "
+            f"{start['answered_s']} | {r['rate']} | {r['achieved_rate']} | {r['errors']} "
+            f"| {r['lost']} | {r['duplicates']} | {r['out_of_order']} | {r['ack_p50_ms']} "
+            f"| {r['ack_p99_ms']} | {r['e2e_p50_ms']} | {r['e2e_p99_ms']} | {r['drain_s']} "
+            f"| {' / '.join(f'{p:.2f}' for p in parts)} | {sum(parts):.2f} "
+            f"| {r['others_cpu_pct']} |"
+        )
 
 
 def run(tree: Path, args: argparse.Namespace) -> tuple[str, list[dict[str, float]]]:
@@ -73,8 +152,14 @@ def main() -> None:
     parser.add_argument("--rates", type=int, nargs="+", default=[100, 300])
     parser.add_argument("--duration", type=float, default=15.0)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--bench", choices=["webhook", "run"], default="webhook",
+                        help="webhook: bench.webhook_load; run: `bot run` with Rasa")  # fmt: skip
+    parser.add_argument("--tree", type=Path, default=ROOT, help="the tree to compare (this)")
     args = parser.parse_args()
-    trees = {"base " + args.base: base_tree(args.base), "this commit": ROOT}
+    trees = {"base " + args.base: base_tree(args.base), "this commit": args.tree.resolve()}
+    if args.bench == "run":
+        compare_services(args, trees)
+        return
     rows = []
     for round_ in range(1, args.rounds + 1):
         for name, tree in trees.items():

@@ -3,6 +3,14 @@
 A provider call takes ~200 ms over the internet. Dozens of threads could overlap them too,
 but each thread costs GIL hand-offs and the synchronous HTTP stack costs ~3× the CPU of the
 async one (measured: 0.68 vs 0.23 ms per send), so one loop carries all of them.
+
+Claims: every row handed to the sender is claimed by this worker until `claimed_until`
+(CLAIM_SECONDS after it was committed or taken). When the provider is slower than messages
+arrive, sends wait here longer than that; the sender keeps the claims of the rows it holds
+(waiting or under way) from running out by renewing them, compare-and-set, while they have
+less than half a claim left, and checks at the moment a send starts that its row is still
+its own. So the sweeper takes back only the rows of a worker that died (or stalled past its
+claim), and a row it did take back is never sent by the stalled worker as well.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ import asyncio
 import logging
 import threading
 from concurrent.futures import Future
+from datetime import datetime, timedelta
 
 from bot.outbox import Outbox, SendJob
 
@@ -18,7 +27,9 @@ log = logging.getLogger(__name__)
 
 
 class AsyncSender:
-    """Sends claimed outbox rows; a contact's messages of one turn go out in order."""
+    """Sends claimed outbox rows; a contact's messages go out in the order they were handed
+    over (one turn's in order, and a turn's after the previous turn's: a contact who wrote
+    twice while the worker was behind gets the answers in the order of the questions)."""
 
     def __init__(self, outbox: Outbox, concurrency: int) -> None:
         self.outbox = outbox
@@ -26,8 +37,17 @@ class AsyncSender:
         self._limit = asyncio.Semaphore(concurrency)
         self._pending: set[Future[None]] = set()
         self._lock = threading.Lock()
+        # Rows this sender holds (waiting or under way) -> the claim it holds them by; only
+        # the loop's thread touches it. A row missing here was lost (see renew_claims).
+        self._claims: dict[int, datetime] = {}
+        # Rows whose send is done and whose outcome may not be written yet -> until when
+        # their claims are kept (see _recording).
+        self._done_sends: dict[int, datetime] = {}
+        # One lock per contact with sends waiting (FIFO: batches start in submission order).
+        self._contacts: dict[int, tuple[asyncio.Lock, int]] = {}
         self._thread = threading.Thread(target=self._loop.run_forever, name="sender", daemon=True)
         self._thread.start()
+        self._keeper = asyncio.run_coroutine_threadsafe(self._keep_claims(), self._loop)
 
     @property
     def in_flight(self) -> int:
@@ -47,13 +67,103 @@ class AsyncSender:
             self._pending.discard(future)
 
     async def _send_in_order(self, jobs: list[SendJob]) -> None:
-        async with self._limit:
+        for job in jobs:
+            if job.claimed_until is not None:
+                self._claims[job.message_id] = job.claimed_until
+        contact_id = jobs[0].contact_id if jobs else 0
+        lock, users = self._contacts.get(contact_id, (asyncio.Lock(), 0))
+        self._contacts[contact_id] = (lock, users + 1)
+        try:
+            async with lock, self._limit:
+                for job in jobs:
+                    try:
+                        if await self._still_ours(job):
+                            await self.outbox.send_async(job)
+                            self._recording(job)
+                            continue
+                    except Exception:
+                        # The row stays claimed; the sweeper hands it out again when the
+                        # claim ends.
+                        log.exception("sending message %s failed unexpectedly", job.message_id)
+                    self._claims.pop(job.message_id, None)
+        except BaseException:
             for job in jobs:
-                try:
-                    await self.outbox.send_async(job)
-                except Exception:
-                    # The row stays claimed; the sweeper hands it out again when the claim ends.
-                    log.exception("sending message %s failed unexpectedly", job.message_id)
+                self._claims.pop(job.message_id, None)
+            raise
+        finally:
+            lock, users = self._contacts[contact_id]
+            if users > 1:
+                self._contacts[contact_id] = (lock, users - 1)
+            else:
+                del self._contacts[contact_id]
+
+    def _recording(self, job: SendJob) -> None:
+        """A send is done, but the worker's recorder may write its outcome only later (it
+        writes in batches; under a backlog seconds later). Until then the row is still ours:
+        its claim keeps being renewed, so the sweeper does not take it back and send (or
+        adopt) it again, which under load fed a loop of ever more work. The next renewal
+        after the outcome is written finds the row no longer dispatching and lets it go; a
+        row still dispatching two claims after its send (the recorder lost its batch) is let
+        go as well, for the sweeper to take back and adopt."""
+        if job.message_id in self._claims:
+            self._done_sends[job.message_id] = self.outbox.clock() + 2 * self.outbox.claim_for
+
+    async def _still_ours(self, job: SendJob) -> bool:
+        """At the start of a send: True when the row is still claimed by us for long enough
+        for the call (renewing the claim first if it is about to run out)."""
+        if job.claimed_until is None:
+            return True  # not a claimed row (nothing to keep)
+        until = self._claims.get(job.message_id)
+        if until is not None and until - self.outbox.clock() < self._margin:
+            renewed = await asyncio.to_thread(self.outbox.renew_claims, {job.message_id: until})
+            until = renewed.get(job.message_id)
+        if until is None:
+            log.warning("message %s was taken back while it waited here; not sending it",
+                        job.message_id)  # fmt: skip
+            return False
+        return True
+
+    @property
+    def _margin(self) -> timedelta:
+        """Claim time a held row keeps at least: renewed when less is left."""
+        return self.outbox.claim_for / 2
+
+    async def _keep_claims(self) -> None:
+        every = max(0.05, self.outbox.claim_for.total_seconds() / 4)
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.renew_claims()
+            except Exception:
+                log.exception("could not renew the claims of waiting sends; trying again")
+
+    async def renew_claims(self) -> int:
+        """Renews the claims of held rows with less than half a claim left (the sender does
+        this every quarter of a claim); returns how many it renewed. A row not renewed was
+        taken back by the sweeper (this worker stalled past its claim): it is dropped here
+        and will not be sent by this worker."""
+        now = self.outbox.clock()
+        for message_id, keep_until in list(self._done_sends.items()):
+            if keep_until < now or message_id not in self._claims:
+                self._claims.pop(message_id, None)
+                del self._done_sends[message_id]
+        due = {i: until for i, until in self._claims.items() if until - now < self._margin}
+        if not due:
+            return 0
+        renewed = await asyncio.to_thread(self.outbox.renew_claims, due)
+        for message_id in due:
+            if message_id not in self._claims:
+                continue  # finished meanwhile
+            if message_id in renewed:
+                self._claims[message_id] = renewed[message_id]
+            else:
+                del self._claims[message_id]
+                self._done_sends.pop(message_id, None)
+        return len(renewed)
+
+    def renew_claims_now(self, timeout: float = 30.0) -> int:
+        """`renew_claims` from another thread (tests, a fake clock); waits for it."""
+        return asyncio.run_coroutine_threadsafe(self.renew_claims(), self._loop).result(timeout)
 
     def close(self, timeout: float = 30.0) -> None:
         """Waits for sends under way, then stops the loop."""
@@ -64,6 +174,7 @@ class AsyncSender:
                 future.result(timeout=timeout)
             except Exception:
                 log.exception("a send did not finish before shutdown")
+        self._keeper.cancel()
         for adapter in {*self.outbox.channels.values(), *self.outbox.routes.values()}:
             asyncio.run_coroutine_threadsafe(adapter.aclose(), self._loop).result(timeout=timeout)
         self._loop.call_soon_threadsafe(self._loop.stop)

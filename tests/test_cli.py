@@ -46,7 +46,7 @@ def test_bot_run_gives_rasa_and_every_process_one_token(
     monkeypatch.setattr(cli, "_first_admin", lambda _: None)
     monkeypatch.setattr(processes, "RASA_BIN", tmp_path / "rasa")
     monkeypatch.setattr(processes, "MODEL", tmp_path / "nlu.tar.gz")
-    monkeypatch.setattr(cli, "start_rasa", lambda port, token, **_: started.append((port, token)))
+    monkeypatch.setattr(cli, "spawn_rasa", lambda port, token, **_: started.append((port, token)))
     monkeypatch.setattr(subprocess, "Popen", Child)
     monkeypatch.setattr(cli, "supervise", lambda *_: 0)
     monkeypatch.delenv("RASA_TOKEN", raising=False)

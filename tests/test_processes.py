@@ -376,3 +376,70 @@ def _restart_plan(contacts: int, seconds: float) -> list[tuple[float, str, str]]
         for n in range(contacts)
         for step, body in enumerate(RESTART_SCRIPT)
     )
+
+
+def test_bot_run_accepts_webhooks_while_rasa_loads_and_answers_once_it_has(
+    tmp_path: Path,
+) -> None:
+    """The web starts without waiting for Rasa (issue 15: a second `make run` refused
+    webhooks for the 29 s Rasa took to load): a webhook is stored while Rasa is still
+    loading, and answered from Rasa's parse (not "try later") once Rasa answers."""
+    from bot.core.messages import Language
+    from nlu.catalogue import Catalogue
+
+    rasa = tmp_path / "rasa"
+    go = tmp_path / "rasa-may-load"  # the stand-in "loads its model" until this exists
+    wait = f"import time, pathlib\nwhile not pathlib.Path({str(go)!r}).exists(): time.sleep(0.05)\n"
+    slow = STAND_IN_RASA.replace("argv = sys.argv\n", "argv = sys.argv\n" + wait)
+    rasa.write_text(slow.format(python=sys.executable, root=str(ROOT)))
+    rasa.chmod(0o755)
+    model = tmp_path / "nlu.tar.gz"
+    model.write_text("")
+    port, rasa_port = free_port(), free_port()
+    url = f"http://127.0.0.1:{port}"
+    twilio = FakeProcess("testkit.fake_twilio", "--delay", "0.05")
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("DATABASE_URL", "REDIS_URL", "RASA_URL", "RASA_TOKEN")
+    } | {
+        "VAR_DIR": str(tmp_path / "var"),
+        "SECRET_KEY": "test-secret-key-0123456789",
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_SMS_FROM": SMS_FROM,
+        "TWILIO_API_BASE": twilio.url,
+        "PUBLIC_URL": url,
+        "LOG_LEVEL": "WARNING",
+        "PYTHONPATH": str(ROOT),
+    }
+    log = tmp_path / "run.log"
+    question = Planned(0.0, "+9779811112222", "what are the steps", "SM" + "7" * 32)
+    with log.open("wb") as out:
+        run = subprocess.Popen(
+            [sys.executable, "-c", BOT_RUN, str(rasa), str(model), "run", "--port", str(port),
+             "--rasa-port", str(rasa_port), "--web-workers", "1"],
+            env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        webhook = f"{url}/webhooks/twilio/messages"
+        stored = lambda: send(webhook, [question], ACCOUNT, timeout=2.0)[0].status == 200  # noqa: E731
+        # Under the old order (the web after Rasa) nothing would answer: Rasa waits for us.
+        assert wait_until(stored, 90, interval=0.1, process=run), log.read_text()
+        assert not wait_ready(f"http://127.0.0.1:{rasa_port}/", timeout=0.1)
+        time.sleep(1.0)
+        assert twilio.get("/_count")["sent"] == 0  # it waits in the inbox, not "try later"
+        go.touch()
+        replied = lambda: twilio.get("/_count")["sent"] >= 1  # noqa: E731
+        assert wait_until(replied, 90, interval=0.2), log.read_text()
+        [reply] = twilio.get("/_received")["sent"]
+    finally:
+        os.killpg(run.pid, signal.SIGINT)
+        try:
+            run.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+        twilio.stop()
+    answer = Catalogue.load().topics["steps"].answer[Language.EN].strip()
+    assert str(reply["body"]).startswith(answer[:40]), reply

@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import time
 from collections.abc import Callable
 
 import click
 
-from bot.cli.common import database, settings_or_exit, start_rasa
+from bot.cli.common import database, settings_or_exit
 from bot.metrics import PROCESSES_FILE
 from bot.processes import (
     Child,
@@ -49,7 +48,12 @@ def run(
     SIGHUP stops it all.
 
     Rasa is started from `.venv-rasa` with `models/nlu.tar.gz` (`make train`) unless RASA_URL
-    points at a server that is already running.
+    points at a server that is already running. The web starts at once, without waiting for
+    Rasa to load its model: webhooks are accepted within seconds, and the messages wait in
+    the inbox until the worker, which starts handling them once Rasa answers, gets to them.
+    The workers run at a lower CPU priority than the web (WORKER_NICE): when the machine is
+    short of CPU, Twilio's webhooks are answered first and the replies trail. Rasa keeps the
+    normal priority: starved, its parses pass NLU_TIMEOUT_MS and people get "try later".
     """
     from bot.db.migrate import create_database as create_missing
     from bot.db.migrate import upgrade
@@ -60,6 +64,7 @@ def run(
     upgrade(settings.database_url)
     _first_admin(settings)
     children: list[Child] = []
+    started_rasa = False
     try:
         env = dict(os.environ)
         nlu = ", ".join(settings.rasa_urls) or "off (no model: run `make train`)"
@@ -69,10 +74,10 @@ def run(
             env["RASA_TOKEN"] = token = rasa_token(settings)
             for n, rasa in enumerate(ports, 1):
                 child = _rasa_child(f"rasa-{n}", rasa, token)
-                child.process = start_rasa(rasa, token, own_process_group=True)
-                child.state, child.started_at = "up", time.monotonic()
+                child.spawn()  # loads its model while the rest starts ("starting" until then)
                 children.append(child)
             env["RASA_URL"] = nlu = ",".join(f"http://127.0.0.1:{p}" for p in ports)
+            started_rasa = True
         # Every process writes its metrics here; /metrics on the web process reads them all.
         metrics_dir = settings.var_dir / "metrics"
         shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -85,9 +90,12 @@ def run(
         # of after CLAIM_SECONDS: safe only when it was the one worker using this database
         # (an embedded SQLite one, which no other machine's worker can share).
         alone = workers <= 1 and settings.database_url.startswith("sqlite")
-        after_crash = ["worker", "--after-crash"] if alone else ["worker"]
+        # A worker waits for the Rasa we started to load its model before handling messages
+        # (they wait in the inbox meanwhile) rather than answering "try again later".
+        first = ["worker", "--wait-for-nlu"] if started_rasa else ["worker"]
+        after_crash = [*first, "--after-crash"] if alone else first
         for n in range(1, max(1, workers) + 1):
-            service.append(_bot_child(f"worker-{n}", ["worker"], env, restarted=after_crash))
+            service.append(_bot_child(f"worker-{n}", first, env, restarted=after_crash))
         for n in range(1, max(1, schedulers) + 1):
             service.append(_bot_child(f"scheduler-{n}", ["scheduler"], env))
         for child in service:
@@ -124,8 +132,8 @@ def _bot_child(
 
 
 def _rasa_child(name: str, port: int, token: str) -> Child:
-    """A Rasa server we started: restarted without waiting for it (the others keep going
-    meanwhile); ready again when it answers."""
+    """A Rasa server we started: started (and restarted) without waiting for it (the others
+    keep going meanwhile); ready when it answers."""
     url = f"http://127.0.0.1:{port}/"
     return Child(
         name,

@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Sequence
 
 import click
 
@@ -21,13 +22,20 @@ log = logging.getLogger("bot")
     is_flag=True,
     help="the only worker of this database died: take back what it held at once",
 )
-def worker(sweep_every: float, after_crash: bool) -> None:
+@click.option(
+    "--wait-for-nlu",
+    is_flag=True,
+    help="wait (up to 5 min) until a Rasa server answers before handling messages",
+)
+def worker(sweep_every: float, after_crash: bool, wait_for_nlu: bool) -> None:
     """Runs the job queue consumer: handles inbound messages and sends the outbox.
 
     WORKER_CONCURRENCY threads handle messages; up to SEND_CONCURRENCY provider calls overlap.
     With --after-crash (`bot run` restarting its one worker) the first sweep takes back the
     dead worker's sends and messages at once, not after CLAIM_SECONDS/RECOVER_AFTER_SECONDS;
     never give it while another worker uses the database (it would take that one's work).
+    With --wait-for-nlu (`bot run` starting Rasa beside it) messages wait in the inbox until
+    Rasa has loaded its model, instead of being answered "we will answer soon".
     """
     from bot.runtime import Runtime
 
@@ -41,6 +49,8 @@ def worker(sweep_every: float, after_crash: bool) -> None:
         os.nice(settings.worker_nice)
     runtime = Runtime(settings, background=True)
     stop = threading.Event()
+    if wait_for_nlu and settings.rasa_urls:
+        wait_for_rasa(settings.rasa_urls)
 
     if after_crash:
         # Before the consumer runs: every claim found is the dead worker's, none ours yet.
@@ -72,3 +82,21 @@ def worker(sweep_every: float, after_crash: bool) -> None:
     finally:
         stop.set()
         runtime.close()
+
+
+# Rasa loads its model in 20-120 s; a broken one never answers: then the worker goes on and
+# answers as it does when Rasa is down (catalogue matches, "we will answer soon").
+NLU_WAIT_SECONDS = 300.0
+
+
+def wait_for_rasa(urls: Sequence[str], timeout: float = NLU_WAIT_SECONDS) -> bool:
+    """Waits until one of the Rasa servers answers; returns whether one did."""
+    from bot.processes import answers, wait_until
+
+    log.warning("waiting for Rasa to load its model before handling messages")
+    ready = wait_until(lambda: any(answers(f"{url.rstrip('/')}/") for url in urls), timeout, 0.2)
+    if ready:
+        log.warning("Rasa answers: handling messages")
+    else:
+        log.error("Rasa did not answer in %.0f s: handling messages without it", timeout)
+    return ready

@@ -1,0 +1,283 @@
+"""What `make run` starts, under FAQ load: `bot run` (Rasa, web, worker, scheduler) on 127.0.0.1.
+
+Topology: `python -m bot run` exactly as `make run` starts it (the real Rasa from
+`.venv-rasa` with `models/nlu.tar.gz`, gunicorn 2 × 8 threads, one worker, one scheduler,
+embedded SQLite database and queue), sending to the fake Twilio API (answering every send
+after --api-delay s, 0.2 by default, as over the internet). Measures:
+
+1. **start**: seconds from launching `bot run` (database already migrated, as on a second
+   `make run`) until a signed webhook is accepted (HTTP 200), and until its answer — which
+   needs Rasa — reaches the fake API.
+2. **load**, per offered rate: signed webhooks open loop from distinct senders, new FAQ
+   questions (bench/nlu_texts.py; a fifth of the contacts also send HELP a second later, to
+   check replies come in order), then it waits until every message is answered (or
+   --settle s). Ack and end-to-end percentiles, errors, answered/lost/duplicated, replies out
+   of order, CPU ms per message of each process (web, worker, scheduler, Rasa) over the load
+   and the drain, the harness's CPU and what the rest of the machine used meanwhile.
+
+`--tree` runs the service of another checkout (a base commit; bench/compare.py --bench run)
+with this harness. Bounded: every phase has a time limit.
+
+    .venv/bin/python -m bench.run_load --rates 50 100 300 --duration 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from bench.nlu_texts import QuestionGenerator, ReplyKinds
+from bench.webhook_load import ACCOUNT, ACCOUNT_SID, AUTH_TOKEN, calibrate, cpu_seconds
+from bot.core.content import Content
+from bot.core.messages import Language
+from bot.processes import stop
+from testkit.load import Planned, percentile, send
+from testkit.servers import FakeProcess, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+START_SECONDS = 400.0  # Rasa loading its model on a busy machine
+
+
+@dataclass
+class StartResult:
+    accepted_s: float  # launch → first webhook answered 200
+    answered_s: float  # launch → its reply at the fake API (Rasa loaded)
+
+
+@dataclass
+class PhaseResult:
+    rate: int
+    seconds: float
+    sent: int
+    achieved_rate: float
+    errors: int
+    ack_p50_ms: float
+    ack_p99_ms: float
+    ack_max_ms: float
+    messages: int
+    answered: int
+    lost: int
+    duplicates: int
+    out_of_order: int
+    e2e_p50_ms: float
+    e2e_p99_ms: float
+    drain_s: float  # from the first webhook until the last reply
+    faq_pct: float  # replies that were a FAQ answer (any topic)
+    nlu_failed: int
+    cpu_ms: dict[str, float]  # per message, per process, over load + drain
+    harness_cpu_pct: float
+    others_cpu_pct: float  # the rest of the machine (other people's work), % of one core
+
+
+def machine_cpu_seconds() -> float:
+    """Busy CPU seconds of the whole machine so far (/proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def received(fake_url: str) -> list[dict[str, object]]:
+    with urllib.request.urlopen(f"{fake_url}/_received", timeout=30) as response:
+        data: dict[str, list[dict[str, object]]] = json.load(response)
+    return data["sent"]
+
+
+def pids(var_dir: Path) -> dict[str, int]:
+    """The supervised processes' pids from `bot run`'s status file."""
+    status = json.loads((var_dir / "processes.json").read_text())
+    return {name: int(s["pid"]) for name, s in status["processes"].items() if s.get("pid")}
+
+
+def start(
+    tree: Path, python: str, env: dict[str, str], port: int, fake_url: str
+) -> tuple[subprocess.Popen[bytes], StartResult]:
+    """Launches `bot run` in `tree`; returns once a webhook was accepted and answered."""
+    url = f"http://127.0.0.1:{port}/webhooks/twilio/messages"
+    launched = time.perf_counter()
+    process = subprocess.Popen(
+        [python, "-m", "bot", "run", "--port", str(port), "--rasa-port", str(free_port())],
+        cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        process_group=0,
+    )  # fmt: skip
+    probe = Planned(0.0, "+9779700000001", "what is social mobilization?", "SMstartprobe")
+    accepted = None
+    while accepted is None:
+        elapsed = time.perf_counter() - launched
+        if elapsed > START_SECONDS or process.poll() is not None:
+            stop([process])
+            raise SystemExit(f"bot run in {tree} accepted no webhook in {elapsed:.0f} s")
+        (outcome,) = send(url, [probe], ACCOUNT, timeout=2.0)
+        if outcome.status == 200:
+            accepted = time.perf_counter() - launched
+        else:
+            time.sleep(0.05)
+    while not any(r["to"] == probe.sender for r in received(fake_url)):
+        if time.perf_counter() - launched > START_SECONDS:
+            stop([process])
+            raise SystemExit(f"bot run in {tree} did not answer in {START_SECONDS:.0f} s")
+        time.sleep(0.1)
+    return process, StartResult(round(accepted, 2), round(time.perf_counter() - launched, 2))
+
+
+def run_phase(
+    url: str,
+    fake_url: str,
+    rate: int,
+    duration: float,
+    settle: float,
+    run: int,
+    questions: QuestionGenerator,
+    kinds: ReplyKinds,
+    help_texts: set[str],
+    processes: dict[str, int],
+) -> PhaseResult:
+    rng = random.Random(run)
+    count = int(rate * duration)
+    asked = questions.take(count)
+    plan, topic = [], {}
+    for i, at in enumerate(i / rate for i in range(count)):
+        sender = f"+97798{run:02d}{i:06d}"
+        plan.append(Planned(at, sender, asked[i].text, f"SM{run:04d}{i:028d}"))
+        topic[sender] = asked[i].topic
+        if rng.random() < 0.2:  # a second message a second later: replies must keep order
+            plan.append(Planned(at + 1.0, sender, "HELP", f"SM{run:04d}{i:027d}h"))
+    plan.sort(key=lambda p: p.at)
+    per_sender: dict[str, int] = defaultdict(int)
+    for planned in plan:
+        per_sender[planned.sender] += 1
+    cpu_before = {name: cpu_seconds(pid) for name, pid in processes.items()}
+    machine_before, own_before = machine_cpu_seconds(), time.process_time()
+    began = time.perf_counter()
+    epoch_began = time.time()
+    outcomes = send(url, plan, ACCOUNT)
+    offered_s = time.perf_counter() - began
+    prefix = f"+97798{run:02d}"
+    deadline = time.monotonic() + settle
+    while True:
+        replies = [r for r in received(fake_url) if str(r["to"]).startswith(prefix)]
+        if len(replies) >= len(plan) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    time.sleep(1.0)  # late duplicates
+    replies = [r for r in received(fake_url) if str(r["to"]).startswith(prefix)]
+    elapsed = time.perf_counter() - began
+    cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in processes.items()}
+    harness = time.process_time() - own_before
+    others = machine_cpu_seconds() - machine_before - sum(cpu.values()) - harness
+    by_sender: dict[str, list[dict[str, object]]] = defaultdict(list)
+    for reply in sorted(replies, key=lambda r: float(r["at"])):  # type: ignore[arg-type]
+        by_sender[str(reply["to"])].append(reply)
+    sent_at = {o.planned.sender: o.sent_at for o in outcomes if o.planned.body != "HELP"}
+    e2e = [float(by_sender[s][0]["at"]) - t for s, t in sent_at.items() if by_sender.get(s)]  # type: ignore[arg-type]
+    answered = sum(min(len(by_sender.get(s, [])), n) for s, n in per_sender.items())
+    duplicates = sum(max(0, len(by_sender.get(s, [])) - n) for s, n in per_sender.items())
+    out_of_order = sum(
+        1
+        for s, n in per_sender.items()
+        if n == 2 and len(by_sender.get(s, [])) == 2
+        and str(by_sender[s][0]["body"]).strip() in help_texts
+    )  # fmt: skip
+    tally = kinds.tally(
+        (str(by_sender[s][0]["body"]), topic[s]) for s in sent_at if by_sender.get(s)
+    )
+    last = max((float(r["at"]) for r in replies), default=epoch_began)  # type: ignore[arg-type]
+    latencies = [o.seconds for o in outcomes]
+    ms = 1000.0
+    messages = len(plan)
+    return PhaseResult(
+        rate=rate,
+        seconds=round(offered_s, 1),
+        sent=len(outcomes),
+        achieved_rate=round(len(outcomes) / offered_s, 1),
+        errors=sum(o.status != 200 for o in outcomes),
+        ack_p50_ms=round(percentile(latencies, 50) * ms, 1),
+        ack_p99_ms=round(percentile(latencies, 99) * ms, 1),
+        ack_max_ms=round(max(latencies) * ms, 1),
+        messages=messages,
+        answered=answered,
+        lost=messages - answered,
+        duplicates=duplicates,
+        out_of_order=out_of_order,
+        e2e_p50_ms=round(percentile(e2e, 50) * ms, 1),
+        e2e_p99_ms=round(percentile(e2e, 99) * ms, 1),
+        drain_s=round(last - epoch_began, 1),
+        faq_pct=round(100 * (tally["faq_right"] + tally["faq_wrong"]) / max(1, len(e2e)), 1),
+        nlu_failed=tally["nlu_unavailable"],
+        cpu_ms={name: round(ms * seconds / messages, 2) for name, seconds in cpu.items()},
+        harness_cpu_pct=round(100 * harness / elapsed),
+        others_cpu_pct=round(100 * max(0.0, others) / elapsed),
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--tree", type=Path, default=ROOT, help="the checkout whose service runs")
+    parser.add_argument("--rates", type=int, nargs="+", default=[50, 100, 300])
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per rate")
+    parser.add_argument("--settle", type=float, default=120.0, help="max wait for replies, s")
+    parser.add_argument("--api-delay", type=float, default=0.2, help="fake Twilio delay, s")
+    parser.add_argument("--json", type=Path, help="write results here")
+    args = parser.parse_args()
+    tree = args.tree.resolve()
+    python = sys.executable
+    workdir = Path(tempfile.mkdtemp(prefix="bench-run-"))
+    fake = FakeProcess("testkit.fake_twilio", "--delay", str(args.api_delay))
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL",
+                                                           "RASA_URL")}  # fmt: skip
+    env |= {
+        "DATABASE_URL": f"sqlite:///{workdir / 'bot.db'}",
+        "VAR_DIR": str(workdir),
+        "SECRET_KEY": "bench-secret-key-0123456789",
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_SMS_FROM": ACCOUNT.to,
+        "TWILIO_API_BASE": fake.url,
+        "PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "LOG_LEVEL": "WARNING",
+    }
+    process = None
+    try:
+        subprocess.run([python, "-m", "bot", "db", "upgrade"], cwd=tree, env=env, check=True,
+                       capture_output=True, timeout=300)  # fmt: skip
+        print(f"tree={tree} cores={os.cpu_count()} cpu_calibration_ms={calibrate()} "
+              f"api_delay={args.api_delay}s", flush=True)  # fmt: skip
+        process, started = start(tree, python, env, port, fake.url)
+        print(json.dumps({"start": asdict(started)}), flush=True)
+        processes = pids(workdir)
+        url = f"http://127.0.0.1:{port}/webhooks/twilio/messages"
+        questions = QuestionGenerator(seed=11)
+        content = Content.load()
+        kinds = ReplyKinds(questions.catalogue, content)
+        help_texts = {content.texts.get("help_menu", lang).strip() for lang in Language}
+        results = []
+        for run, rate in enumerate(args.rates, start=1):
+            result = run_phase(url, fake.url, rate, args.duration, args.settle, run, questions,
+                               kinds, help_texts, processes)  # fmt: skip
+            results.append(result)
+            print(json.dumps(asdict(result)), flush=True)
+        print(f"calibration after: cpu_calibration_ms={calibrate()}")
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            document = {"start": asdict(started), "phases": [asdict(r) for r in results]}
+            args.json.write_text(json.dumps(document, indent=2))
+    finally:
+        if process is not None:
+            stop([process], timeout=30)
+        fake.stop()
+
+
+if __name__ == "__main__":
+    main()

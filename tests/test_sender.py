@@ -1,0 +1,282 @@
+"""The worker's sender keeps the rows it holds: a long local queue is not a dead worker.
+
+A worker whose provider is slower than messages arrive holds sends in its own queue for
+longer than CLAIM_SECONDS. The sweeper must not take those rows back (that sent them twice,
+or asked the provider about each one), and a row it did take back from a stalled worker must
+not be sent by that worker as well.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from bot.channels.base import ChannelAbilities, SendResult
+from bot.core.messages import Channel, Inbound, Language, Outbound
+from bot.db.models import Message
+from bot.inbox import InboxProcessor, accept
+from bot.outbox import Outbox, SendJob, SentRecord
+from bot.runtime import Runtime
+from bot.sender import AsyncSender
+from testkit.fake_twilio import FakeTwilio
+from tests.support.clock import FakeClock
+
+
+class GatedChannel:
+    """A provider whose calls wait until the test opens the gate; records what it sent."""
+
+    abilities = ChannelAbilities(find_sent=True)
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.sent: list[str] = []
+        self.lookups = 0
+
+    def send(self, message: Outbound) -> SendResult:
+        raise AssertionError("the worker sends on its event loop")
+
+    async def send_async(self, message: Outbound) -> SendResult:
+        import asyncio
+
+        await asyncio.to_thread(self.gate.wait, 30)
+        self.sent.append(message.to)
+        return SendResult(f"SM{len(self.sent):032d}", "queued")
+
+    def find_sent(self, message: Outbound, since: datetime) -> list[SendResult]:
+        self.lookups += 1
+        return []
+
+    async def aclose(self) -> None:
+        return None
+
+
+@pytest.fixture
+def gated() -> GatedChannel:
+    return GatedChannel()
+
+
+@pytest.fixture
+def sender(runtime: Runtime, gated: GatedChannel, clock: FakeClock) -> Iterator[AsyncSender]:
+    """A worker's sender with one provider call at a time, over the runtime's database."""
+    outbox = Outbox(
+        runtime.db,
+        {Channel.SMS: gated},
+        schedule_retry=lambda message_id, delay: None,
+        clock=clock,
+        claim=timedelta(seconds=runtime.settings.claim_seconds),
+    )
+    async_sender = AsyncSender(outbox, concurrency=1)
+    yield async_sender
+    gated.gate.set()
+    async_sender.close()
+
+
+def queue_replies(runtime: Runtime, sender: AsyncSender, clock: FakeClock, people: int) -> None:
+    """`people` contacts write HELP; the worker's turns hand their replies to `sender`."""
+    inbox = InboxProcessor(
+        runtime.db,
+        runtime.bot,
+        send=sender.submit,
+        clock=clock,
+        claim=timedelta(seconds=runtime.settings.claim_seconds),
+    )
+    for n in range(people):
+        inbound = Inbound(
+            channel=Channel.SMS, sender=f"+9779800000{n:03d}", body="help", provider_id=f"SM{n}"
+        )
+        accepted = accept(runtime.db, inbound, now=clock())
+        assert inbox.process_contact(accepted.contact_id) == 1
+
+
+def outbound_rows(runtime: Runtime) -> list[Message]:
+    with runtime.db.read() as s:
+        return list(
+            s.scalars(select(Message).where(Message.direction == "out").order_by(Message.id))
+        )
+
+
+def wait_idle(sender: AsyncSender) -> None:
+    for _ in range(500):
+        if sender.in_flight == 0:
+            return
+        threading.Event().wait(0.01)
+    raise AssertionError("the sender did not finish")
+
+
+def test_a_queue_longer_than_the_claim_keeps_its_rows(
+    runtime: Runtime,
+    sender: AsyncSender,
+    gated: GatedChannel,
+    clock: FakeClock,
+    twilio: FakeTwilio,
+) -> None:
+    queue_replies(runtime, sender, clock, people=3)  # one call under way, two waiting
+    claim = runtime.settings.claim_seconds
+    for _ in range(8):  # twice the claim passes while the provider holds the first call
+        clock.advance(claim / 4)
+        sender.renew_claims_now()
+        report = runtime.sweep()
+        assert report.reclaimed == 0 and report.retries == 0
+    gated.gate.set()
+    wait_idle(sender)
+    rows = outbound_rows(runtime)
+    assert len(gated.sent) == 3 and len(set(gated.sent)) == 3  # each once
+    assert gated.lookups == 0 and twilio.sent == [] and twilio.list_calls == 0
+    assert [r.status for r in rows] == ["queued"] * 3
+    assert all(r.error_message is None for r in rows)
+
+
+def test_a_row_taken_back_from_a_stalled_worker_is_not_sent_by_it(
+    runtime: Runtime,
+    sender: AsyncSender,
+    gated: GatedChannel,
+    clock: FakeClock,
+    twilio: FakeTwilio,
+) -> None:
+    """The worker stalled past its claim (nothing renewed): the sweeper gives the rows to
+    another worker, and the stalled one, waking up, sends none of those still waiting."""
+    queue_replies(runtime, sender, clock, people=3)
+    clock.advance(runtime.settings.claim_seconds + 1)
+    assert runtime.sweep().reclaimed == 3  # sent by "another worker": the runtime's own
+    assert len(twilio.sent) == 3
+    gated.gate.set()
+    wait_idle(sender)
+    # Only the call already under way when the worker stalled reached its provider.
+    assert len(gated.sent) == 1
+
+
+def test_a_sweep_hands_a_pending_row_out_once_per_claim(
+    runtime: Runtime, clock: FakeClock, twilio: FakeTwilio
+) -> None:
+    """A row whose task waits in a queue far behind is not given a new task at every sweep
+    (the flood): once per claim at most, and a row never handed out is handed out at once."""
+    runtime.retry_task = lambda message_id: None
+    inbound = Inbound(Channel.SMS, "+9779811111111", "hi", provider_id="SMa")
+    contact_id = accept(runtime.db, inbound, now=clock()).contact_id
+    with runtime.db.write() as s:
+        runtime.outbox.enqueue(
+            s, contact_id, Outbound(Channel.SMS, "+9779811111111", "hello", Language.EN)
+        )
+    assert runtime.sweep().retries == 1
+    assert runtime.sweep().retries == 0
+    clock.advance(runtime.settings.claim_seconds / 2)
+    assert runtime.sweep().retries == 0
+    clock.advance(runtime.settings.claim_seconds / 2 + 1)
+    assert runtime.sweep().retries == 1  # its task was lost after all: handed out again
+
+
+def test_a_waiting_contact_is_enqueued_once_per_claim(
+    runtime: Runtime, clock: FakeClock, twilio: FakeTwilio
+) -> None:
+    runtime.enqueue_contact = lambda contact_id: None  # type: ignore[method-assign]
+    for n in range(3):
+        inbound = Inbound(Channel.SMS, "+9779822222222", f"hi {n}", provider_id=f"SMw{n}")
+        accept(runtime.db, inbound, now=clock())
+    clock.advance(runtime.settings.recover_after_seconds + 1)
+    assert runtime.sweep().contacts == 1
+    assert runtime.sweep().contacts == 0
+    clock.advance(runtime.settings.claim_seconds + 1)
+    assert runtime.sweep().contacts == 1
+    assert twilio.sent == []
+
+
+class FirstWaits(GatedChannel):
+    """Holds the call for `slow` until the gate opens; the others go at once."""
+
+    def __init__(self, slow: str) -> None:
+        super().__init__()
+        self.slow = slow
+
+    async def send_async(self, message: Outbound) -> SendResult:
+        import asyncio
+
+        if message.body == self.slow:
+            await asyncio.to_thread(self.gate.wait, 30)
+        self.sent.append(message.body)
+        return SendResult(f"SM{len(self.sent):032d}", "queued")
+
+
+def test_a_contacts_later_turn_waits_for_the_earlier_ones_sends(
+    runtime: Runtime, clock: FakeClock
+) -> None:
+    """Two turns of one contact handed over one after the other (the worker was behind and
+    handled both questions): the second answer does not overtake the first."""
+    channel = FirstWaits(slow="first answer")
+    outbox = Outbox(runtime.db, {Channel.SMS: channel}, lambda i, d: None, clock=clock)
+    sender = AsyncSender(outbox, concurrency=4)
+
+    def job(message_id: int, contact_id: int, body: str) -> SendJob:
+        return SendJob(message_id, contact_id, Outbound(Channel.SMS, "+9779800000001", body,
+                                                        Language.EN))  # fmt: skip
+
+    try:
+        sender.submit([job(901, 1, "first answer")])
+        sender.submit([job(902, 1, "second answer")])
+        sender.submit([job(903, 2, "someone else")])
+        for _ in range(200):  # the other contact is not held up
+            if channel.sent:
+                break
+            threading.Event().wait(0.01)
+        assert channel.sent == ["someone else"]
+        channel.gate.set()
+        wait_idle(sender)
+        assert channel.sent == ["someone else", "first answer", "second answer"]
+    finally:
+        channel.gate.set()
+        sender.close()
+
+
+class SlowRecorderOutbox(Outbox):
+    """An outbox whose recorder writes sends' outcomes only when the test lets it (a worker
+    far behind: the batch recorder lags seconds behind the sends)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        self.release = threading.Event()
+        super().__init__(*args, batch_records=True, **kwargs)  # type: ignore[arg-type]
+
+    def record_batch(self, records: list[SentRecord]) -> None:
+        self.release.wait(30)
+        super().record_batch(records)
+
+
+def test_a_sent_row_waiting_for_its_record_is_not_taken_back(
+    runtime: Runtime, gated: GatedChannel, clock: FakeClock, twilio: FakeTwilio
+) -> None:
+    """Sent, but its outcome not written yet: the sweeper must not take the row back and
+    look it up or send it again (under load that fed a loop of ever more work). Once the
+    outcome is written the sender lets the row go."""
+    outbox = SlowRecorderOutbox(
+        runtime.db,
+        {Channel.SMS: gated},
+        schedule_retry=lambda message_id, delay: None,
+        clock=clock,
+        claim=timedelta(seconds=runtime.settings.claim_seconds),
+    )
+    sender = AsyncSender(outbox, concurrency=1)
+    try:
+        gated.gate.set()
+        queue_replies(runtime, sender, clock, people=2)
+        wait_idle(sender)
+        assert len(gated.sent) == 2
+        claim = runtime.settings.claim_seconds
+        for _ in range(6):  # the outcome stays unwritten for one and a half claims
+            clock.advance(claim / 4)
+            sender.renew_claims_now()
+            assert runtime.sweep().reclaimed == 0
+        outbox.release.set()
+        for _ in range(500):
+            if all(r.status == "queued" for r in outbound_rows(runtime)):
+                break
+            threading.Event().wait(0.01)
+        clock.advance(claim / 2 + 1)
+        sender.renew_claims_now()
+        assert sender._claims == {}  # let go once written
+    finally:
+        outbox.release.set()
+        sender.close()
+        outbox.recorder.close()  # type: ignore[union-attr]
+    assert len(gated.sent) == 2 and gated.lookups == 0 and twilio.sent == []
