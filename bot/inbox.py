@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, update
 
 from bot import logs
 from bot.batching import BatchThread
@@ -352,7 +352,7 @@ class InboxProcessor:
         ]
         ids = list(conn.execute(sql.insert_outbound, rows).scalars())
         jobs = [
-            SendJob(i, contact.id, out)
+            SendJob(i, contact.id, out, claimed_until=claimed_until)
             for i, out, row in zip(ids, turn.outbounds, rows, strict=True)
             if row["status"] == MessageStatus.DISPATCHING
         ]
@@ -452,16 +452,40 @@ class GroupCommitter:
                 item.future.set_result(outcome)
 
 
-def waiting_contacts(db: Database, older_than: datetime, limit: int) -> list[int]:
+def waiting_contacts(
+    db: Database,
+    older_than: datetime,
+    limit: int,
+    now: datetime | None = None,
+    lease: timedelta = DEFAULT_CLAIM,
+    leases_end: datetime | None = None,
+) -> list[int]:
     """Contacts with a message received before `older_than` and still not handled: the task
-    that should have handled it was lost (a crash, a failed enqueue)."""
-    with db.read() as session:
-        return list(
-            session.scalars(
-                select(Message.contact_id)
-                .where(Message.direction == "in", Message.status == MessageStatus.RECEIVED)
-                .where(Message.created_at < older_than)
-                .group_by(Message.contact_id)
-                .limit(limit)
-            )
+    that should have handled it was lost (a crash, a failed enqueue) or is still queued
+    behind a backlog.
+
+    Their waiting messages are marked handed out for `lease` (`claimed_until`, which an
+    inbound row uses for nothing else): a later sweep does not enqueue the same contact
+    again before then, so a queue far behind is not flooded with a task per waiting contact
+    at every sweep. `leases_end` (default `now`): leases ending before it count as ended.
+    """
+    now = now or utcnow()
+    with db.write() as session:
+        # SKIP LOCKED (PostgreSQL): rows a worker is committing are left for the next sweep
+        # instead of waited for; waiting on them deadlocked with the workers' group commits.
+        messages = (
+            select(Message.id)
+            .where(Message.direction == "in", Message.status == MessageStatus.RECEIVED)
+            .where(Message.created_at < older_than)
+            .where(Message.claimed_until.is_(None) | (Message.claimed_until < (leases_end or now)))
+            .order_by(Message.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
         )
+        handed_out = session.execute(
+            update(Message)
+            .where(Message.id.in_(messages.scalar_subquery()))
+            .values(claimed_until=now + lease)
+            .returning(Message.contact_id)
+        ).scalars()
+        return list(dict.fromkeys(handed_out))

@@ -29,6 +29,17 @@ NLU_SECONDS = Histogram(
 )
 INBOUND = Counter("bot_inbound_total", "Inbound messages accepted", ["channel", "duplicate"])
 SENT = Counter("bot_outbound_sends_total", "Provider calls by outcome", ["channel", "outcome"])
+# Failover (issue 11, bot/failover.py): messages moved off a route that is down, and routes
+# going down or coming back up. Whether each route is up now is `bot_route_up`, read from the
+# shared table when scraped (bot.failover.RouteCollector).
+FAILOVERS = Counter(
+    "bot_channel_failovers_total",
+    "Messages sent by the next route in CHANNEL_ORDER because theirs was down",
+    ["from", "to"],
+)
+ROUTE_CHANGES = Counter(
+    "bot_route_state_changes_total", "Routes going down or coming back up", ["route", "state"]
+)
 
 # `bot run`'s supervisor writes the state of every process it runs here (under VAR_DIR):
 # /readyz says which one is down, /metrics exports `bot_process_restarts_total{process}`. The

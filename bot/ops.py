@@ -31,13 +31,24 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import func, select, text
 
+from bot.backlog import read_backlog
 from bot.db.models import BroadcastRun, Message
-from bot.metrics import INBOUND, NLU_SECONDS, SENT, WEBHOOK_SECONDS, read_process_states
+from bot.failover import RouteCollector, readiness
+from bot.metrics import (
+    FAILOVERS,
+    INBOUND,
+    NLU_SECONDS,
+    ROUTE_CHANGES,
+    SENT,
+    WEBHOOK_SECONDS,
+    read_process_states,
+)
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
 
 bp = Blueprint("ops", __name__)
+BANNER_SECONDS = 5.0  # how stale the dashboard's "behind" banner may be
 UNMATCHED = "unmatched"
 
 
@@ -75,7 +86,21 @@ class StateCollector:
                 runs.add_metric([status], count)
         depth = GaugeMetricFamily("bot_queue_depth", "Jobs waiting in the job queue")
         depth.add_metric([], float(self.runtime.huey.pending_count()))
-        return [messages, runs, depth]
+        backlog = read_backlog(self.runtime.db, self.runtime.clock())
+        waiting = GaugeMetricFamily(
+            "bot_queue_waiting_messages",
+            "Messages waiting: inbound not handled yet, outbound due and not sent yet",
+            labels=["queue"],
+        )
+        age = GaugeMetricFamily(
+            "bot_queue_oldest_age_seconds",
+            "Age of the oldest message waiting in each queue (0 when none waits)",
+            labels=["queue"],
+        )
+        for name, queue in (("inbound", backlog.inbound), ("outbox", backlog.outbox)):
+            waiting.add_metric([name], float(queue.waiting))
+            age.add_metric([name], queue.oldest_seconds)
+        return [messages, runs, depth, waiting, age]
 
 
 class ProcessCollector:
@@ -158,7 +183,14 @@ def readyz() -> tuple[Response, int]:
     else:
         down = sorted(name for name, state in states.items() if state.get("state") != "up")
         checks["processes"] = f"down: {', '.join(down)}" if down else f"ok ({len(states)})"
-    ready = all(v.startswith(("ok", "off")) for v in checks.values())
+    # Channel failover (bot/failover.py): "degraded" while a route is down and another
+    # carries its messages is still ready; every route of CHANNEL_ORDER down is not.
+    checks["channels"] = readiness(runtime.db, runtime.routes.order)
+    ready = all(v.startswith(("ok", "off", "degraded")) for v in checks.values())
+    # Behind (BACKLOG_MESSAGES / BACKLOG_SECONDS, bot/backlog.py) is said, not a reason to be
+    # unready: the web keeps storing webhooks, and a balancer taking it out would lose them
+    # rather than speed the worker up.
+    checks["backlog"] = backlog_check(runtime)
     # Providers' credit balances (issue 11): shown, never a reason to be unready.
     balances = {
         f"{name}_balance": route.balance.summary()
@@ -166,6 +198,37 @@ def readyz() -> tuple[Response, int]:
         if hasattr(route, "balance")
     }
     return jsonify(ready=ready, **checks, **balances), 200 if ready else 503
+
+
+def backlog_check(runtime: Runtime) -> str:
+    """`ok: ...` or `behind: ...` with both queues' waiting counts and oldest ages."""
+    try:
+        backlog = read_backlog(runtime.db, runtime.clock())
+    except Exception as exc:  # the database check above says more
+        return f"unknown: {type(exc).__name__}"
+    settings = runtime.settings
+    if backlog.behind(settings.backlog_messages, settings.backlog_seconds):
+        return (
+            f"behind: {backlog.summary()} (BACKLOG_MESSAGES={settings.backlog_messages}, "
+            f"BACKLOG_SECONDS={settings.backlog_seconds})"
+        )
+    return f"ok: {backlog.summary()}"
+
+
+@bp.app_context_processor
+def service_behind() -> dict[str, str | None]:
+    """For the dashboard's pages (its base template shows it on every page): the backlog
+    while the worker is behind, else None. Read at most every few seconds per process."""
+    if request.blueprint != "dashboard":
+        return {}
+    runtime: Runtime = current_app.extensions["bot"]
+    cached = current_app.extensions.get("bot_backlog_banner")
+    now = time.monotonic()
+    if cached is None or now - cached[0] > BANNER_SECONDS:
+        check = backlog_check(runtime)
+        cached = (now, check.removeprefix("behind: ") if check.startswith("behind") else None)
+        current_app.extensions["bot_backlog_banner"] = cached
+    return {"service_behind": cached[1]}
 
 
 @bp.get("/metrics")
@@ -176,11 +239,16 @@ def metrics() -> Response:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         MultiProcessCollector(registry)
     else:  # one process (tests, a single web process): its own metrics
-        for own in (WEBHOOK_SECONDS, NLU_SECONDS, INBOUND, SENT):
+        for own in (WEBHOOK_SECONDS, NLU_SECONDS, INBOUND, SENT, FAILOVERS, ROUTE_CHANGES):
             registry.register(own)
     collector = current_app.extensions.setdefault("bot_state_collector", StateCollector(runtime))
     registry.register(collector)
     registry.register(ProcessCollector(runtime))
+    registry.register(RouteCollector(runtime.db, runtime.routes.order))
+    # A provider's own gauges (issue 11: the Android gateway's phones), read at each scrape.
+    for route in runtime.outbox.routes.values():
+        if (own_collector := getattr(route, "collector", None)) is not None:
+            registry.register(own_collector)
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
 

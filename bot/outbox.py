@@ -13,7 +13,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,12 +21,14 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot.batching import BatchThread
-from bot.channels.base import ChannelAdapter, SendError, TransientSendError
+from bot.channel_order import Reach, Route
+from bot.channels.base import ChannelAdapter, ErrorMeaning, SendError, TransientSendError
 from bot.core.messages import Channel, Language, Outbound
 from bot.core.segments import count_segments
 from bot.core.status import MessageStatus
 from bot.db.database import Database
 from bot.db.models import ConsentEvent, Contact, Message, MessageStatusEvent, utcnow
+from bot.failover import Failover, maybe_delivered
 from bot.metrics import SENT
 from bot.privacy import scrub_phones
 
@@ -37,7 +39,6 @@ log = logging.getLogger(__name__)
 DEFAULT_CLAIM = timedelta(seconds=120)
 # Twilio refuses a longer body (error 21617); so does every path that writes one here.
 MAX_BODY = 1600
-OPTED_OUT_ERROR = 21610  # Twilio: the recipient replied STOP to this sender
 
 # Statuses only move forward: a late "sent" never overwrites "delivered".
 STATUS_RANK: dict[str, int] = {
@@ -59,6 +60,9 @@ FINAL = {MessageStatus.SKIPPED, MessageStatus.CANCELED}
 NEVER_SENT = {*FINAL, MessageStatus.FAILED}
 # Marks a send taken back from a worker that died mid-call: the provider may have it already.
 RECOVERED = "recovered: the worker sending it stopped"
+# Marks a send whose call timed out (failover on): the provider may have it already, so it
+# is asked (`find_sent`) before the message is sent again or moved to another route.
+MAYBE_SENT = "maybe sent: the provider did not answer in time"
 
 
 def moves_forward(current: str, new: str) -> bool:
@@ -78,6 +82,9 @@ class SendJob:
     attempts: int = 0
     # Set when a worker died while sending it: ask the provider before sending again.
     recovered_since: datetime | None = None
+    # The claim this worker wrote on the row: the row is ours while it still holds this
+    # value (bot/sender.py renews it, compare-and-set, before it runs out).
+    claimed_until: datetime | None = None
 
 
 class MessageTooLong(ValueError):
@@ -170,8 +177,12 @@ class Outbox:
         batch_records: bool = False,
         claim: timedelta = DEFAULT_CLAIM,
         routes: Mapping[str, ChannelAdapter] | None = None,
+        failover: Failover | None = None,
     ) -> None:
         self.db = db
+        # Routes' shared health and CHANNEL_ORDER (bot/failover.py): while a message's route
+        # is down it goes by the contact's next route. None: no failover.
+        self.failover = failover
         # Providers besides each channel's default adapter, by name ("sparrow"): a message
         # whose row names one goes out through it.
         self.routes = dict(routes or {})
@@ -261,16 +272,46 @@ class Outbox:
             content_variables=(row.extra or {}).get("content_variables"),
             route=row.provider,
         )
-        recovered = row.error_message == RECOVERED
+        recovered = row.error_message in (RECOVERED, MAYBE_SENT)
         # Clocks differ a little between us and the provider: look a minute further back.
         since = row.created_at - timedelta(minutes=1) if recovered else None
-        return SendJob(message_id, row.contact_id, outbound, row.attempts, since)
+        return SendJob(message_id, row.contact_id, outbound, row.attempts, since, row.claimed_until)
+
+    def renew_claims(self, claims: Mapping[int, datetime]) -> dict[int, datetime]:
+        """Extends this worker's claims on rows it still holds (message id -> the claim it
+        wrote); returns the new claim of each row still ours.
+
+        A send waiting in the worker's own queue, or under way, keeps its row this way: the
+        sweeper takes a row back only when its claim runs out, so a long local queue is never
+        mistaken for a dead worker. A row whose claim changed meanwhile (the sweeper took it
+        back while this worker stalled; another worker may have it now) is not renewed, and
+        its send must not start.
+        """
+        if not claims:
+            return {}
+        now = self.clock()
+        until = now + self.claim_for
+        renewed: dict[int, datetime] = {}
+        with self.db.begin() as conn:
+            # In id order, as the recorder writes: two writers of the same rows never deadlock.
+            for message_id, claimed_until in sorted(claims.items()):
+                result = conn.execute(
+                    update(Message)
+                    .where(Message.id == message_id)
+                    .where(Message.status == MessageStatus.DISPATCHING)
+                    .where(Message.claimed_until == claimed_until)
+                    .values(claimed_until=until)
+                )
+                if result.rowcount == 1:
+                    renewed[message_id] = until
+        return renewed
 
     def send(self, job: SendJob) -> None:
         """Hands a claimed message to its channel and records the outcome."""
-        adapter = self._adapter(job)
-        if adapter is None:
+        routed = self._adapter(job)
+        if routed is None:
             return
+        job, adapter = routed
         try:
             if job.recovered_since is not None and self._adopt(adapter, job):
                 return
@@ -279,13 +320,19 @@ class Outbox:
             self._failed(job, exc)
             return
         SENT.labels(job.outbound.channel.value, "accepted").inc()
+        self._healthy(job)
         self._record_sent(job.message_id, job.attempts + 1, result.provider_id, result.status)
 
     async def send_async(self, job: SendJob) -> None:
         """`send` for the worker's event loop: many provider calls overlap on one thread."""
-        adapter = self._adapter(job)
-        if adapter is None:
+        if self.failover is not None and self.failover.down():
+            # Moving a message to another route reads and writes rows: off the loop.
+            routed = await asyncio.to_thread(self._adapter, job)
+        else:
+            routed = self._adapter(job)
+        if routed is None:
             return
+        job, adapter = routed
         try:
             if job.recovered_since is not None and await asyncio.to_thread(
                 self._adopt, adapter, job
@@ -296,6 +343,7 @@ class Outbox:
             self._failed(job, exc)
             return
         SENT.labels(job.outbound.channel.value, "accepted").inc()
+        self._healthy(job)
         self._record_sent(job.message_id, job.attempts + 1, result.provider_id, result.status)
 
     def _adopt(self, adapter: ChannelAdapter, job: SendJob) -> bool:
@@ -328,7 +376,119 @@ class Outbox:
                 return True
         return False
 
-    def _adapter(self, job: SendJob) -> ChannelAdapter | None:
+    def _adapter(self, job: SendJob) -> tuple[SendJob, ChannelAdapter] | None:
+        """The job (moved to another route while its own is down) and its adapter; None
+        when it is not to be sent now (deferred until its route comes back, adopted, or
+        failed for want of an adapter)."""
+        if self.failover is not None:
+            moved = self._failover(job, self.failover)
+            if moved is None:
+                return None
+            job = moved
+        adapter = self._lookup(job)
+        return None if adapter is None else (job, adapter)
+
+    # -- failover (bot/failover.py) --------------------------------------------------------
+
+    def _route_of(self, job: SendJob, failover: Failover) -> Route:
+        """The job's route as the health table knows it ("sms:sparrow", "whatsapp")."""
+        written = Route(job.outbound.channel.value, job.outbound.route)
+        return failover.routes.canonical(written) or Route(written.channel)
+
+    def _failover(self, job: SendJob, failover: Failover) -> SendJob | None:
+        """While the job's route is down: the job moved to the contact's next route that is
+        up, or None (deferred to the route's next probe, or adopted).
+
+        One row is one send: a message moves only if it certainly did not reach the down
+        provider (never tried, or its last failure was definite), or that provider, asked
+        (`find_sent`), says it does not have it."""
+        route = self._route_of(job, failover)
+        if failover.usable(route):  # up, or this send is its probe
+            return job
+        if job.recovered_since is not None:
+            adapter = self._lookup(job)
+            if adapter is None:
+                return None
+            try:
+                if not adapter.abilities.find_sent:
+                    raise SendError(f"{route} cannot be asked whether it has the message")
+                if self._adopt(adapter, job):
+                    return None
+            except SendError:
+                self._defer(job, failover.next_probe(route), MAYBE_SENT)
+                return None
+            job = replace(job, recovered_since=None)  # it does not have it
+        with self.db.read() as session:
+            contact = session.get(Contact, job.contact_id)
+            extra = dict(
+                session.scalar(select(Message.extra).where(Message.id == job.message_id)) or {}
+            )
+            reach = Reach.of(contact) if contact is not None else None
+        template = extra.get("template") or job.outbound.content_sid
+        now = self.clock()
+        plan = (
+            failover.routes.plan(reach, now, first=route, template=bool(template)) if reach else []
+        )
+        target = next((r for r in plan if r != route and failover.health(r).up), None)
+        if target is None or reach is None:
+            why = f"{route} is down and no other route in CHANNEL_ORDER reaches the contact"
+            self._defer(job, failover.next_probe(route), why)
+            return None
+        body = job.outbound.body
+        extra.pop("content_sid", None)
+        extra.pop("content_variables", None)
+        content_sid = None
+        if target.channel == "whatsapp" and not reach.window_open(now):
+            content_sid = template
+            extra.update(content_sid=template, content_variables={"1": body})
+        with self.db.write() as session:
+            moved = session.execute(
+                update(Message)
+                .where(Message.id == job.message_id, Message.status == MessageStatus.DISPATCHING)
+                .values(
+                    channel=target.channel,
+                    provider=target.provider,
+                    segments=1 if target.channel == "whatsapp" else count_segments(body).segments,
+                    extra=extra or None,
+                    updated_at=now,
+                )
+            )
+            if moved.rowcount != 1:  # type: ignore[attr-defined]
+                return None  # no longer ours to send
+        failover.switched(route, target, job.message_id)
+        outbound = replace(
+            job.outbound,
+            channel=Channel(target.channel),
+            route=target.provider,
+            content_sid=content_sid,
+            content_variables=extra.get("content_variables") if content_sid else None,
+        )
+        return replace(job, outbound=outbound)
+
+    def _defer(self, job: SendJob, until: datetime, why: str) -> None:
+        """Puts a claimed message back to wait for `until` without counting an attempt."""
+        now = self.clock()
+        until = max(until, now)
+        with self.db.write() as session:
+            session.execute(
+                update(Message)
+                .where(Message.id == job.message_id, Message.status == MessageStatus.DISPATCHING)
+                .values(
+                    status=MessageStatus.PENDING,
+                    next_attempt_at=until,
+                    claimed_until=None,
+                    # A message that may have reached the provider stays marked so.
+                    error_message=MAYBE_SENT if job.recovered_since is not None else why[:500],
+                    updated_at=now,
+                )
+            )
+        self.schedule_retry(job.message_id, (until - now).total_seconds())
+
+    def _healthy(self, job: SendJob) -> None:
+        if self.failover is not None:
+            self.failover.succeeded(self._route_of(job, self.failover))
+
+    def _lookup(self, job: SendJob) -> ChannelAdapter | None:
         route = job.outbound.route
         if route is not None:
             routed = self.routes.get(route)
@@ -351,9 +511,22 @@ class Outbox:
         message_id, attempts = job.message_id, job.attempts + 1
         transient = isinstance(exc, TransientSendError)
         SENT.labels(job.outbound.channel.value, "retry" if transient else "failed").inc()
+        # Failover: a transient failure (the provider or the way to it is down) counts against
+        # the route; any verdict on the message itself shows the provider is there.
+        maybe_sent = transient and self.failover is not None and maybe_delivered(exc)
+        route_down = False
+        if self.failover is not None:
+            route = self._route_of(job, self.failover)
+            if not transient:
+                self.failover.succeeded(route)
+            elif getattr(exc, "provider_down", True):  # an adapter may say "busy, not down"
+                route_down = not self.failover.failed(route, scrub_phones(str(exc))).up
         if isinstance(exc, TransientSendError) and attempts < self.policy.max_attempts:
-            delay = self.policy.delay(attempts)
-            self._reschedule(message_id, attempts, delay, exc)
+            # Its route is down and it certainly did not get through: the next route, now.
+            delay = 0.0 if route_down and not maybe_sent else self.policy.delay(attempts)
+            self._reschedule(
+                message_id, attempts, delay, SendError(MAYBE_SENT) if maybe_sent else exc
+            )
             self.schedule_retry(message_id, delay)
             return
         if isinstance(exc, TransientSendError):
@@ -365,8 +538,9 @@ class Outbox:
                 scrub_phones(str(exc)),
             )
         self._finish(message_id, MessageStatus.FAILED, attempts, exc.code, str(exc))
-        if exc.code == OPTED_OUT_ERROR:
-            opt_out_contact(self.db, job.contact_id, "twilio_21610", message_id, self.clock())
+        if exc.meaning is ErrorMeaning.OPTED_OUT:  # the provider's error table says so
+            reason = opt_out_reason(exc.provider, exc.code)
+            opt_out_contact(self.db, job.contact_id, reason, message_id, self.clock())
 
     def _reschedule(self, message_id: int, attempts: int, delay: float, exc: Exception) -> None:
         now = self.clock()
@@ -426,7 +600,7 @@ class Outbox:
                         "attempts": r.attempts,
                         "now": now,
                     }
-                    for r in records
+                    for r in sorted(records, key=lambda r: r.message_id)  # lock order
                 ],
             )
             early = set(
@@ -455,9 +629,18 @@ class Outbox:
                     row.error_code = event.error_code
                     event.applied = True
 
-    def apply_status(self, sid: str, status: str, error_code: int | None) -> str:
+    def apply_status(
+        self,
+        sid: str,
+        status: str,
+        error_code: int | None,
+        meaning: ErrorMeaning | None = None,
+        provider: str | None = None,
+    ) -> str:
         """Records a status callback. Returns "applied", "ignored" or "unknown".
 
+        `status` is ours (the provider's webhook mapped it: `Provider.status`); `meaning` is
+        what the provider's `error_code` means (`Provider.meaning`), `provider` its name.
         Out-of-order reports never move a message backwards; every report is kept.
         """
         status = status.lower()
@@ -496,11 +679,17 @@ class Outbox:
                 row.status = status
                 row.error_code = error_code
                 row.updated_at = now
-            if error_code == OPTED_OUT_ERROR:
+            if meaning is ErrorMeaning.OPTED_OUT:
                 opt_out = (row.contact_id, row.id)
         if opt_out is not None:
-            opt_out_contact(self.db, opt_out[0], "twilio_21610", opt_out[1], now)
+            reason = opt_out_reason(provider, error_code)
+            opt_out_contact(self.db, opt_out[0], reason, opt_out[1], now)
         return "applied" if applied else "ignored"
+
+
+def opt_out_reason(provider: str | None, code: int | None) -> str:
+    """The consent log's reason for an opt-out a provider reported ("twilio_21610")."""
+    return f"{provider or 'provider'}_{code if code is not None else 'opt_out'}"
 
 
 def opt_out_contact(
@@ -525,39 +714,72 @@ def opt_out_contact(
             )
 
 
-def due_messages(db: Database, now: datetime, limit: int) -> list[int]:
-    """Outbound messages waiting to be sent whose time has come (new or to retry)."""
-    with db.read() as session:
+def due_messages(
+    db: Database,
+    now: datetime,
+    limit: int,
+    lease: timedelta = DEFAULT_CLAIM,
+    leases_end: datetime | None = None,
+) -> list[int]:
+    """Outbound messages waiting to be sent whose time has come (new or to retry), handed
+    out for `lease`: their ids, to be given to the queue.
+
+    A pending row's `claimed_until` says until when a task handed out for it may still be
+    waiting in the queue: a row handed out is not handed out again before that, so a queue
+    far behind is not flooded with a second (third...) task per row at every sweep. The
+    worker's claim (`Outbox.claim`) overwrites it. `leases_end` (default `now`): leases
+    ending before it count as ended (a worker replacing a dead one hands everything out).
+    """
+    with db.write() as session:
+        due = (
+            select(Message.id)
+            .where(Message.direction == "out", Message.status == MessageStatus.PENDING)
+            .where((Message.next_attempt_at.is_(None)) | (Message.next_attempt_at <= now))
+            .where(Message.claimed_until.is_(None) | (Message.claimed_until < (leases_end or now)))
+            .order_by(Message.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)  # never wait for (or deadlock with) a worker
+        )
         return list(
-            session.scalars(
-                select(Message.id)
-                .where(Message.direction == "out", Message.status == MessageStatus.PENDING)
-                .where((Message.next_attempt_at.is_(None)) | (Message.next_attempt_at <= now))
-                .limit(limit)
-            )
+            session.execute(
+                update(Message)
+                .where(Message.id.in_(due.scalar_subquery()))
+                .values(claimed_until=now + lease)
+                .returning(Message.id)
+            ).scalars()
         )
 
 
 def reclaim_dead_claims(
-    db: Database, now: datetime, claimed_until: datetime | None = None
+    db: Database,
+    now: datetime,
+    claimed_until: datetime | None = None,
+    lease: timedelta = DEFAULT_CLAIM,
 ) -> list[int]:
     """Takes back sends whose worker died holding them (its claim ran out before
-    `claimed_until`, by default `now`).
+    `claimed_until`, by default `now`), handed out for `lease` (see `due_messages`).
 
     The send may or may not have reached the provider. Marked RECOVERED, it goes back to a
     worker, which first asks the provider (a channel with `find_sent`) and adopts the message
     it finds instead of sending it twice; a channel that cannot be asked sends it again.
+    A live worker renews the claims of the sends it holds (bot/sender.py), however long its
+    own queue: only a dead (or stalled past its claim) worker's rows are taken back.
     """
+    dead = (
+        select(Message.id)
+        .where(Message.direction == "out")
+        .where(Message.status == MessageStatus.DISPATCHING)
+        .where(Message.claimed_until < (claimed_until or now))
+        .with_for_update(skip_locked=True)  # a row being renewed or recorded is alive
+    )
     with db.write() as session:
         return list(
             session.execute(
                 update(Message)
-                .where(Message.direction == "out")
-                .where(Message.status == MessageStatus.DISPATCHING)
-                .where(Message.claimed_until < (claimed_until or now))
+                .where(Message.id.in_(dead.scalar_subquery()))
                 .values(
                     status=MessageStatus.PENDING,
-                    claimed_until=None,
+                    claimed_until=now + lease,
                     next_attempt_at=None,
                     error_message=RECOVERED,
                     updated_at=now,

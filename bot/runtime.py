@@ -16,12 +16,15 @@ from datetime import datetime, timedelta
 from huey import Huey
 from huey.api import TaskWrapper
 
+from bot.backlog import read_backlog
 from bot.batching import BatchThread
 from bot.broadcasts.desk import SmsDesk
 from bot.broadcasts.fanout import plan_run, stalled_runs
 from bot.broadcasts.pacing import Pacer
 from bot.broadcasts.ports import BroadcastPorts
 from bot.broadcasts.sending import send_slice
+from bot.channel_order import Routes
+from bot.channels import registry
 from bot.channels.base import ChannelAdapter
 from bot.channels.console import ConsoleChannel
 from bot.core.content import Content
@@ -30,12 +33,13 @@ from bot.core.handler import Bot
 from bot.core.messages import Channel, Inbound
 from bot.db.database import Database
 from bot.db.models import utcnow
+from bot.failover import Failover
 from bot.inbox import Accepted, InboxProcessor, accept, waiting_contacts
 from bot.metrics import timed_nlu
 from bot.outbox import Outbox, RetryPolicy, SendJob, due_messages, reclaim_dead_claims
 from bot.queue import make_huey
 from bot.sender import AsyncSender
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError
 from bot.surveys import sync_versions
 from flows.answers import Vocabulary
 from flows.engine import Kit
@@ -45,26 +49,56 @@ from nlu.client import RasaClient
 
 log = logging.getLogger(__name__)
 _ENQUEUER_LOCK = threading.Lock()
+# Tasks of a higher priority are handed out first by the embedded queue (inbound first).
+INBOUND_PRIORITY = 100
+SEND_PRIORITY = 50
+# A broadcast slice that finds the worker behind tries again this much later.
+BEHIND_PAUSE = timedelta(seconds=10)
 
 
 def default_channels(settings: Settings) -> dict[Channel, ChannelAdapter]:
-    """Twilio for SMS and WhatsApp when an account is configured, else the console."""
+    """Each channel's default adapter: that of the enabled provider marked `default` that
+    carries it (Twilio for SMS and WhatsApp when configured), else the console."""
     console = ConsoleChannel(show_bodies=settings.log_message_bodies)
     channels: dict[Channel, ChannelAdapter] = {ch: console for ch in Channel}
-    if settings.twilio_enabled:
-        from bot.channels.twilio import twilio_channels
-
-        channels.update(twilio_channels(settings))
+    for provider in registry.enabled(settings):
+        if provider.default:
+            channels.update(provider.make_senders(settings))
     return channels
 
 
 def default_routes(settings: Settings) -> dict[str, ChannelAdapter]:
-    """Providers besides each channel's default adapter, by the name messages record."""
+    """The enabled providers that are not a channel's default (Sparrow), by the name messages
+    and contacts record (`messages.provider`)."""
     routes: dict[str, ChannelAdapter] = {}
-    if settings.sparrow_enabled:
-        from bot.channels.sparrow.sender import ROUTE, SparrowChannel
+    for provider in registry.enabled(settings):
+        if not provider.default:
+            (adapter,) = provider.make_senders(settings).values()  # a route carries one channel
+            routes[provider.name] = adapter
+    return routes
 
-        routes[ROUTE] = SparrowChannel(settings)
+
+def installed_routes(settings: Settings) -> Routes:
+    """CHANNEL_ORDER and the providers this installation has (bot/channel_order.py).
+
+    Raises:
+        SettingsError: CHANNEL_ORDER names a provider that is not installed.
+    """
+    installed = registry.providers()
+    routes = Routes(
+        settings.channel_order,
+        named=frozenset(p.name for p in registry.enabled(settings) if not p.default),
+        defaults=frozenset(p.name for p in installed if p.default),
+        known=True,
+    )
+    names = {p.name for p in installed}
+    for route in routes.unknown():
+        if route.provider not in names:
+            raise SettingsError(
+                f"CHANNEL_ORDER names {route}, but no provider {route.provider!r} is installed "
+                f"(installed: {', '.join(sorted(names)) or 'none'})"
+            )
+        log.warning("CHANNEL_ORDER: %s is not configured here; it is passed over", route)
     return routes
 
 
@@ -131,6 +165,7 @@ class Runtime:
     ) -> None:
         self.settings = settings
         self.clock = clock
+        self.routes = installed_routes(settings)  # first: a bad CHANNEL_ORDER opens nothing
         # The long-running processes checkpoint SQLite's WAL in a thread of their own.
         self.db = Database(
             settings.database_url, background_checkpoint=background or deferred_enqueue
@@ -149,11 +184,26 @@ class Runtime:
         )
         content = content or Content.load()
         self.flows = sync_versions(self.db, flow_files or FlowFiles.load())
-        self.process_task = self.huey.task(name="process_contact")(self._process_contact)
-        self.retry_task = self.huey.task(name="send_retry")(self._send_retry)
+        # Inbound first: a queue that orders by priority (the embedded one; Redis's list does
+        # not) hands out people's messages before sends and broadcasts.
+        ranked = bool(getattr(self.huey.storage, "priority", False))
+        self.process_task = self.huey.task(
+            name="process_contact", priority=INBOUND_PRIORITY if ranked else None
+        )(self._process_contact)
+        self.retry_task = self.huey.task(
+            name="send_retry", priority=SEND_PRIORITY if ranked else None
+        )(self._send_retry)
         self.broadcast_plan_task = self.huey.task(name="broadcast_plan")(self._plan_broadcast)
         self.broadcast_send_task = self.huey.task(name="broadcast_send")(self._send_broadcast)
         self.pacer = Pacer(settings.redis_url)
+        # Channel order and failover (bot/failover.py): routes' health shared by every process.
+        self.failover = Failover(
+            self.db,
+            self.routes,
+            after=settings.failover_after,
+            probe_seconds=settings.failover_probe_seconds,
+            clock=clock,
+        )
         # The broadcast service's narrow ports (bot/broadcasts/ports.py): it never sees this.
         self.broadcasts = BroadcastPorts(
             db=self.db,
@@ -164,6 +214,7 @@ class Runtime:
             texts=content.texts,
             surveys=self.flows,
             send=self._send_broadcast_message,
+            routes=self.routes,
         )
         self.bot = Bot(
             content,
@@ -187,6 +238,7 @@ class Runtime:
             batch_records=background,
             claim=timedelta(seconds=settings.claim_seconds),
             routes=default_routes(settings),
+            failover=self.failover,
         )
         # In a worker (background=True) provider calls overlap on the sender's event loop and
         # turns are committed in groups; otherwise (tests, the CLI) everything runs inline.
@@ -279,10 +331,22 @@ class Runtime:
 
     def _send_broadcast(self, run_id: int, token: str | None = None) -> None:
         ports = self.broadcasts
+        if self.behind():
+            # Inbound first: while people who wrote wait (BACKLOG_*), the broadcast pauses.
+            log.info("broadcast run %s paused: the worker is behind", run_id)
+            held = datetime.fromisoformat(token) if token else None
+            ports.tasks.enqueue_send(run_id, token=held, at=self.clock() + BEHIND_PAUSE)
+            return
         result = send_slice(ports, run_id, datetime.fromisoformat(token) if token else None)
         if result.state in ("more", "quiet") and result.resume_at is not None:
             at = result.resume_at if result.state == "quiet" else None
             ports.tasks.enqueue_send(run_id, token=result.resume_at, at=at)
+
+    def behind(self) -> bool:
+        """True when more messages wait than BACKLOG_MESSAGES, or one waits longer than
+        BACKLOG_SECONDS (bot/backlog.py)."""
+        backlog = read_backlog(self.db, self.clock())
+        return backlog.behind(self.settings.backlog_messages, self.settings.backlog_seconds)
 
     def _send_broadcast_message(self, message_id: int) -> bool:
         """The broadcasts' `send` port: False when the contact opted out meanwhile."""
@@ -325,9 +389,12 @@ class Runtime:
         if orphaned:
             waiting_since = now
             claims_end = now + timedelta(seconds=self.settings.claim_seconds)
-        contact_ids = waiting_contacts(self.db, waiting_since, limit)
-        due = due_messages(self.db, now, limit)
-        reclaimed = reclaim_dead_claims(self.db, now, claims_end)
+        # What a sweep hands to the queue is not handed out again for a claim's length, even
+        # if its task is still queued behind a backlog (a flood of repeated tasks otherwise).
+        lease = timedelta(seconds=self.settings.claim_seconds)
+        contact_ids = waiting_contacts(self.db, waiting_since, limit, now, lease, claims_end)
+        due = due_messages(self.db, now, limit, lease, claims_end)
+        reclaimed = reclaim_dead_claims(self.db, now, claims_end, lease)
         for run_id, status in stalled_runs(self.db, now, limit):
             if status == "planning":
                 self.enqueue_broadcast_plan(run_id)

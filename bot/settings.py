@@ -22,6 +22,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from limits import RateLimitItem
 from limits import parse as parse_limit
 
+from bot.channel_order import CHANNELS, DEFAULT_ORDER, Route, parse_order
+from bot.settings_android import AndroidGateway
+from bot.settings_android import parse as parse_android
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_VAR_DIR = PROJECT_ROOT / "var"
 TWILIO_DEFAULT_API_BASE = "https://api.twilio.com"
@@ -31,6 +35,16 @@ DEFAULT_TRAIN_COMMAND = (
     ".venv-rasa/bin/rasa train nlu --config config.yml --nlu {nlu} --out {out} "
     "--fixed-model-name {name}"
 )
+# Broadcast pace per sender, by channel or "channel:provider" (BROADCAST_PACE adds to it): a
+# Twilio long code sends 1 segment/s; WhatsApp ~20 messages/s; Sparrow documents no limit
+# (a short code carries ~100/s; 10 leaves room for replies); an Android phone sends about
+# 6 a minute (ANDROID_GATEWAY_PACE paces each phone; raise sms:android with the pool's size).
+DEFAULT_PACE: dict[str, float] = {
+    "sms": 1.0,
+    "whatsapp": 20.0,
+    "sms:sparrow": 10.0,
+    "sms:android": 0.1,
+}
 DEFAULT_LOGIN_LIMIT_PER_IP = "20 per 5 minutes"
 DEFAULT_LOGIN_LIMIT_PER_ACCOUNT = "10 per 15 minutes"
 
@@ -184,6 +198,10 @@ class Settings:
     nlu_timeout_seconds: float = 1.0
     recover_after_seconds: int = 30
     claim_seconds: int = 120
+    # The worker is behind when more messages than this wait, or the oldest waits longer:
+    # /readyz, /metrics and the dashboard say so, and broadcasts pause (bot/backlog.py).
+    backlog_messages: int = 1000
+    backlog_seconds: int = 60
     # A survey or feedback session ends after this many minutes of silence (answers kept).
     session_timeout_minutes: int = 24 * 60
     # Broadcasts: the deployment's time zone, quiet hours (local, start-end; None = none),
@@ -191,9 +209,15 @@ class Settings:
     # price per segment by "channel" or "channel:+countrycode", and APScheduler's grace.
     timezone: str = "Asia/Kathmandu"
     quiet_hours: tuple[time, time] | None = (time(21, 0), time(7, 0))
-    pace: Mapping[str, float] = field(default_factory=lambda: {"sms": 1.0, "whatsapp": 20.0})
+    pace: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_PACE))
     prices: Mapping[str, float] = field(default_factory=lambda: {"sms": 0.0079, "whatsapp": 0.005})
     currency: str = "USD"
+    # Channel order and failover (issue 11, bot/channel_order.py, bot/failover.py): the routes
+    # a message may take, best first; how many consecutive "provider down" failures take a
+    # route out of use; after how long a route taken out gets one probe send.
+    channel_order: tuple[Route, ...] = field(default_factory=lambda: parse_order(DEFAULT_ORDER))
+    failover_after: int = 3
+    failover_probe_seconds: int = 60
     misfire_grace_seconds: int = 3600
     # Broadcast desk (issue 12): how long a draft asked for by SMS waits for "YES <code>",
     # and how often at most a mobilizer's recurring broadcast may go out.
@@ -242,6 +266,9 @@ class Settings:
     sparrow_api_base: str = SPARROW_DEFAULT_API_BASE
     sparrow_inbound_token: str | None = field(default=None, repr=False)
     sparrow_allowed_ips: tuple[IPv4Network | IPv6Network, ...] = ()
+    # The Android SMS gateway's pool of phones (issue 11, bot/settings_android.py);
+    # None when no phone is configured.
+    android: AndroidGateway | None = None
 
     @property
     def sparrow_enabled(self) -> bool:
@@ -268,10 +295,15 @@ class Settings:
         """The deployment's time zone (schedules and quiet hours are local times)."""
         return ZoneInfo(self.timezone)
 
-    def pace_for(self, channel: str, sender: str | None) -> float:
-        """Segments (SMS) or messages (WhatsApp) per second for a sender; 0 means unpaced."""
+    def pace_for(self, channel: str, sender: str | None, provider: str | None = None) -> float:
+        """Segments (SMS) or messages (WhatsApp) per second for a sender; 0 means unpaced.
+
+        The sender's own entry, else its provider's ("sms:sparrow"), else the channel's.
+        """
         if sender and sender in self.pace:
             return self.pace[sender]
+        if provider and f"{channel}:{provider}" in self.pace:
+            return self.pace[f"{channel}:{provider}"]
         return self.pace.get(channel, 0.0)
 
     @property
@@ -379,13 +411,14 @@ class Settings:
         return cls(
             timezone=timezone,
             quiet_hours=_quiet_hours(env.get("QUIET_HOURS", "21:00-07:00")),
-            pace={"sms": 1.0, "whatsapp": 20.0}
-            | _rates("BROADCAST_PACE", get("BROADCAST_PACE") or "", "sms=1,whatsapp=20"),
+            pace=DEFAULT_PACE
+            | _rates("BROADCAST_PACE", get("BROADCAST_PACE") or "", "sms=1,sms:sparrow=10"),
             prices={"sms": 0.0079, "whatsapp": 0.005}
             | _rates(
                 "PRICE_PER_SEGMENT", get("PRICE_PER_SEGMENT") or "", "sms=0.0079,sms:+977=0.02"
             ),
             currency=get("CURRENCY") or "USD",
+            **_failover(get),
             broadcast_confirm_minutes=_int(
                 "BROADCAST_CONFIRM_MINUTES", get("BROADCAST_CONFIRM_MINUTES") or "10", 1, 1440
             ),
@@ -436,6 +469,10 @@ class Settings:
                 "RECOVER_AFTER_SECONDS", get("RECOVER_AFTER_SECONDS") or "30", 1, 86400
             ),
             claim_seconds=_int("CLAIM_SECONDS", get("CLAIM_SECONDS") or "120", 1, 86400),
+            backlog_messages=_int(
+                "BACKLOG_MESSAGES", get("BACKLOG_MESSAGES") or "1000", 1, 10_000_000
+            ),
+            backlog_seconds=_int("BACKLOG_SECONDS", get("BACKLOG_SECONDS") or "60", 1, 86400),
             session_timeout_minutes=_int(
                 "SESSION_TIMEOUT_MINUTES", get("SESSION_TIMEOUT_MINUTES") or "1440", 1, 43200
             ),
@@ -474,7 +511,28 @@ class Settings:
             nlu_models_dir=Path(get("NLU_MODELS_DIR") or PROJECT_ROOT / "models"),
             # Sparrow SMS (issue 11)
             **_sparrow(get),
+            # Android SMS gateway (issue 11)
+            android=parse_android(get, SettingsError),
         )
+
+
+def _failover(get: Callable[[str], str | None]) -> dict[str, Any]:
+    """CHANNEL_ORDER, FAILOVER_AFTER and FAILOVER_PROBE_SECONDS (bot/failover.py)."""
+    order = get("CHANNEL_ORDER") or DEFAULT_ORDER
+    try:
+        routes = parse_order(order)
+    except ValueError as exc:
+        raise SettingsError(
+            "CHANNEL_ORDER must be a comma-separated list of channel or channel:provider "
+            f"(channels: {', '.join(CHANNELS)}), like whatsapp,sms:sparrow,sms; {exc}"
+        ) from None
+    return {
+        "channel_order": routes,
+        "failover_after": _int("FAILOVER_AFTER", get("FAILOVER_AFTER") or "3", 1, 1000),
+        "failover_probe_seconds": _int(
+            "FAILOVER_PROBE_SECONDS", get("FAILOVER_PROBE_SECONDS") or "60", 1, 86400
+        ),
+    }
 
 
 def _sparrow(get: Callable[[str], str | None]) -> dict[str, Any]:

@@ -32,6 +32,8 @@ def test_readyz_reports_each_dependency(client) -> None:  # type: ignore[no-unty
         "queue": "ok",
         "nlu": "off",
         "processes": "off",
+        "channels": "ok",  # no route down (tests/failover/ covers degraded and down)
+        "backlog": "ok: inbound 0 waiting (oldest 0 s), outbox 0 (oldest 0 s)",
     }
     assert client.get("/healthz").status_code == 200
 

@@ -505,3 +505,73 @@ class SurveyTally(Base):
     question: Mapped[str] = mapped_column(String(64))
     value: Mapped[str] = mapped_column(String(200))
     count: Mapped[int] = mapped_column(Integer)
+
+
+class AndroidPhoneState(Base):
+    """One phone of the Android SMS gateway's pool (issue 11, bot/channels/android/pool.py):
+    whether it is in the pool, shared by every worker and shown on the dashboard."""
+
+    __tablename__ = "android_phones"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    live: Mapped[bool] = mapped_column(Boolean, default=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)  # consecutive
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    out_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_probe_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_ok_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AndroidHandoff(Base):
+    """A message handed to a phone of the Android pool, by the id we gave it: "handing"
+    until the phone answers, then "accepted" or "refused"; "doubt" when it did not answer:
+    the message is not sent elsewhere until that phone says it never took it
+    (bot/channels/android/pool.py)."""
+
+    __tablename__ = "android_handoffs"
+    __table_args__ = (Index("ix_android_handoffs_digest_state", "digest", "state"),)
+
+    gateway_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    phone: Mapped[str] = mapped_column(String(32))
+    # Keyed hash (PHONE_HASH_KEY) of recipient and text: no number is kept here.
+    digest: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(12))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RouteHealth(Base):
+    """Whether a route (a channel and its provider, "sms:sparrow") is up, shared by every
+    worker and process (issue 11, bot/failover.py): consecutive failures that mean the
+    provider is down, since when it is in its state, and when a down route gets a probe."""
+
+    __tablename__ = "route_health"
+
+    route: Mapped[str] = mapped_column(String(48), primary_key=True)
+    up: Mapped[bool] = mapped_column(Boolean, default=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    since: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    next_probe_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RouteEvent(Base):
+    """A route going down or coming back up, or sends switching from one route to another
+    while it is down (one row per pair and outage, `count` messages): the dashboard's
+    Channels panel and /readyz show them."""
+
+    __tablename__ = "route_events"
+    __table_args__ = (UniqueConstraint("kind", "route", "to_route", "outage"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    kind: Mapped[str] = mapped_column(String(8))  # down, up, switch
+    route: Mapped[str] = mapped_column(String(48))
+    to_route: Mapped[str | None] = mapped_column(String(48))
+    # A switch: when the outage of `route` began (one row per pair and outage).
+    outage: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    detail: Mapped[str | None] = mapped_column(String(300))

@@ -197,6 +197,7 @@ class Statements:
                 messages.c.extra,
                 messages.c.error_message,
                 messages.c.created_at,
+                messages.c.claimed_until,
                 contacts.c.id.label("contact_id"),
                 contacts.c.phone,
                 contacts.c.opted_out,
