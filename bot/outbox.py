@@ -519,7 +519,7 @@ class Outbox:
             route = self._route_of(job, self.failover)
             if not transient:
                 self.failover.succeeded(route)
-            elif getattr(exc, "provider_down", True):  # an adapter may say "busy, not down"
+            elif exc.provider_down:  # an adapter may say "busy, not down"
                 route_down = not self.failover.failed(route, scrub_phones(str(exc))).up
         if isinstance(exc, TransientSendError) and attempts < self.policy.max_attempts:
             # Its route is down and it certainly did not get through: the next route, now.

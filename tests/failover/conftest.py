@@ -11,7 +11,7 @@ from bot.runtime import Runtime
 from bot.settings import Settings
 from testkit.fake_sparrow import FakeSparrow
 from tests.support.clock import FakeClock
-from tests.support.sparrow import INBOUND_TOKEN, SPARROW_FROM, SPARROW_TOKEN
+from tests.support.sparrow import SPARROW_TOKEN, sparrow_settings
 
 
 @pytest.fixture
@@ -24,10 +24,7 @@ def sparrow() -> Iterator[FakeSparrow]:
 @pytest.fixture
 def settings_overrides(sparrow: FakeSparrow) -> dict[str, str]:
     return {
-        "SPARROW_TOKEN": SPARROW_TOKEN,
-        "SPARROW_FROM": SPARROW_FROM,
-        "SPARROW_API_BASE": sparrow.url,
-        "SPARROW_INBOUND_TOKEN": INBOUND_TOKEN,
+        **sparrow_settings(sparrow.url),
         "CHANNEL_ORDER": "whatsapp,sms:sparrow,sms",
         "FAILOVER_AFTER": "3",
         "FAILOVER_PROBE_SECONDS": "60",

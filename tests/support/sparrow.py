@@ -13,6 +13,16 @@ SHORT_CODE = "34001"
 INBOUND_PATH = f"/webhooks/sparrow/{INBOUND_TOKEN}/inbound"
 
 
+def sparrow_settings(api_base: str) -> dict[str, str]:
+    """The settings that enable Sparrow against the local fake at `api_base`."""
+    return {
+        "SPARROW_TOKEN": SPARROW_TOKEN,
+        "SPARROW_FROM": SPARROW_FROM,
+        "SPARROW_API_BASE": api_base,
+        "SPARROW_INBOUND_TOKEN": INBOUND_TOKEN,
+    }
+
+
 def sparrow_params(text: str, sender: str, **extra: str) -> dict[str, str]:
     """The query Sparrow sends for an SMS to the short code (docs: from, to, text, keyword)."""
     keyword = text.split()[0] if text.split() else ""

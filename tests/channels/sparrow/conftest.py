@@ -18,7 +18,7 @@ from testkit.fake_sparrow import FakeSparrow
 from tests.conftest import FAQ_FIXTURE
 from tests.support.builders import new_phone
 from tests.support.clock import FakeClock
-from tests.support.sparrow import INBOUND_TOKEN, SPARROW_FROM, SPARROW_TOKEN, SparrowPhone
+from tests.support.sparrow import SPARROW_TOKEN, SparrowPhone, sparrow_settings
 
 
 @pytest.fixture
@@ -32,12 +32,7 @@ def sparrow() -> Iterator[FakeSparrow]:
 @pytest.fixture
 def settings_overrides(sparrow: FakeSparrow) -> dict[str, str]:
     """Sparrow enabled (Twilio too, from the shared `env`)."""
-    return {
-        "SPARROW_TOKEN": SPARROW_TOKEN,
-        "SPARROW_FROM": SPARROW_FROM,
-        "SPARROW_API_BASE": sparrow.url,
-        "SPARROW_INBOUND_TOKEN": INBOUND_TOKEN,
-    }
+    return sparrow_settings(sparrow.url)
 
 
 @pytest.fixture(autouse=True)
