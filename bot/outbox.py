@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.orm import Session
 
 from bot.batching import BatchThread
@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 # A worker that claims an outbound message owns it this long (settings: CLAIM_SECONDS);
 # after that the sweeper assumes the worker died and hands the message to another.
 DEFAULT_CLAIM = timedelta(seconds=120)
+# Claims renewed by one statement (Outbox.renew_claims): bounded so the statement stays small.
+RENEW_BATCH = 500
 # Twilio refuses a longer body (error 21617); so does every path that writes one here.
 MAX_BODY = 1600
 
@@ -292,18 +294,27 @@ class Outbox:
         now = self.clock()
         until = now + self.claim_for
         renewed: dict[int, datetime] = {}
+        items = sorted(claims.items())
         with self.db.begin() as conn:
-            # In id order, as the recorder writes: two writers of the same rows never deadlock.
-            for message_id, claimed_until in sorted(claims.items()):
-                result = conn.execute(
-                    update(Message)
-                    .where(Message.id == message_id)
+            # One statement per RENEW_BATCH rows, compare-and-set on (id, claim) pairs. The
+            # rows are locked in id order (the subquery's ORDER BY ... FOR UPDATE), as the
+            # recorder writes them: two writers of the same rows never deadlock.
+            for start in range(0, len(items), RENEW_BATCH):
+                chunk = items[start : start + RENEW_BATCH]
+                ours = (
+                    select(Message.id)
+                    .where(tuple_(Message.id, Message.claimed_until).in_(chunk))
                     .where(Message.status == MessageStatus.DISPATCHING)
-                    .where(Message.claimed_until == claimed_until)
-                    .values(claimed_until=until)
+                    .order_by(Message.id)
+                    .with_for_update()
                 )
-                if result.rowcount == 1:
-                    renewed[message_id] = until
+                ids = conn.execute(
+                    update(Message)
+                    .where(Message.id.in_(ours.scalar_subquery()))
+                    .values(claimed_until=until)
+                    .returning(Message.id)
+                ).scalars()
+                renewed.update((message_id, until) for message_id in ids)
         return renewed
 
     def send(self, job: SendJob) -> None:

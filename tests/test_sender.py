@@ -280,3 +280,40 @@ def test_a_sent_row_waiting_for_its_record_is_not_taken_back(
         sender.close()
         outbox.recorder.close()  # type: ignore[union-attr]
     assert len(gated.sent) == 2 and gated.lookups == 0 and twilio.sent == []
+
+
+def test_claims_are_renewed_in_batches_only_where_the_claim_is_still_ours(
+    runtime: Runtime, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One statement per batch, still compare-and-set per row: a row whose claim changed
+    (taken back and claimed again elsewhere) or that is no longer dispatching is left."""
+    import bot.outbox
+
+    monkeypatch.setattr(bot.outbox, "RENEW_BATCH", 4)  # several batches with 10 rows
+    inbound = Inbound(Channel.SMS, "+9779811111112", "hi", provider_id="SMb")
+    contact_id = accept(runtime.db, inbound, now=clock()).contact_id
+    with runtime.db.write() as s:
+        for n in range(10):
+            runtime.outbox.enqueue(
+                s, contact_id, Outbound(Channel.SMS, "+9779811111112", f"m{n}", Language.EN)
+            )
+    ids = [r.id for r in outbound_rows(runtime)]
+    held = {}
+    for message_id in ids:
+        assert runtime.outbox.claim(message_id)
+        job = runtime.outbox.load(message_id)
+        assert job is not None and job.claimed_until is not None
+        held[message_id] = job.claimed_until
+        clock.advance(0.001)  # every row its own claim time
+    stale = held[ids[2]] - timedelta(seconds=1)  # the claim we remember is not the row's
+    held_by_us = held | {ids[2]: stale}
+    with runtime.db.write() as s:  # one row already recorded as sent
+        s.get(Message, ids[7]).status = "queued"  # type: ignore[union-attr]
+    clock.advance(1)
+    renewed = runtime.outbox.renew_claims(held_by_us)
+    expected = set(ids) - {ids[2], ids[7]}
+    assert set(renewed) == expected
+    until = clock() + runtime.outbox.claim_for
+    claims = {r.id: r.claimed_until for r in outbound_rows(runtime)}
+    assert all(claims[i] == until for i in expected)
+    assert claims[ids[2]] == held[ids[2]]  # untouched

@@ -84,12 +84,26 @@ def make_engine(url: str, background_checkpoint: bool = False, **kwargs: Any) ->
         max_overflow=20,
         pool_pre_ping=True,
         pool_timeout=5,
-        connect_args={"connect_timeout": 5},
+        connect_args={"connect_timeout": 5, **DEAD_LINK},
         **kwargs,
     )
     if kwargs["hide_parameters"]:
         event.listen(engine, "handle_error", _hide_error_detail)
     return engine
+
+
+# A link to PostgreSQL that goes silent (a network partition, a server that vanished without
+# closing its sockets) must fail a query within seconds, not hang it: a thread blocked on it
+# forever (the worker's recorder) holds every send it has to write down. libpq's TCP
+# keepalives find an idle dead link in 10 + 3 × 5 s; tcp_user_timeout fails a query whose
+# bytes the server does not acknowledge within 30 s (Linux; ignored elsewhere).
+DEAD_LINK = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,
+}
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
