@@ -51,7 +51,14 @@ class TcpProxy:
             except OSError:
                 client.close()
                 continue
+            # Blocking from here on: a timeout left on the socket ended an idle link's pipe
+            # after 5 s and left the other direction open (a black hole, not a restart).
+            upstream.settimeout(None)
             with self._lock:
+                if time.monotonic() < self._down_until:  # cut while we connected
+                    client.close()
+                    upstream.close()
+                    continue
                 self._sockets |= {client, upstream}
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
@@ -63,6 +70,13 @@ class TcpProxy:
         except OSError:
             pass
         finally:
+            # Shut down before closing: close() alone does not wake the other direction's
+            # thread blocked in recv(), and the socket it holds sends no FIN, so the service
+            # would wait forever on a link that a real restart would have reset.
+            with self._lock:
+                self._sockets -= {source, sink}
             for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
                 with contextlib.suppress(OSError):
                     sock.close()
