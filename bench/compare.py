@@ -15,6 +15,10 @@ process. The base tree gets links to this tree's `.venv-rasa`; both use one copy
 model taken at the start (var/bench-model/), so a retrain meanwhile changes neither.
 
     .venv/bin/python -m bench.compare --bench run --base 2a8e744 --rates 50 100 300 --rounds 2
+
+With `--channels twilio sparrow android` (`--bench run` only) each tree's service is driven
+through each channel (bench/run_load.py --channels); the table's tree column names the
+channel too. A base tree without a channel's provider fails its run.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from bench.channels import NAMES as CHANNELS
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_TIMEOUT = 900  # seconds for one tree's whole benchmark run
@@ -60,9 +66,10 @@ def run_service(tree: Path, args: argparse.Namespace) -> tuple[str, dict[str, An
             "--rates", *map(str, args.rates), "--duration", str(args.duration),
             "--json", str(out),
         ]  # fmt: skip
-        done = subprocess.run(
-            command, cwd=ROOT, capture_output=True, text=True, timeout=RUN_TIMEOUT
-        )
+        if args.channels:
+            command += ["--channels", *args.channels]
+        timeout = RUN_TIMEOUT * len(args.channels or [None])  # one run per channel
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
         if done.returncode != 0:
             raise SystemExit(f"benchmark failed in {tree}:\n{done.stdout}\n{done.stderr}")
         calibration = re.search(r"cpu_calibration_ms=(\S+)", done.stdout)
@@ -92,13 +99,16 @@ def compare_services(args: argparse.Namespace, trees: dict[str, Path]) -> None:
             if tree != ROOT:
                 same_model(tree, model)
             calibration, result = run_service(tree, args)
-            start = result["start"]
-            print(
-                f"round {round_} {name}: cpu_calibration_ms={calibration} accepted after "
-                f"{start['accepted_s']} s, answered after {start['answered_s']} s",
-                flush=True,
-            )
-            rows += [(round_, name, calibration, start, r) for r in result["phases"]]
+            # One channel (Twilio) is written as before; several as a list, one per channel.
+            for run in result.get("channels") or [result]:
+                label = f"{name} ({run.get('channel', 'twilio')})" if args.channels else name
+                start = run["start"]
+                print(
+                    f"round {round_} {label}: cpu_calibration_ms={calibration} accepted after "
+                    f"{start['accepted_s']} s, answered after {start['answered_s']} s",
+                    flush=True,
+                )
+                rows += [(round_, label, calibration, start, r) for r in run["phases"]]
     print()
     print("| round | tree | calibration ms | start: accepted / answered s | offered msg/s "
           "| achieved | errors | lost | dup | out of order | ack p50 ms | ack p99 ms "
@@ -155,7 +165,11 @@ def main() -> None:
     parser.add_argument("--bench", choices=["webhook", "run"], default="webhook",
                         help="webhook: bench.webhook_load; run: `bot run` with Rasa")  # fmt: skip
     parser.add_argument("--tree", type=Path, default=ROOT, help="the tree to compare (this)")
+    parser.add_argument("--channels", choices=CHANNELS, nargs="+",
+                        help="--bench run: the channels to drive (default Twilio)")  # fmt: skip
     args = parser.parse_args()
+    if args.channels and args.bench != "run":
+        parser.error("--channels needs --bench run")
     trees = {"base " + args.base: base_tree(args.base), "this commit": args.tree.resolve()}
     if args.bench == "run":
         compare_services(args, trees)

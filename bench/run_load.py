@@ -15,10 +15,16 @@ after --api-delay s, 0.2 by default, as over the internet). Measures:
    of order, CPU ms per message of each process (web, worker, scheduler, Rasa) over the load
    and the drain, the harness's CPU and what the rest of the machine used meanwhile.
 
+`--channels twilio sparrow android` does all of that for each channel in turn (bench/channels.py:
+each its own fake provider, settings, inbound webhook as the provider sends it, a fresh
+`bot run` and database), then prints one table with a row per channel and rate; Twilio is
+the default and alone prints what it always did.
+
 `--tree` runs the service of another checkout (a base commit; bench/compare.py --bench run)
 with this harness. Bounded: every phase has a time limit.
 
     .venv/bin/python -m bench.run_load --rates 50 100 300 --duration 10
+    .venv/bin/python -m bench.run_load --channels twilio sparrow android --rates 50 100
 """
 
 from __future__ import annotations
@@ -27,22 +33,23 @@ import argparse
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from bench.channels import NAMES, BenchChannel, make
 from bench.nlu_texts import QuestionGenerator, ReplyKinds
-from bench.webhook_load import ACCOUNT, ACCOUNT_SID, AUTH_TOKEN, calibrate, cpu_seconds
+from bench.webhook_load import calibrate, cpu_seconds
 from bot.core.content import Content
 from bot.core.messages import Language
 from bot.processes import stop
-from testkit.load import Planned, percentile, send
-from testkit.servers import FakeProcess, free_port
+from testkit.load import Planned, percentile
+from testkit.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 START_SECONDS = 400.0  # Rasa loading its model on a busy machine
@@ -86,12 +93,6 @@ def machine_cpu_seconds() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-def received(fake_url: str) -> list[dict[str, object]]:
-    with urllib.request.urlopen(f"{fake_url}/_received", timeout=30) as response:
-        data: dict[str, list[dict[str, object]]] = json.load(response)
-    return data["sent"]
-
-
 def pids(var_dir: Path) -> dict[str, int]:
     """The supervised processes' pids from `bot run`'s status file."""
     status = json.loads((var_dir / "processes.json").read_text())
@@ -99,10 +100,10 @@ def pids(var_dir: Path) -> dict[str, int]:
 
 
 def start(
-    tree: Path, python: str, env: dict[str, str], port: int, fake_url: str
+    tree: Path, python: str, env: dict[str, str], port: int, channel: BenchChannel
 ) -> tuple[subprocess.Popen[bytes], StartResult]:
     """Launches `bot run` in `tree`; returns once a webhook was accepted and answered."""
-    url = f"http://127.0.0.1:{port}/webhooks/twilio/messages"
+    url = f"http://127.0.0.1:{port}{channel.path}"
     launched = time.perf_counter()
     process = subprocess.Popen(
         [python, "-m", "bot", "run", "--port", str(port), "--rasa-port", str(free_port())],
@@ -116,12 +117,12 @@ def start(
         if elapsed > START_SECONDS or process.poll() is not None:
             stop([process])
             raise SystemExit(f"bot run in {tree} accepted no webhook in {elapsed:.0f} s")
-        (outcome,) = send(url, [probe], ACCOUNT, timeout=2.0)
+        (outcome,) = channel.deliver(url, [probe], timeout=2.0)
         if outcome.status == 200:
             accepted = time.perf_counter() - launched
         else:
             time.sleep(0.05)
-    while not any(r["to"] == probe.sender for r in received(fake_url)):
+    while not any(r["to"] == probe.sender for r in channel.received()):
         if time.perf_counter() - launched > START_SECONDS:
             stop([process])
             raise SystemExit(f"bot run in {tree} did not answer in {START_SECONDS:.0f} s")
@@ -131,7 +132,7 @@ def start(
 
 def run_phase(
     url: str,
-    fake_url: str,
+    channel: BenchChannel,
     rate: int,
     duration: float,
     settle: float,
@@ -159,23 +160,23 @@ def run_phase(
     machine_before, own_before = machine_cpu_seconds(), time.process_time()
     began = time.perf_counter()
     epoch_began = time.time()
-    outcomes = send(url, plan, ACCOUNT)
+    outcomes = channel.deliver(url, plan)
     offered_s = time.perf_counter() - began
     prefix = f"+97798{run:02d}"
     deadline = time.monotonic() + settle
     while True:
-        replies = [r for r in received(fake_url) if str(r["to"]).startswith(prefix)]
+        replies = [r for r in channel.received() if str(r["to"]).startswith(prefix)]
         if len(replies) >= len(plan) or time.monotonic() > deadline:
             break
         time.sleep(0.5)
     time.sleep(1.0)  # late duplicates
-    replies = [r for r in received(fake_url) if str(r["to"]).startswith(prefix)]
+    replies = [r for r in channel.received() if str(r["to"]).startswith(prefix)]
     elapsed = time.perf_counter() - began
     cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in processes.items()}
     harness = time.process_time() - own_before
     others = machine_cpu_seconds() - machine_before - sum(cpu.values()) - harness
     by_sender: dict[str, list[dict[str, object]]] = defaultdict(list)
-    for reply in sorted(replies, key=lambda r: float(r["at"])):  # type: ignore[arg-type]
+    for reply in sorted(replies, key=lambda r: float(r["at"])):
         by_sender[str(reply["to"])].append(reply)
     sent_at = {o.planned.sender: o.sent_at for o in outcomes if o.planned.body != "HELP"}
     e2e = [float(by_sender[s][0]["at"]) - t for s, t in sent_at.items() if by_sender.get(s)]  # type: ignore[arg-type]
@@ -190,7 +191,7 @@ def run_phase(
     tally = kinds.tally(
         (str(by_sender[s][0]["body"]), topic[s]) for s in sent_at if by_sender.get(s)
     )
-    last = max((float(r["at"]) for r in replies), default=epoch_began)  # type: ignore[arg-type]
+    last = max((float(r["at"]) for r in replies), default=epoch_began)
     latencies = [o.seconds for o in outcomes]
     ms = 1000.0
     messages = len(plan)
@@ -219,6 +220,69 @@ def run_phase(
     )
 
 
+def measure(
+    tree: Path, python: str, channel: BenchChannel, args: argparse.Namespace
+) -> tuple[StartResult, list[PhaseResult]]:
+    """One channel: a fresh database and `bot run` configured for it, the start, each rate."""
+    workdir = Path(tempfile.mkdtemp(prefix="bench-run-"))
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL",
+                                                           "RASA_URL")}  # fmt: skip
+    env |= {
+        "DATABASE_URL": f"sqlite:///{workdir / 'bot.db'}",
+        "VAR_DIR": str(workdir),
+        "SECRET_KEY": "bench-secret-key-0123456789",
+        "PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "LOG_LEVEL": "WARNING",
+    } | channel.env(f"http://127.0.0.1:{port}")
+    process = None
+    try:
+        subprocess.run([python, "-m", "bot", "db", "upgrade"], cwd=tree, env=env, check=True,
+                       capture_output=True, timeout=300)  # fmt: skip
+        process, started = start(tree, python, env, port, channel)
+        print(json.dumps({"start": asdict(started)}), flush=True)
+        processes = pids(workdir)
+        url = f"http://127.0.0.1:{port}{channel.path}"
+        # The same questions for every channel: each gets a generator with the same seed.
+        questions = QuestionGenerator(seed=11)
+        content = Content.load()
+        kinds = ReplyKinds(questions.catalogue, content)
+        help_texts = {content.texts.get("help_menu", lang).strip() for lang in Language}
+        results = []
+        for run, rate in enumerate(args.rates, start=1):
+            result = run_phase(url, channel, rate, args.duration, args.settle, run, questions,
+                               kinds, help_texts, processes)  # fmt: skip
+            results.append(result)
+            print(json.dumps(asdict(result)), flush=True)
+        return started, results
+    finally:
+        if process is not None:
+            stop([process], timeout=30)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def table(rows: list[tuple[str, StartResult, PhaseResult]]) -> None:
+    """One Markdown row per channel and rate."""
+    print()
+    print("| channel | start: accepted / answered s | offered msg/s | achieved | errors "
+          "| ack p50 ms | ack p99 ms | ack max ms | e2e p50 ms | e2e p99 ms | messages "
+          "| answered | lost | dup | out of order | FAQ % | drain s "
+          "| CPU ms/msg web / worker / Rasa / scheduler | others' CPU % |")  # fmt: skip
+    print("|---" * 19 + "|")
+    for name, started, r in rows:
+        cpu = r.cpu_ms
+        parts = [cpu.get("web", 0.0), sum(v for k, v in cpu.items() if k.startswith("worker")),
+                 sum(v for k, v in cpu.items() if k.startswith("rasa")),
+                 sum(v for k, v in cpu.items() if k.startswith("scheduler"))]  # fmt: skip
+        print(
+            f"| {name} | {started.accepted_s} / {started.answered_s} | {r.rate} "
+            f"| {r.achieved_rate} | {r.errors} | {r.ack_p50_ms} | {r.ack_p99_ms} "
+            f"| {r.ack_max_ms} | {r.e2e_p50_ms} | {r.e2e_p99_ms} | {r.messages} | {r.answered} "
+            f"| {r.lost} | {r.duplicates} | {r.out_of_order} | {r.faq_pct} | {r.drain_s} "
+            f"| {' / '.join(f'{p:.2f}' for p in parts)} | {r.others_cpu_pct} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -227,56 +291,49 @@ def main() -> None:
     parser.add_argument("--rates", type=int, nargs="+", default=[50, 100, 300])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per rate")
     parser.add_argument("--settle", type=float, default=120.0, help="max wait for replies, s")
-    parser.add_argument("--api-delay", type=float, default=0.2, help="fake Twilio delay, s")
+    parser.add_argument("--api-delay", type=float, default=0.2, help="fake provider delay, s")
+    parser.add_argument("--channel", choices=NAMES, default="twilio", help="the channel to drive")
+    parser.add_argument("--channels", choices=NAMES, nargs="+",
+                        help="several, one after another (overrides --channel)")  # fmt: skip
+    parser.add_argument("--android-phones", type=int, default=3, help="phones in the pool")
+    parser.add_argument(
+        "--android-pace", type=float, default=10000.0,
+        help="ANDROID_GATEWAY_PACE, segments/min per phone; it paces replies too (the "
+        "service's default is 6; 10000, its maximum, leaves the service as the limit)",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, help="write results here")
     args = parser.parse_args()
     tree = args.tree.resolve()
     python = sys.executable
-    workdir = Path(tempfile.mkdtemp(prefix="bench-run-"))
-    fake = FakeProcess("testkit.fake_twilio", "--delay", str(args.api_delay))
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL",
-                                                           "RASA_URL")}  # fmt: skip
-    env |= {
-        "DATABASE_URL": f"sqlite:///{workdir / 'bot.db'}",
-        "VAR_DIR": str(workdir),
-        "SECRET_KEY": "bench-secret-key-0123456789",
-        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-        "TWILIO_SMS_FROM": ACCOUNT.to,
-        "TWILIO_API_BASE": fake.url,
-        "PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "LOG_LEVEL": "WARNING",
-    }
-    process = None
-    try:
-        subprocess.run([python, "-m", "bot", "db", "upgrade"], cwd=tree, env=env, check=True,
-                       capture_output=True, timeout=300)  # fmt: skip
-        print(f"tree={tree} cores={os.cpu_count()} cpu_calibration_ms={calibrate()} "
-              f"api_delay={args.api_delay}s", flush=True)  # fmt: skip
-        process, started = start(tree, python, env, port, fake.url)
-        print(json.dumps({"start": asdict(started)}), flush=True)
-        processes = pids(workdir)
-        url = f"http://127.0.0.1:{port}/webhooks/twilio/messages"
-        questions = QuestionGenerator(seed=11)
-        content = Content.load()
-        kinds = ReplyKinds(questions.catalogue, content)
-        help_texts = {content.texts.get("help_menu", lang).strip() for lang in Language}
-        results = []
-        for run, rate in enumerate(args.rates, start=1):
-            result = run_phase(url, fake.url, rate, args.duration, args.settle, run, questions,
-                               kinds, help_texts, processes)  # fmt: skip
-            results.append(result)
-            print(json.dumps(asdict(result)), flush=True)
-        print(f"calibration after: cpu_calibration_ms={calibrate()}")
-        if args.json:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            document = {"start": asdict(started), "phases": [asdict(r) for r in results]}
-            args.json.write_text(json.dumps(document, indent=2))
-    finally:
-        if process is not None:
-            stop([process], timeout=30)
-        fake.stop()
+    names = list(dict.fromkeys(args.channels or [args.channel]))
+    twilio_only = names == ["twilio"]  # prints exactly what this bench always printed
+    print(f"tree={tree} cores={os.cpu_count()} cpu_calibration_ms={calibrate()} "
+          f"api_delay={args.api_delay}s", flush=True)  # fmt: skip
+    measured: list[tuple[str, StartResult, list[PhaseResult]]] = []
+    for name in names:
+        channel = make(name, args.api_delay, args.android_pace, args.android_phones)
+        try:
+            if not twilio_only:
+                print(f"channel {channel.describe()}", flush=True)
+            started, results = measure(tree, python, channel, args)
+        finally:
+            channel.stop()
+        measured.append((name, started, results))
+    print(f"calibration after: cpu_calibration_ms={calibrate()}")
+    if not twilio_only:
+        table([(name, started, r) for name, started, results in measured for r in results])
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        documents = [
+            {"channel": name, "start": asdict(started), "phases": [asdict(r) for r in results]}
+            for name, started, results in measured
+        ]
+        document: dict[str, object] = (
+            {"start": documents[0]["start"], "phases": documents[0]["phases"]}
+            if twilio_only
+            else {"channels": documents}
+        )
+        args.json.write_text(json.dumps(document, indent=2))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,10 @@ dying mid-call), `fail_next(status)`, `progress(state)` (moves its messages on a
 the signed `sms:sent`/`sms:delivered`/`sms:failed` webhooks the app would post),
 `received(text, sender)` (the signed `sms:received` webhook of an SMS to this phone) and
 `post_events()` (posts queued webhooks to the registered URLs, as the app does).
+
+For benchmarks, a phone answers each send after `delay` seconds, and `GET /_received` (no
+credentials) lists what it took with the time it took each; `python -m testkit.fake_android
+--phones 3` serves several phones from one process (their URLs on one line).
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ class FakeMessage:
     state: str = "Pending"
     states: dict[str, str] = field(default_factory=dict)
     device: str = ""  # the device it went to (the cloud server has several)
+    at: float = field(default_factory=time.time)  # when the phone took it (epoch seconds)
 
 
 @dataclass(frozen=True)
@@ -75,7 +80,9 @@ class FakeAndroidPhone(ScriptedFailures, LoopbackServer):
         password: str = "phone-password",  # noqa: S107 - a fake
         signing_key: str = "signing-key-0001",
         device_id: str | None = None,
+        delay: float = 0.0,
     ) -> None:
+        self.delay = delay  # seconds before answering a send (benchmarks)
         self.username = username
         self.password = password
         self.signing_key = signing_key
@@ -226,6 +233,11 @@ class FakeAndroidPhone(ScriptedFailures, LoopbackServer):
         if method == "GET" and path == "/health":
             self._reply(request, 200, {"status": "pass"}, method, path)
             return
+        if method == "GET" and path == "/_received":  # for benchmarks, not the app's API
+            with self._lock:
+                sent = [{"to": m.to, "at": m.at, "body": m.text} for m in self.accepted]
+            self._reply(request, 200, {"sent": sent, "device_id": self.device_id}, method, path)
+            return
         if not self._authorized(request):
             self._reply(request, 401, {"message": "Unauthorized"}, method, path)
             return
@@ -263,6 +275,8 @@ class FakeAndroidPhone(ScriptedFailures, LoopbackServer):
         self._reply(request, 404, {"message": "Not Found"}, method, path)
 
     def _send(self, request: BaseHTTPRequestHandler, raw: bytes, method: str, path: str) -> None:
+        if self.delay:
+            time.sleep(self.delay)
         try:
             body = json.loads(raw)
         except ValueError:
@@ -359,9 +373,41 @@ def _status_payload(message: FakeMessage, reason: str) -> dict[str, Any]:
     return payload
 
 
-if __name__ == "__main__":  # `python -m testkit.fake_android` prints its URL
+class FakePhones:
+    """Several phones served from one process; `url` is their URLs separated by spaces."""
+
+    def __init__(self, phones: list[FakeAndroidPhone]) -> None:
+        self.phones = phones
+        self.url = " ".join(phone.url for phone in phones)
+
+    def stop(self) -> None:
+        for phone in self.phones:
+            phone.stop()
+
+
+if __name__ == "__main__":  # `python -m testkit.fake_android` prints its URL(s)
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--phones", type=int, default=1, help="phones served by this process")
+    parser.add_argument(
+        "--signing-keys",
+        default=os.environ.get("ANDROID_SIGNING_KEY", "signing-key-0001"),
+        help="each phone's webhook signing key, separated by commas (one: shared by all)",
+    )
+    parser.add_argument("--password", default="phone-password")
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds before each answer")
+    args = parser.parse_args()
+    keys = args.signing_keys.split(",")
+    if len(keys) not in (1, args.phones):
+        parser.error("--signing-keys: one key, or one per phone")
     serve(
-        FakeAndroidPhone(
-            signing_key=os.environ.get("ANDROID_SIGNING_KEY", "signing-key-0001")
-        ).start()
+        FakePhones(
+            [
+                FakeAndroidPhone(
+                    password=args.password, signing_key=keys[i % len(keys)], delay=args.delay
+                ).start()
+                for i in range(args.phones)
+            ]
+        )
     )

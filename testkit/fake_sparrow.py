@@ -5,7 +5,10 @@ with `token`, `from`, `to` (comma-separated 10-digit numbers), `text` answers 20
 `{"count", "response_code": 200, "response"}`; errors are 403 `{"response_code", "response"}`
 (1002 for a wrong token, 1000 for a missing field, 1007 for a number that is not 10 digits);
 `GET /v2/credit/?token=` answers `credits_available`/`credits_consumed`. Each accepted
-message costs one credit. Failures can be scripted per call (`fail_next`).
+message costs one credit. Failures can be scripted per call (`fail_next`), and every send
+answered after `delay` seconds (the real API is across the internet). `GET /_received` lists
+the accepted messages with the time each was taken (for benchmarks running the fake in a
+process of its own).
 """
 
 from __future__ import annotations
@@ -41,8 +44,9 @@ class Received:
 class FakeSparrow(ScriptedFailures, LoopbackServer):
     """A threaded HTTP server speaking enough of Sparrow's v2 API to send SMS."""
 
-    def __init__(self, token: str, credits: float = 1000.0) -> None:
+    def __init__(self, token: str, credits: float = 1000.0, delay: float = 0.0) -> None:
         self.token = token
+        self.delay = delay
         self.credits = credits
         self.consumed = 0.0
         self.calls: list[Received] = []
@@ -73,6 +77,14 @@ class FakeSparrow(ScriptedFailures, LoopbackServer):
     def _handle(self, request: BaseHTTPRequestHandler, query: str) -> None:
         form = {k: v[0] for k, v in parse_qs(query, keep_blank_values=True).items()}
         path = urlsplit(request.path).path
+        if path == "/_received":  # for benchmarks: one entry per accepted recipient
+            sent = [
+                {"to": number, "at": c.at, "body": c.form.get("text")}
+                for c in self.sent
+                for number in c.form["to"].split(",")
+            ]
+            _reply(request, 200, {"sent": sent, "calls": len(self.calls)})
+            return
         if path == "/v2/credit/":
             if form.get("token") != self.token:
                 _reply(request, 403, _error(1002))
@@ -88,6 +100,8 @@ class FakeSparrow(ScriptedFailures, LoopbackServer):
         if path != "/v2/sms/":
             _reply(request, 404, {"response": "not found"})
             return
+        if self.delay:
+            time.sleep(self.delay)
         failure = self._next_failure()
         status, answer = self._answer(form) if failure is None else (failure[0], _error(failure[1]))
         with self._lock:
@@ -130,5 +144,12 @@ def _reply(request: BaseHTTPRequestHandler, status: int, payload: dict[str, obje
     request.wfile.write(body)
 
 
-if __name__ == "__main__":  # `python -m testkit.fake_sparrow` prints its URL
-    serve(FakeSparrow(token=os.environ.get("SPARROW_TOKEN", "sparrow-test-token")).start())
+if __name__ == "__main__":  # `python -m testkit.fake_sparrow [--delay 0.2]` prints its URL
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--token", default=os.environ.get("SPARROW_TOKEN", "sparrow-test-token"))
+    parser.add_argument("--credits", type=float, default=1000.0)
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds before each answer")
+    args = parser.parse_args()
+    serve(FakeSparrow(token=args.token, credits=args.credits, delay=args.delay).start())
