@@ -38,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -100,13 +101,19 @@ def pids(var_dir: Path) -> dict[str, int]:
 
 
 def start(
-    tree: Path, python: str, env: dict[str, str], port: int, channel: BenchChannel
+    tree: Path,
+    python: str,
+    env: dict[str, str],
+    port: int,
+    channel: BenchChannel,
+    extra: tuple[str, ...] = (),
 ) -> tuple[subprocess.Popen[bytes], StartResult]:
     """Launches `bot run` in `tree`; returns once a webhook was accepted and answered."""
     url = f"http://127.0.0.1:{port}{channel.path}"
     launched = time.perf_counter()
     process = subprocess.Popen(
-        [python, "-m", "bot", "run", "--port", str(port), "--rasa-port", str(free_port())],
+        [python, "-m", "bot", "run", "--port", str(port), "--rasa-port", str(free_port()),
+         *extra],
         cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         process_group=0,
     )  # fmt: skip
@@ -235,13 +242,26 @@ def measure(
         "PUBLIC_URL": f"http://127.0.0.1:{port}",
         "LOG_LEVEL": "WARNING",
     } | channel.env(f"http://127.0.0.1:{port}")
+    database = f"bench_run_{uuid.uuid4().hex[:10]}"
+    extra: tuple[str, ...] = ()
+    if args.prod:  # what `make run-prod` starts, on a database and a queue of its own
+        env |= {
+            "DATABASE_URL": f"{args.postgres}/{database}",
+            "REDIS_URL": args.redis,
+            "QUEUE_NAME": database,
+            "LOG_FORMAT": "json",
+        }
+        extra = ("--web-workers", "4", "--workers", "2", "--schedulers", "2")
+        _postgres(args.postgres, f'CREATE DATABASE "{database}"')
     process = None
     try:
         subprocess.run([python, "-m", "bot", "db", "upgrade"], cwd=tree, env=env, check=True,
                        capture_output=True, timeout=300)  # fmt: skip
-        process, started = start(tree, python, env, port, channel)
+        process, started = start(tree, python, env, port, channel, extra)
         print(json.dumps({"start": asdict(started)}), flush=True)
         processes = pids(workdir)
+        if args.prod:  # the database and queue servers work for the service too
+            processes |= server_pids()
         url = f"http://127.0.0.1:{port}{channel.path}"
         # The same questions for every channel: each gets a generator with the same seed.
         questions = QuestionGenerator(seed=11)
@@ -259,6 +279,41 @@ def measure(
         if process is not None:
             stop([process], timeout=30)
         shutil.rmtree(workdir, ignore_errors=True)
+        if args.prod:
+            _postgres(args.postgres, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+def _postgres(url: str, statement: str) -> None:
+    """One statement on the server's maintenance database (CREATE/DROP DATABASE)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(f"{url}/postgres", isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(statement))
+    finally:
+        engine.dispose()
+
+
+def server_pids() -> dict[str, int]:
+    """PostgreSQL's postmaster and Redis's server on this machine: under --prod their CPU is
+    the service's too (cpu_seconds counts a process with its children: every backend)."""
+    comms: dict[int, tuple[str, int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            comms[int(entry.name)] = (stat[stat.index("(") + 1 : stat.rindex(")")], parent)
+    found: dict[str, int] = {}
+    for pid, (comm, parent) in comms.items():
+        if comm == "postgres" and comms.get(parent, ("", 0))[0] != "postgres":
+            found["postgres"] = pid
+        elif comm == "redis-server":
+            found["redis"] = pid
+    return found
 
 
 def table(rows: list[tuple[str, StartResult, PhaseResult]]) -> None:
@@ -274,12 +329,15 @@ def table(rows: list[tuple[str, StartResult, PhaseResult]]) -> None:
         parts = [cpu.get("web", 0.0), sum(v for k, v in cpu.items() if k.startswith("worker")),
                  sum(v for k, v in cpu.items() if k.startswith("rasa")),
                  sum(v for k, v in cpu.items() if k.startswith("scheduler"))]  # fmt: skip
+        servers = "".join(
+            f" + {server} {cpu[server]:.2f}" for server in ("postgres", "redis") if server in cpu
+        )
         print(
             f"| {name} | {started.accepted_s} / {started.answered_s} | {r.rate} "
             f"| {r.achieved_rate} | {r.errors} | {r.ack_p50_ms} | {r.ack_p99_ms} "
             f"| {r.ack_max_ms} | {r.e2e_p50_ms} | {r.e2e_p99_ms} | {r.messages} | {r.answered} "
             f"| {r.lost} | {r.duplicates} | {r.out_of_order} | {r.faq_pct} | {r.drain_s} "
-            f"| {' / '.join(f'{p:.2f}' for p in parts)} | {r.others_cpu_pct} |"
+            f"| {' / '.join(f'{p:.2f}' for p in parts)}{servers} | {r.others_cpu_pct} |"
         )
 
 
@@ -301,6 +359,17 @@ def main() -> None:
         help="ANDROID_GATEWAY_PACE, segments/min per phone; it paces replies too (the "
         "service's default is 6; 10000, its maximum, leaves the service as the limit)",
     )  # fmt: skip
+    parser.add_argument(
+        "--prod", action="store_true",
+        help="what `make run-prod` starts: PostgreSQL, Redis, gunicorn x4, 2 workers, "
+        "2 schedulers (CPU of the PostgreSQL and Redis servers counted as theirs)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--postgres",
+        default="postgresql+psycopg://postgres@127.0.0.1:5432",
+        help="--prod: the PostgreSQL server (a database is made per run)",
+    )
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/13", help="--prod: Redis")
     parser.add_argument("--json", type=Path, help="write results here")
     args = parser.parse_args()
     tree = args.tree.resolve()
@@ -320,7 +389,7 @@ def main() -> None:
             channel.stop()
         measured.append((name, started, results))
     print(f"calibration after: cpu_calibration_ms={calibrate()}")
-    if not twilio_only:
+    if not twilio_only or args.prod:
         table([(name, started, r) for name, started, results in measured for r in results])
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
