@@ -82,6 +82,20 @@ def configure(level: str = "INFO", fmt: str | None = None, role: str | None = No
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(getattr(logging, level.upper(), logging.INFO))
-    # Chatty at INFO and of no use in operation.
-    for name in ("alembic.runtime.plugins", "apscheduler.scheduler", "apscheduler.executors"):
+    for name in QUIET_AT_INFO:
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+# Chatty at INFO and of no use in operation. Twilio's HTTP clients write nine lines per API
+# call (request line, query, each header, response status and headers) and Huey two per task
+# ("Executing…", "…executed in"): at INFO, `bot run`'s default, formatting them was a tenth
+# of the worker's CPU per FAQ message (bench/cpu_profile.py), and the worker's own
+# "handled: …" line already says what each task did. Their warnings and errors still show.
+QUIET_AT_INFO = (
+    "alembic.runtime.plugins",
+    "apscheduler.scheduler",
+    "apscheduler.executors",
+    "twilio.http_client",
+    "twilio.async_http_client",
+    "huey",
+)

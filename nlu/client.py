@@ -14,15 +14,17 @@ model replaced by whoever finds it.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import re
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import urlencode
 
-import requests
-from requests.adapters import HTTPAdapter
+import urllib3
+from urllib3.util import parse_url
 
 from bot.core.understanding import Candidate, NluUnavailable, Understanding
 from bot.core.wording import fold
@@ -63,7 +65,12 @@ def parse_response(payload: Any) -> Understanding:
 
 
 class RasaClient:
-    """Calls `POST /model/parse` through a pooled HTTP session with a short timeout."""
+    """Calls `POST /model/parse` through pooled keep-alive connections with a short timeout.
+
+    urllib3's pools directly, not a `requests.Session`: the session's per-call machinery
+    (merging settings, hooks, cookies, content sniffing) cost half the client's CPU per
+    message (bench/cpu_profile.py), for features a JSON call on a private network never uses.
+    """
 
     def __init__(
         self,
@@ -79,14 +86,21 @@ class RasaClient:
         self.urls = [u.rstrip("/") for u in urls]
         # Rasa's `--auth-token` is checked against the `token` query parameter.
         self.params = {"token": token} if token else {}
+        self._query = f"?{urlencode(self.params)}" if self.params else ""
         self.timeout = timeout
         self.cooldown = cooldown
         self.clock = clock
-        self.session = requests.Session()
-        self.session.trust_env = False  # loopback or a private network: no proxies
-        adapter = HTTPAdapter(pool_connections=len(self.urls), pool_maxsize=pool_size)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
+        # One pool per server, its path prefix kept (Rasa may sit behind a proxy's path).
+        # No retries, no redirects: a server that does not answer at once is skipped (below).
+        # urllib3 reads no proxy settings from the environment: loopback or a private network.
+        self._pools = {
+            url: (
+                urllib3.connection_from_url(url, maxsize=pool_size, block=False, retries=False),
+                parse_url(url).path or "",
+            )
+            for url in self.urls
+        }
+        self._timeout = urllib3.Timeout(connect=timeout, read=timeout)
         self._down_until = dict.fromkeys(self.urls, 0.0)
         self._turns = itertools.cycle(range(len(self.urls)))
         self._lock = threading.Lock()
@@ -99,14 +113,28 @@ class RasaClient:
         rotated = self.urls[start:] + self.urls[:start]
         return [u for u in rotated if self._down_until[u] <= now]
 
+    def _call(
+        self, url: str, method: str, path: str, payload: Any = None
+    ) -> urllib3.BaseHTTPResponse:
+        pool, prefix = self._pools[url]
+        body = None if payload is None else json.dumps(payload).encode()
+        return pool.urlopen(
+            method,
+            f"{prefix}{path}{self._query}",
+            body=body,
+            headers={"Content-Type": "application/json"} if body is not None else None,
+            retries=False,
+            redirect=False,
+            timeout=self._timeout,
+        )
+
     def healthy(self) -> int:
         """How many servers answer their status page now (readiness checks)."""
         up = 0
         for url in self.urls:
             try:
-                response = self.session.get(f"{url}/", params=self.params, timeout=self.timeout)
-                up += response.status_code < 500
-            except requests.RequestException:
+                up += self._call(url, "GET", "/").status < 500
+            except (urllib3.exceptions.HTTPError, OSError):
                 continue
         return up
 
@@ -118,22 +146,17 @@ class RasaClient:
         """
         for url in self._order():
             try:
-                response = self.session.post(
-                    f"{url}/model/parse",
-                    params=self.params,
-                    json={"text": fold(text)},  # spelled as the training data is
-                    timeout=self.timeout,
-                )
-                if response.status_code >= 500:
-                    raise requests.HTTPError(f"{response.status_code}")
-                if response.status_code in (401, 403):
+                # Spelled as the training data is.
+                response = self._call(url, "POST", "/model/parse", {"text": fold(text)})
+                if response.status in (401, 403):
                     log.warning(
                         "Rasa at %s refused the token (HTTP %s): check RASA_TOKEN",
                         url,
-                        response.status_code,
+                        response.status,
                     )
-                response.raise_for_status()
-                return parse_response(response.json())
-            except (requests.RequestException, ValueError):
+                if not 200 <= response.status < 300:
+                    raise ValueError(f"Rasa answered HTTP {response.status}")
+                return parse_response(json.loads(response.data))
+            except (urllib3.exceptions.HTTPError, OSError, ValueError):
                 self._down_until[url] = self.clock() + self.cooldown
         raise NluUnavailable("no Rasa server answered")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from functools import lru_cache
 
 _DEVANAGARI = range(0x0900, 0x0980)
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"), None)
@@ -20,6 +21,9 @@ def _strip_latin_accents(text: str) -> str:
     return unicodedata.normalize("NFC", "".join(out))
 
 
+# One turn folds the same body several times (keywords, language, FAQ wording), and the
+# catalogue's own phrases at every turn: a pure function of its text, so remember the latest.
+@lru_cache(maxsize=2048)
 def normalize(text: str) -> str:
     """Folds text for matching: case, Latin accents, punctuation, digits and spacing.
 

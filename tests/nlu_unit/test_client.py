@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -88,3 +89,45 @@ def test_the_client_sends_the_token_a_guarded_rasa_requires(rasa: FakeRasa) -> N
     assert rasa.refused == 2
     understanding = RasaClient([rasa.url], token="rasa-token-0123456789").parse("k ho")
     assert understanding.intent == "faq_meaning" and rasa.refused == 2
+
+
+def test_parses_reuse_one_kept_alive_connection(
+    rasa: FakeRasa, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection per call would cost the worker a TCP handshake per message."""
+    accepted = []
+    get_request = rasa.server.get_request
+
+    def counting() -> Any:
+        accepted.append(1)
+        return get_request()
+
+    monkeypatch.setattr(rasa.server, "get_request", counting)
+    client = RasaClient([rasa.url])
+    for i in range(5):
+        assert client.parse(f"q{i}").intent == "out_of_scope"
+    assert len(rasa.calls) == 5 and len(accepted) == 1
+
+
+def test_a_path_prefix_and_the_token_reach_the_server(rasa: FakeRasa) -> None:
+    """Rasa behind a proxy's path (`RASA_URL=http://host/rasa`) keeps its prefix."""
+    paths: list[str] = []
+    handler: Any = rasa.server.RequestHandlerClass
+    original = handler.do_POST
+
+    def recording(self: Any) -> None:
+        paths.append(self.path)
+        original(self)
+
+    handler.do_POST = recording
+    try:
+        RasaClient([f"{rasa.url}/rasa/"], token="t0k").parse("hello")
+    finally:
+        handler.do_POST = original
+    assert paths == ["/rasa/model/parse?token=t0k"]
+
+
+def test_healthy_counts_the_servers_that_answer(rasa: FakeRasa) -> None:
+    assert RasaClient([rasa.url, "http://127.0.0.1:9"], timeout=0.2).healthy() == 1
+    rasa.status = 503
+    assert RasaClient([rasa.url]).healthy() == 0
