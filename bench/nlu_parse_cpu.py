@@ -25,8 +25,15 @@ import requests
 
 from bench.webhook_load import calibrate, cpu_seconds
 from bot.core.wording import fold
-from bot.processes import rasa_command
+from bot.processes import RASA_PYTHON
 from nlu.evaluate import EVAL_SETS, load_eval_set
+
+
+def rasa_run(port: int, token: str, model: Path) -> list[str]:
+    """`rasa run` itself: only it can swap models over HTTP (`PUT /model`), which this bench
+    needs; `bot run` serves the model with nlu/serve.py (bench/nlu_server_cpu.py)."""
+    return [str(RASA_PYTHON.parent / "rasa"), "run", "--enable-api", "--auth-token", token,
+            "-i", "127.0.0.1", "-p", str(port), "--model", str(model), "--quiet"]  # fmt: skip
 
 
 def free_port() -> int:
@@ -57,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     port, token = free_port(), secrets.token_urlsafe(16)
     url = f"http://127.0.0.1:{port}"
     rasa = subprocess.Popen(  # our own venv's rasa, loopback only
-        rasa_command(port, token, models[0]),
+        rasa_run(port, token, models[0]),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -27,7 +27,8 @@ from bot.settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger("bot")
 
-RASA_BIN = PROJECT_ROOT / ".venv-rasa" / "bin" / "rasa"
+# Rasa's virtualenv (Python 3.10): its interpreter runs the NLU server (nlu/serve.py).
+RASA_PYTHON = PROJECT_ROOT / ".venv-rasa" / "bin" / "python"
 MODEL = PROJECT_ROOT / "models" / "nlu.tar.gz"
 # Rasa's numeric libraries start a thread pool per core for operations that take
 # microseconds on one parse; on a small machine those threads spin against the service's
@@ -53,7 +54,7 @@ class StartError(RuntimeError):
 
 def rasa_available() -> bool:
     """True when Rasa is installed in `.venv-rasa` and a model is trained (`make train`)."""
-    return RASA_BIN.exists() and MODEL.exists()
+    return RASA_PYTHON.exists() and MODEL.exists()
 
 
 def rasa_token(settings: Settings) -> str:
@@ -64,11 +65,13 @@ def rasa_token(settings: Settings) -> str:
 def rasa_command(
     port: int, token: str, model: Path | None = None, extra: Sequence[str] = ()
 ) -> list[str]:
-    """`rasa run` on 127.0.0.1:port with the trained model; its HTTP API wants `token`.
+    """The NLU server on 127.0.0.1:port with the trained model; its parse API wants `token`.
 
-    Without `--auth-token` anyone who reaches the port could replace the model (`PUT /model`).
+    `nlu/serve.py` in Rasa's virtualenv: Rasa's own loader and components behind the parse
+    API of `rasa run --enable-api`, at well under half its CPU per parse (issue 15). It
+    serves nothing but parses; RASA_URL may still point at a `rasa run` elsewhere.
     """
-    return [str(RASA_BIN), "run", "--enable-api", "--auth-token", token,
+    return [str(RASA_PYTHON), "-m", "nlu.serve", "--auth-token", token,
             "-i", "127.0.0.1", "-p", str(port), "--model", str(model or MODEL),
             "--quiet", *extra]  # fmt: skip
 
@@ -125,6 +128,10 @@ def spawn_rasa(
     """Starts Rasa's server on 127.0.0.1:port and returns at once (`start_rasa` waits)."""
     command = rasa_command(port, token, model, extra)
     environment = {**ONE_THREAD, **(os.environ if env is None else env)}
+    # `python -m nlu.serve` finds this project's nlu package from any working directory.
+    environment["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(PROJECT_ROOT), environment.get("PYTHONPATH", "")) if p
+    )
     options: dict[str, object] = {"cwd": cwd, "env": environment}
     if own_process_group:
         options |= own_group()

@@ -20,7 +20,7 @@ from tests.support.builders import add_contact
 
 def test_rasa_is_started_with_an_auth_token() -> None:
     command = processes.rasa_command(5005, "the-token-0123456789")
-    assert command[1:3] == ["run", "--enable-api"]
+    assert command[1:3] == ["-m", "nlu.serve"]
     assert command[command.index("--auth-token") + 1] == "the-token-0123456789"
     assert command[command.index("-i") + 1] == "127.0.0.1"
 
@@ -44,7 +44,7 @@ def test_bot_run_gives_rasa_and_every_process_one_token(
     monkeypatch.setattr(cli, "settings_or_exit", lambda: settings)
     monkeypatch.setattr("bot.db.migrate.upgrade", lambda *_: None)
     monkeypatch.setattr(cli, "_first_admin", lambda _: None)
-    monkeypatch.setattr(processes, "RASA_BIN", tmp_path / "rasa")
+    monkeypatch.setattr(processes, "RASA_PYTHON", tmp_path / "rasa")
     monkeypatch.setattr(processes, "MODEL", tmp_path / "nlu.tar.gz")
     monkeypatch.setattr(cli, "spawn_rasa", lambda port, token, **_: started.append((port, token)))
     monkeypatch.setattr(subprocess, "Popen", Child)

@@ -27,13 +27,14 @@ http.server.ThreadingHTTPServer(("127.0.0.1", port), http.server.SimpleHTTPReque
 
 @pytest.fixture
 def fake_rasa(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A `rasa` that answers HTTP on the port of `rasa run -p PORT`, as the real one does."""
+    """A Rasa-venv `python` that answers HTTP on the port of `-m nlu.serve -p PORT`, as the real
+    server does."""
     rasa = tmp_path / "rasa"
     rasa.write_text(FAKE_RASA.format(python=sys.executable))
     rasa.chmod(0o755)
     model = tmp_path / "nlu.tar.gz"
     model.write_text("")
-    monkeypatch.setattr(processes, "RASA_BIN", rasa)
+    monkeypatch.setattr(processes, "RASA_PYTHON", rasa)
     monkeypatch.setattr(processes, "MODEL", model)
     return rasa
 
@@ -52,7 +53,7 @@ def test_rasa_is_started_probed_and_stopped(fake_rasa: Path, tmp_path: Path) -> 
     )
     try:
         assert processes.answers(f"http://127.0.0.1:{port}/") and probes
-        assert rasa.args[:2] == [str(fake_rasa), "run"]
+        assert rasa.args[:3] == [str(fake_rasa), "-m", "nlu.serve"]
         assert "the-token-0123456789" in rasa.args
     finally:
         processes.stop([rasa], timeout=5)

@@ -207,10 +207,10 @@ rasa.token = argv[argv.index("--auth-token") + 1]
 rasa.answers["what are the steps"] = [("faq_steps", 0.95)]
 serve(rasa.start())
 """
-# `bot run` with RASA_BIN and MODEL pointing at the stand-in.
+# `bot run` with RASA_PYTHON and MODEL pointing at the stand-in.
 BOT_RUN = (
     "import sys; from pathlib import Path; from bot import processes; "
-    "processes.RASA_BIN, processes.MODEL = Path(sys.argv[1]), Path(sys.argv[2]); "
+    "processes.RASA_PYTHON, processes.MODEL = Path(sys.argv[1]), Path(sys.argv[2]); "
     "from bot.cli import main; main(sys.argv[3:], prog_name='bot')"
 )
 # One contact's messages, and the replies each gets when everything is up. The FAQ question
