@@ -68,6 +68,8 @@ def run_service(tree: Path, args: argparse.Namespace) -> tuple[str, dict[str, An
         ]  # fmt: skip
         if args.channels:
             command += ["--channels", *args.channels]
+        if args.prod:
+            command.append("--prod")
         timeout = RUN_TIMEOUT * len(args.channels or [None])  # one run per channel
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
         if done.returncode != 0:
@@ -112,7 +114,8 @@ def compare_services(args: argparse.Namespace, trees: dict[str, Path]) -> None:
     print()
     print("| round | tree | calibration ms | start: accepted / answered s | offered msg/s "
           "| achieved | errors | lost | dup | out of order | ack p50 ms | ack p99 ms "
-          "| e2e p50 ms | e2e p99 ms | drain s | CPU ms/msg web / worker / Rasa / scheduler "
+          "| e2e p50 ms | e2e p99 ms | drain s | CPU ms/msg web / worker / Rasa / scheduler"
+          f"{' / PostgreSQL / Redis' if args.prod else ''} "
           "| CPU ms/msg total | others' CPU % |")  # fmt: skip
     print("|---" * 18 + "|")
     for round_, name, calibration, start, r in sorted(rows, key=lambda x: (x[4]["rate"], x[0])):
@@ -120,6 +123,8 @@ def compare_services(args: argparse.Namespace, trees: dict[str, Path]) -> None:
         parts = [cpu.get("web", 0.0), sum(v for k, v in cpu.items() if k.startswith("worker")),
                  sum(v for k, v in cpu.items() if k.startswith("rasa")),
                  sum(v for k, v in cpu.items() if k.startswith("scheduler"))]  # fmt: skip
+        # --prod: the PostgreSQL and Redis servers work for the service on the same cores.
+        parts += [cpu[server] for server in ("postgres", "redis") if server in cpu]
         print(
             f"| {round_} | {name} | {calibration} | {start['accepted_s']} / "
             f"{start['answered_s']} | {r['rate']} | {r['achieved_rate']} | {r['errors']} "
@@ -167,9 +172,14 @@ def main() -> None:
     parser.add_argument("--tree", type=Path, default=ROOT, help="the tree to compare (this)")
     parser.add_argument("--channels", choices=CHANNELS, nargs="+",
                         help="--bench run: the channels to drive (default Twilio)")  # fmt: skip
+    parser.add_argument(
+        "--prod",
+        action="store_true",
+        help="--bench run: what `make run-prod` starts (PostgreSQL, Redis)",
+    )
     args = parser.parse_args()
-    if args.channels and args.bench != "run":
-        parser.error("--channels needs --bench run")
+    if (args.channels or args.prod) and args.bench != "run":
+        parser.error("--channels and --prod need --bench run")
     trees = {"base " + args.base: base_tree(args.base), "this commit": args.tree.resolve()}
     if args.bench == "run":
         compare_services(args, trees)
