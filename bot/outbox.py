@@ -524,7 +524,10 @@ class Outbox:
         SENT.labels(job.outbound.channel.value, "retry" if transient else "failed").inc()
         # Failover: a transient failure (the provider or the way to it is down) counts against
         # the route; any verdict on the message itself shows the provider is there.
-        maybe_sent = transient and self.failover is not None and maybe_delivered(exc)
+        # A send that may have reached the provider (the adapter says so), or a send taken
+        # back from a dead worker, keeps that mark: its next attempt asks the provider first
+        # (find_sent) instead of sending it a second time, and failover does not move it.
+        maybe_sent = transient and (job.recovered_since is not None or maybe_delivered(exc))
         route_down = False
         if self.failover is not None:
             route = self._route_of(job, self.failover)

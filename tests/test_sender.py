@@ -317,3 +317,63 @@ def test_claims_are_renewed_in_batches_only_where_the_claim_is_still_ours(
     claims = {r.id: r.claimed_until for r in outbound_rows(runtime)}
     assert all(claims[i] == until for i in expected)
     assert claims[ids[2]] == held[ids[2]]  # untouched
+
+
+class FailingChannel:
+    """A provider whose sends fail as the test says; records its lookups."""
+
+    abilities = ChannelAbilities(find_sent=True)
+
+    def __init__(self, maybe_sent: bool) -> None:
+        self.maybe_sent = maybe_sent
+        self.lookups = 0
+
+    def send(self, message: Outbound) -> SendResult:
+        from bot.channels.base import TransientSendError
+
+        raise TransientSendError("no answer", maybe_sent=self.maybe_sent)
+
+    def find_sent(self, message: Outbound, since: datetime) -> list[SendResult]:
+        self.lookups += 1
+        return []
+
+
+@pytest.mark.parametrize(
+    ("maybe_sent", "recovered", "asks_first"),
+    [(True, False, True), (False, True, True), (False, False, False)],
+)
+def test_a_send_that_may_have_arrived_is_looked_up_before_it_is_sent_again(
+    runtime: Runtime, clock: FakeClock, maybe_sent: bool, recovered: bool, asks_first: bool
+) -> None:
+    """Without failover too: a send the adapter says may have reached the provider, or a send
+    taken back from a dead worker whose retry failed, keeps its mark; its next attempt asks
+    the provider first. A send that certainly did not get there is simply sent again."""
+    channel = FailingChannel(maybe_sent)
+    outbox = Outbox(
+        runtime.db,
+        {Channel.SMS: channel},  # type: ignore[dict-item]
+        schedule_retry=lambda message_id, delay: None,
+        clock=clock,
+    )
+    inbound = Inbound(Channel.SMS, "+9779811111113", "hi", provider_id="SMc")
+    contact_id = accept(runtime.db, inbound, now=clock()).contact_id
+    with runtime.db.write() as s:
+        message_id = outbox.enqueue(
+            s, contact_id, Outbound(Channel.SMS, "+9779811111113", "hello", Language.EN)
+        )
+    assert outbox.claim(message_id)
+    job = outbox.load(message_id)
+    assert job is not None
+    if recovered:  # as `load` makes it for a row the sweeper took back
+        from dataclasses import replace
+
+        job = replace(job, recovered_since=clock() - timedelta(minutes=1))
+    outbox.send(job)
+    clock.advance(600)
+    assert outbox.claim(message_id)
+    again = outbox.load(message_id)
+    assert again is not None
+    assert (again.recovered_since is not None) is asks_first
+    lookups = channel.lookups
+    outbox.send(again)
+    assert channel.lookups - lookups == (1 if asks_first else 0)
