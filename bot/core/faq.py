@@ -7,9 +7,17 @@ from dataclasses import dataclass, replace
 
 from bot.core.messages import Language
 from bot.core.understanding import Understanding
-from bot.core.wording import mentions_domain, mentions_subject, near_miss, other_words
+from bot.core.wording import (
+    asks_not_tells,
+    mentions_domain,
+    mentions_subject,
+    near_miss,
+    other_words,
+)
 
 FAQ_PREFIX = "faq_"
+FEEDBACK_INTENT = "give_feedback"
+MIN_REST = 0.2  # what a question taken for feedback must leave to the other intents
 
 
 @dataclass(frozen=True)
@@ -72,14 +80,31 @@ def decide(
 ) -> Decision:
     """Turns the model's ranking into a decision, never bluffing a low-confidence answer.
 
-    With the message's `text`, a message off the FAQ's subject (`off_subject`) never gets a
-    FAQ answer: "why is hand washing important" has the shape of the importance question but
-    is not about mobilization, so it is refused. Only when it has a word of the FAQ's world
-    ("how to involve community leaders") are the likely topics offered instead.
+    With the message's `text`, a question the model took for feedback, even in part
+    (`asks_not_tells`), is decided on the rest of the ranking, and a message off the FAQ's
+    subject (`off_subject`) never gets a FAQ answer: "why is hand washing important" has the
+    shape of the importance question but is not about mobilization, so it is refused. Only
+    when it has a word of the FAQ's world ("how to involve community leaders") are the likely
+    topics offered instead.
     """
     ranking = sorted(understanding.ranking, key=lambda c: -c.confidence)
     top = understanding.intent
     confidence = understanding.confidence
+    feedback = next((c.confidence for c in ranking if c.intent == FEEDBACK_INTENT), 0.0)
+    if text is not None and feedback and asks_not_tells(text):
+        # "Will a mobilizer come to our village?" looks like feedback about one's village to
+        # the model, but it asks: feedback is ruled out, so decide on the rest of the ranking,
+        # each share taken as a part of what is left. Crumbs left by a model all but sure of
+        # feedback are not scaled up into an answer.
+        rest = 1.0 - feedback
+        scale = 1.0 / rest if rest >= MIN_REST else 1.0
+        ranking = [
+            replace(c, confidence=c.confidence * scale)
+            for c in ranking
+            if c.intent != FEEDBACK_INTENT
+        ]
+        top = ranking[0].intent if ranking else None
+        confidence = ranking[0].confidence if ranking else 0.0
     if text is not None and off_subject(text):
         if near_miss(text) or not mentions_domain(text):
             known = set()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 from bot.core.text import normalize
 
@@ -78,11 +79,79 @@ _NEAR_MISS_WORDS = frozenset(
         "allowances", "bhatta", "talab", "tankha", "pension", "recruitment",
         "तलब", "तलप", "भत्ता", "पारिश्रमिक", "तनखा", "विज्ञापन", "दरखास्त", "आवेदन",
         "रिक्त", "पेन्सन", "कमाइ",
+        # Spellings people really type for the job, the pay, applying and hiring.
+        "talap", "tlb", "tnkha", "bharna", "bharti",
+        "aawedan", "awedan", "abedan", "aabedan", "aavedan", "avedan", "bhattaa",
+        "salry", "sallary", "salery", "vacency", "vacancey", "allowence", "alowance",
+        "qualification", "qualifications", "yogyata", "hiring", "darkhast", "darkhasta",
+        "भर्ना", "भर्ती", "अबेदन", "आबेदन", "अवेदन", "योग्यता", "दरखास",
     }
 )  # fmt: skip
 _NEAR_MISS_PHRASES = ("apply for", "apply as", "apply to", "job vacancy", "how much pay",
-                      "get paid", "kati pai", "kati paun", "kasari paune jagir")  # fmt: skip
+                      "get paid", "kati pai", "kati paun", "kasari paune jagir",
+                      "kati paisa", "कति पैसा", "how much money", "application form",
+                      "job opening", "kaam khoj", "kam khoj", "काम खोज", "फाराम", "फारम",
+                      "form bhar", "form kaha")  # fmt: skip
+# Asking for a mobilizer's job rather than what the job is: "is there a job", "how to become
+# a mobilizer" (but "how to become a GOOD mobilizer" asks for the qualities).
+_NEAR_MISS_PATTERNS = re.compile(
+    r"\b(is|are) (there|thr) (a |an |any )?(job|vacanc|opening|post)"
+    r"|\bany (job|vacanc|opening)"
+    r"|\b(get|find|need|want|got|looking for|search for) (a |an |any )?(job|work as)\b"
+    r"|\b(want|like|wish|how) to (work|be|become|join) (as )?(a |an )?(social |community )?"
+    r"(mobili|mobli|parichalak)"
+    r"|\bbecome (a |an )?(social |community )?(mobili|mobli|parichalak)"
+    r"|\bhow much (do|does|will|can|is)\b.*\b(earn|earns|paid|pay)\b"
+    r"|\b(mobili\w*|parichalak) (pad ?ma |pad ko lagi |ko lagi |kasari )?(banna|banne|bannu)\b"
+    r"|\b(job|jagir|jaagir|jageer|kaam|kam) (kasari |kaha |kahaa |kata |kasle )?"
+    r"(paune|paaune|paincha|painchha|paiyo|khoj|khulyo|khulchha|chahiyo|dinchha)"
+    r"|\b(jagir|jaagir|jageer)$"  # "mobilizer ko jagir": the job itself, nothing asked of it
+    r"|परिचालक (पदमा |कसरि )?बन्न"  # no \b: a Devanagari vowel sign is not a word character
+    r"|(जागिर|काम) (कसरि |कहां |कहा )?(पाउने|पाइन्छ|पाइयो|खोज|खुल्यो|चाहियो)"
+    r"|जागिर$"
+)
+# Words that make "becoming a mobilizer" a question about qualities, not a job.
+_GOOD_WORDS = frozenset({"good", "better", "best", "successful", "effective", "ideal", "asal",
+                         "ramro", "safal", "असल", "राम्रो", "सफल", "qualities", "quality",
+                         "skills", "gun", "गुण"})  # fmt: skip
 _VOWELS = set("aeiouy")
+
+# Feedback or a question? "What does the mobilizer in our ward do" asks; "complaint: the
+# mobilizer never came" and "the mobilizer did not come to our village" tell. A message is
+# feedback when it names feedback, or reports something that did not happen or went wrong.
+_FEEDBACK_WORDS = frozenset(
+    {
+        "feedback", "complaint", "complaints", "complain", "complained", "suggestion",
+        "suggestions", "suggest", "report", "rumour", "rumor", "opinion", "gunaso", "gunasho",
+        "gunaaso", "ujuri", "ujur", "sujhav", "sujhab", "sujhaw", "sujhaav", "pratikriya",
+        "halla", "गुनासो", "उजुरी", "सुझाव", "प्रतिक्रिया", "हल्ला", "राय",
+    }
+)  # fmt: skip
+_WRONG_WORDS = frozenset(
+    {
+        "not", "never", "didnt", "didn", "doesnt", "doesn", "wont", "isnt", "no", "nobody",
+        "nothing", "rude", "late", "absent", "bad", "worst", "problem", "problems", "issue",
+        "broken", "angry", "unhappy", "satisfied", "useless", "stopped", "missing",
+        "chaina", "xaina", "chhaina", "samasya", "bigreko", "bigryo", "naramro", "dhila", "ghus",
+        "समस्या", "बिग्रिएको", "बिग्रियो", "नराम्रो", "ढिला", "घुस",
+    }
+)  # fmt: skip
+# Nepali negatives end the verb: "aayenan", "bhayena", "gardainan", "आएनन्", "गर्दैनन्", "छैन".
+_NEGATIVE_ENDINGS_ROMAN = ("ena", "enan", "yenan", "daina", "dainan", "dinan", "chhaina")
+_NEGATIVE_ENDINGS_NE = ("एन", "एनन्", "दैन", "दैनन्", "छैन", "छैनन्", "एनौ", "न्न")
+_QUESTION_TAGS = frozenset({"ki", "कि"})  # "aauchha ki aaudaina": "or not?", a question
+_QUESTION_WORDS = frozenset(
+    {
+        "what", "whats", "wat", "who", "whom", "whose", "why", "how", "when", "where", "which",
+        "ke", "kasari", "kina", "kahile", "kun", "kasle", "kaslai", "kasto", "kati", "hola", "ki",
+        "के", "कसरि", "किन", "कहिले", "कुन", "कसले", "कसलाई", "कस्तो", "कति", "होला", "कि",
+    }
+)  # fmt: skip
+# English yes/no questions open with the verb: "will a mobilizer come", not "he will come".
+_QUESTION_OPENERS = frozenset(
+    {"will", "would", "can", "could", "does", "do", "did", "is", "are", "should", "shall", "has"}
+)
+_QUESTION_PHRASES = ("ko ho", "ko hun", "को हो", "को हुन्")  # fmt: skip
 
 # The FAQ questions' own shape: question and function words, the topics' words, politeness,
 # in English, romanized Nepali and Devanagari. What is left of a message after these (and
@@ -128,6 +197,7 @@ _SHAPE_NE = """
 """
 
 
+@lru_cache(maxsize=2048)  # pure; a turn folds the same body several times (see normalize)
 def fold(text: str) -> str:
     """One spelling for the variants people type, for the model's features.
 
@@ -153,6 +223,9 @@ _NE_ENDINGS = tuple(
 )
 
 _NEAR_MISS_FOLDED = frozenset(fold(word) for word in _NEAR_MISS_WORDS)
+_GOOD_FOLDED = frozenset(fold(word) for word in _GOOD_WORDS)
+_FEEDBACK_FOLDED = frozenset(fold(word) for word in _FEEDBACK_WORDS | _WRONG_WORDS)
+_QUESTION_FOLDED = frozenset(fold(word) for word in _QUESTION_WORDS)
 
 
 def _skeleton(word: str) -> str:
@@ -233,4 +306,35 @@ def near_miss(text: str) -> bool:
     words = set(folded.split())
     if any(_forms(word) & _NEAR_MISS_FOLDED for word in words):
         return True
-    return any(phrase in folded for phrase in _NEAR_MISS_PHRASES)
+    if any(phrase in folded for phrase in _NEAR_MISS_PHRASES):
+        return True
+    return bool(_NEAR_MISS_PATTERNS.search(folded)) and not words & _GOOD_FOLDED
+
+
+def asks_not_tells(text: str) -> bool:
+    """True when `text` is a question and not feedback: it asks (a question mark or a
+    question word), names no feedback and reports nothing that did not happen or went wrong.
+
+    >>> asks_not_tells("will a mobilizer come to our village?")
+    True
+    >>> asks_not_tells("the mobilizer did not come to our village, why?")
+    False
+    >>> asks_not_tells("I want to give feedback about the mobilizer in our village")
+    False
+    """
+    folded = fold(normalize(text))
+    words = folded.split()
+    asks = "?" in text or any(word in _QUESTION_FOLDED for word in words)
+    asks = asks or bool(words and words[0] in _QUESTION_OPENERS)
+    if not asks and not any(phrase in folded for phrase in _QUESTION_PHRASES):
+        return False
+    for before, word in zip(["", *words], words, strict=False):
+        if _forms(word) & _FEEDBACK_FOLDED:
+            return False
+        if before in _QUESTION_TAGS:
+            continue
+        if word.isascii() and word.endswith(_NEGATIVE_ENDINGS_ROMAN) and len(word) > 4:
+            return False
+        if not word.isascii() and word.endswith(_NEGATIVE_ENDINGS_NE):
+            return False
+    return True

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from bot.core.faq import off_subject
 from bot.core.wording import (
+    asks_not_tells,
     fold,
     mentions_domain,
     mentions_subject,
@@ -91,7 +92,61 @@ def test_near_misses_and_domain_words() -> None:
     assert not mentions_domain("strategies to win at chess")
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "how can i become a social mobilizer",
+        "is there a job for a mobilizer here",
+        "any vacancy for community mobiliser",
+        "how much does a mobilizer earn",
+        "i want to work as a social mobilizer",
+        "mobilizer ko jagir",
+        "mobilizer ko jaagir kasari paune",
+        "parichalak ko talab kati ho",
+        "mobilizer ko tlb kati",
+        "mobilizer bharna kahile",
+        "parichalak pad ma aawedan kaha dine",
+        "mobilizer ko lagi awedan",
+        "abedan kasari dine",
+        "parichalak lai bhatta kati dinchha",
+        "mobilizer kasari banne",
+        "परिचालक पदमा आवेदन",
+        "परिचालकको जागिर",
+        "परिचालकको तलब कति हो",
+        "परिचालक भर्ना कहिले खुल्छ",
+        "परिचालकलाई भत्ता कति",
+        "रिक्त पद परिचालक",
+        "परिचालक कसरी बन्ने",
+    ],
+)
+def test_jobs_pay_and_allowances_as_people_spell_them_are_near_misses(text: str) -> None:
+    assert near_miss(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "what is the work of the mobilizer in our ward",
+        "role of mobilizer in our village",
+        "what is the mobilizers job in the community",
+        "how does social mobilization work",
+        "how to become a good mobilizer",
+        "qualities needed to become a mobilizer",
+        "asal parichalak kasari banne",
+        "असल परिचालक कसरी बन्ने",
+        "mobilizer ko kaam k ho",
+        "parichalak ko jagir ma dainik ke kaam hunchha",  # the job's work, not getting it
+        "परिचालकले कस्तो काम गर्छ",
+        "how much does the community benefit from mobilization",
+        "is there a mobilizer in our ward",
+    ],
+)
+def test_questions_about_a_mobilizers_work_or_role_are_not_near_misses(text: str) -> None:
+    assert not near_miss(text)
+
+
 @given(st.text(max_size=80))
 def test_never_crash_on_any_text(text: str) -> None:
     fold(text)
     off_subject(text)
+    asks_not_tells(text)
