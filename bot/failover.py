@@ -77,46 +77,19 @@ def took_probe(health: Health, now: datetime, probe: timedelta) -> Health:
     return replace(health, next_probe_at=now + probe)
 
 
-# Transport errors after which the provider may have the message: the request went out and
-# the answer was lost (a connection that could not be opened is not one of them).
-_LOST_ANSWER = (
-    "ReadTimeout",
-    "ServerTimeoutError",
-    "RemoteDisconnected",
-    "ProtocolError",
-    "ServerDisconnectedError",
-    "ClientPayloadError",
-    "ChunkedEncodingError",
-)
-
-
 def maybe_delivered(exc: BaseException) -> bool:
     """True when a failed send may still have reached the provider: such a message is not
     moved to another route unless the provider, asked (`find_sent`), says it lacks it.
 
-    An adapter can say so itself (`exc.maybe_sent = True/False` on the SendError it
-    raises). Otherwise: the provider answered with an error, or the adapter refused before
-    calling (no cause) -> certainly not; a timeout, a connection lost mid-call, an adapter's
-    own error in between (the Android pool's "in doubt") -> maybe.
+    Only the adapter knows (`SendError.maybe_sent`: it sets False for a connection never
+    opened or the provider's own error answer, True for a reply that timed out or a
+    connection dropped after the request went out; bot/channels/transport.py). When it
+    leaves it None, or the error is not a SendError, the answer is True: the safe side. A
+    message that waits for its provider to come back is late; one moved when the provider
+    had it is sent twice.
     """
     said = getattr(exc, "maybe_sent", None)
-    if isinstance(said, bool):
-        return said
-    cause = exc.__cause__ or exc.__context__
-    if cause is not None and type(cause).__module__.startswith("bot."):
-        return True
-    seen: BaseException | None = cause
-    for _ in range(8):
-        if seen is None:
-            return False
-        name = type(seen).__name__
-        if name == "ConnectTimeout":  # no connection was made
-            return False
-        lost = isinstance(seen, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError))
-        if lost or name in _LOST_ANSWER or isinstance(seen, TimeoutError):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
+    return said if isinstance(said, bool) else True
 
 
 class Failover:

@@ -7,50 +7,50 @@ value stops start-up with a :class:`SettingsError` that names the setting.
 
 from __future__ import annotations
 
+import importlib
 import os
+import pkgutil
 import secrets
 import shlex
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import time
-from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlparse
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from limits import RateLimitItem
 from limits import parse as parse_limit
 
 from bot.channel_order import CHANNELS, DEFAULT_ORDER, Route, parse_order
-from bot.settings_android import AndroidGateway
-from bot.settings_android import parse as parse_android
+from bot.settings_parsing import Get
+from bot.settings_parsing import SettingsError as SettingsError  # re-exported: its old home
+from bot.settings_parsing import parse_bool as _bool
+from bot.settings_parsing import parse_int as _int
+from bot.settings_parsing import parse_token as _token
+from bot.settings_parsing import parse_url as _url
+
+T = TypeVar("T")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_VAR_DIR = PROJECT_ROOT / "var"
 TWILIO_DEFAULT_API_BASE = "https://api.twilio.com"
-SPARROW_DEFAULT_API_BASE = "https://api.sparrowsms.com"
 # What the dashboard's Retrain runs; {nlu}, {out} and {name} are filled in for each run.
 DEFAULT_TRAIN_COMMAND = (
     ".venv-rasa/bin/rasa train nlu --config config.yml --nlu {nlu} --out {out} "
     "--fixed-model-name {name}"
 )
-# Broadcast pace per sender, by channel or "channel:provider" (BROADCAST_PACE adds to it): a
-# Twilio long code sends 1 segment/s; WhatsApp ~20 messages/s; Sparrow documents no limit
-# (a short code carries ~100/s; 10 leaves room for replies); an Android phone sends about
-# 6 a minute (ANDROID_GATEWAY_PACE paces each phone; raise sms:android with the pool's size).
-DEFAULT_PACE: dict[str, float] = {
-    "sms": 1.0,
-    "whatsapp": 20.0,
-    "sms:sparrow": 10.0,
-    "sms:android": 0.1,
-}
+# Broadcast pace per channel's default adapter (BROADCAST_PACE adds to it): a Twilio long
+# code sends 1 segment/s; WhatsApp ~20 messages/s. Another provider's route is paced by its
+# own settings (`pace_per_second` of bot/channels/<name>/settings.py, see `pace_for`).
+DEFAULT_PACE: dict[str, float] = {"sms": 1.0, "whatsapp": 20.0}
+# Where providers live, and the module in a provider's folder that parses its settings
+# (bot/channels/registry.py's contract). Named, not imported: bot.settings is the bottom
+# layer and never imports a provider statically.
+PROVIDERS_PACKAGE = "bot.channels"
+PROVIDER_SETTINGS_MODULE = "settings"
 DEFAULT_LOGIN_LIMIT_PER_IP = "20 per 5 minutes"
 DEFAULT_LOGIN_LIMIT_PER_ACCOUNT = "10 per 15 minutes"
-
-
-class SettingsError(ValueError):
-    """A setting is missing or malformed; the message names it."""
 
 
 def _parse_dotenv(path: Path) -> dict[str, str]:
@@ -70,43 +70,6 @@ def _parse_dotenv(path: Path) -> dict[str, str]:
             value = value[1:-1]
         values[key.strip()] = value
     return values
-
-
-def _url(name: str, value: str, schemes: tuple[str, ...]) -> str:
-    parsed = urlparse(value)
-    if parsed.scheme not in schemes or not parsed.netloc:
-        raise SettingsError(
-            f"{name} must be a URL starting with {' or '.join(schemes)}://, got {value!r}"
-        )
-    return value.rstrip("/")
-
-
-def _int(name: str, value: str, minimum: int, maximum: int) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise SettingsError(f"{name} must be a whole number, got {value!r}") from None
-    if not minimum <= number <= maximum:
-        raise SettingsError(f"{name} must be between {minimum} and {maximum}, got {number}")
-    return number
-
-
-def _bool(name: str, value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off", ""}:
-        return False
-    raise SettingsError(f"{name} must be true or false, got {value!r}")
-
-
-def _token(name: str, value: str | None) -> str | None:
-    """A shared secret: at least 16 URL-safe characters (it travels in URLs and commands)."""
-    if value is None:
-        return None
-    if len(value) < 16 or not all(ch.isascii() and (ch.isalnum() or ch in "-_.~") for ch in value):
-        raise SettingsError(f"{name} must be at least 16 characters of A-Z a-z 0-9 - _ . ~")
-    return value
 
 
 def _hours(name: str, value: str | None, default: int) -> int:
@@ -257,23 +220,26 @@ class Settings:
     nlu_train_cwd: Path = PROJECT_ROOT
     nlu_models_dir: Path = PROJECT_ROOT / "models"
     nlu_train_timeout_seconds: int = 1800
-    # Sparrow SMS (issue 11): Nepal's local SMS aggregator (bot/channels/sparrow/). Enabled
-    # when SPARROW_TOKEN is set: its API token, the sender identity it gave us, its API base
-    # (tests point it at testkit/fake_sparrow.py), the secret in the inbound URL registered
-    # with Sparrow, and the source networks that inbound URL accepts (empty: any).
-    sparrow_token: str | None = field(default=None, repr=False)
-    sparrow_from: str | None = None
-    sparrow_api_base: str = SPARROW_DEFAULT_API_BASE
-    sparrow_inbound_token: str | None = field(default=None, repr=False)
-    sparrow_allowed_ips: tuple[IPv4Network | IPv6Network, ...] = ()
-    # The Android SMS gateway's pool of phones (issue 11, bot/settings_android.py);
-    # None when no phone is configured.
-    android: AndroidGateway | None = None
+    # Each provider's own settings (issue 11), parsed by its folder's settings.py: provider
+    # name -> what its `parse` returned (None: the provider is not configured). Read them
+    # with `provider(name, kind)`; the dashboard shows them as "<name>_<field>".
+    providers: Mapping[str, object] = field(default_factory=dict)
 
-    @property
-    def sparrow_enabled(self) -> bool:
-        """True when replies to Sparrow's inbound messages go back through Sparrow."""
-        return bool(self.sparrow_token)
+    def provider(self, name: str, kind: type[T]) -> T | None:
+        """Provider `name`'s settings (bot/channels/<name>/settings.py's `parse`), None when
+        it is not configured.
+
+        Raises:
+            TypeError: they are not a `kind` (a provider's reader asked for another's).
+        """
+        value = self.providers.get(name)
+        if value is not None and not isinstance(value, kind):
+            raise TypeError(f"the settings of {name!r} are a {type(value).__name__}, not {kind}")
+        return value
+
+    def with_provider(self, name: str, value: object) -> Settings:
+        """These settings with provider `name`'s replaced by `value` (tests, tools)."""
+        return replace(self, providers={**self.providers, name: value})
 
     @property
     def nlu_current_model(self) -> Path:
@@ -298,12 +264,17 @@ class Settings:
     def pace_for(self, channel: str, sender: str | None, provider: str | None = None) -> float:
         """Segments (SMS) or messages (WhatsApp) per second for a sender; 0 means unpaced.
 
-        The sender's own entry, else its provider's ("sms:sparrow"), else the channel's.
+        BROADCAST_PACE's entry for the sender, else for its route ("sms:sparrow"), else the
+        provider's own default (its settings' `pace_per_second`: what it documents, an
+        Android pool's phones together), else the channel's.
         """
         if sender and sender in self.pace:
             return self.pace[sender]
         if provider and f"{channel}:{provider}" in self.pace:
             return self.pace[f"{channel}:{provider}"]
+        own = getattr(self.providers.get(provider or ""), "pace_per_second", None)
+        if isinstance(own, int | float):
+            return float(own)
         return self.pace.get(channel, 0.0)
 
     @property
@@ -509,14 +480,12 @@ class Settings:
                 "NLU_TRAIN_COMMAND", get("NLU_TRAIN_COMMAND") or DEFAULT_TRAIN_COMMAND
             ),
             nlu_models_dir=Path(get("NLU_MODELS_DIR") or PROJECT_ROOT / "models"),
-            # Sparrow SMS (issue 11)
-            **_sparrow(get),
-            # Android SMS gateway (issue 11)
-            android=parse_android(get, SettingsError),
+            # Each provider's own settings (issue 11), from its folder
+            providers=_providers(get),
         )
 
 
-def _failover(get: Callable[[str], str | None]) -> dict[str, Any]:
+def _failover(get: Get) -> dict[str, Any]:
     """CHANNEL_ORDER, FAILOVER_AFTER and FAILOVER_PROBE_SECONDS (bot/failover.py)."""
     order = get("CHANNEL_ORDER") or DEFAULT_ORDER
     try:
@@ -535,34 +504,32 @@ def _failover(get: Callable[[str], str | None]) -> dict[str, Any]:
     }
 
 
-def _sparrow(get: Callable[[str], str | None]) -> dict[str, Any]:
-    """The Sparrow SMS settings (issue 11), checked: errors name the setting."""
-    token = get("SPARROW_TOKEN") or None
-    sender = (get("SPARROW_FROM") or "").strip() or None
-    if token and not sender:
-        raise SettingsError("SPARROW_FROM (the sender identity Sparrow gave you) is required")
-    inbound = _token("SPARROW_INBOUND_TOKEN", get("SPARROW_INBOUND_TOKEN") or None)
-    networks: list[IPv4Network | IPv6Network] = []
-    for item in (get("SPARROW_ALLOWED_IPS") or "").replace(" ", ",").split(","):
-        if not item:
+def _providers(get: Get) -> dict[str, object]:
+    """Every provider's settings, parsed by its folder's settings.py (`parse(get)`, raising
+    SettingsError that names the setting), by provider name.
+
+    Found, like the providers themselves (bot/channels/registry.py), as the folders under
+    bot/channels/ and imported by name: this bottom layer never imports a provider
+    statically, and a provider's settings.py imports only bot.settings_parsing (.importlinter
+    checks both), so there is no cycle. A folder without settings.py has no settings.
+    """
+    package = importlib.import_module(PROVIDERS_PACKAGE)
+    parsed: dict[str, object] = {}
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+        if not info.ispkg:
             continue
+        module_name = f"{PROVIDERS_PACKAGE}.{info.name}.{PROVIDER_SETTINGS_MODULE}"
         try:
-            networks.append(ip_network(item, strict=False))
-        except ValueError:
-            raise SettingsError(
-                f"SPARROW_ALLOWED_IPS must be addresses or CIDRs separated by commas, got {item!r}"
-            ) from None
-    return {
-        "sparrow_token": token,
-        "sparrow_from": sender,
-        "sparrow_api_base": _url(
-            "SPARROW_API_BASE",
-            get("SPARROW_API_BASE") or SPARROW_DEFAULT_API_BASE,
-            ("http", "https"),
-        ),
-        "sparrow_inbound_token": inbound,
-        "sparrow_allowed_ips": tuple(networks),
-    }
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                continue  # this provider has no settings of its own
+            raise
+        parse = getattr(module, "parse", None)
+        if not callable(parse):
+            raise SettingsError(f"{module_name} defines no parse(get) for its settings")
+        parsed[info.name] = parse(get)
+    return parsed
 
 
 def _local_secret(var_dir: Path) -> str:

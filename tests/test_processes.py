@@ -31,11 +31,13 @@ from bot.settings import Settings
 from testkit.fake_twilio import FakeTwilio
 from testkit.load import Account, Planned, send
 from testkit.servers import FakeProcess, free_port
+from tests.support.bot_run import ROOT, at_exit, bot_run, run_env, stand_in_rasa, twilio_env
 from tests.support.builders import ACCOUNT_SID, AUTH_TOKEN, SMS_FROM
 
-ROOT = Path(__file__).resolve().parent.parent
 COUNT = 300
 ACCOUNT = Account(ACCOUNT_SID, AUTH_TOKEN, SMS_FROM)
+# `bot run` on its embedded defaults: no outside database, queue or Rasa.
+NO_SERVICES = ("DATABASE_URL", "REDIS_URL", "RASA_URL", "RASA_TOKEN")
 
 pytestmark = pytest.mark.slow
 
@@ -146,73 +148,38 @@ def browse(port: int, done: threading.Event) -> None:
 def test_ctrl_c_stops_bot_run_and_all_its_processes_cleanly(tmp_path: Path) -> None:
     """Ctrl-C on `make run`: every process gone within 5 s, none killed (issue 14)."""
     port, unused = free_port(), free_port()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in ("DATABASE_URL", "REDIS_URL", "RASA_TOKEN", "TWILIO_ACCOUNT_SID")
-    } | {
-        "VAR_DIR": str(tmp_path / "var"),
-        "SECRET_KEY": "test-secret-key-0123456789",
-        "RASA_URL": f"http://127.0.0.1:{unused}",  # nothing listens: Rasa is not started
-        "LOG_LEVEL": "INFO",
-    }
+    env = run_env(
+        tmp_path / "var",
+        drop=("DATABASE_URL", "REDIS_URL", "RASA_TOKEN", "TWILIO_ACCOUNT_SID"),
+        RASA_URL=f"http://127.0.0.1:{unused}",  # nothing listens: Rasa is not started
+        LOG_LEVEL="INFO",
+    )
     log = tmp_path / "run.log"
     browsing = threading.Event()
-    with log.open("wb") as out:
-        # A session of its own, as a terminal gives `make run`: Ctrl-C is a SIGINT to the
-        # whole foreground process group.
-        run = subprocess.Popen(
-            [sys.executable, "-m", "bot", "run", "--port", str(port)],
-            env=env,
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        assert wait_ready(f"http://127.0.0.1:{port}/healthz", run, timeout=60), log.read_text()
-        # web (gunicorn and its 2 workers), worker and scheduler are up.
-        assert wait_until(lambda: len(_descendants(run.pid)) >= 5, 30), log.read_text()
-        # Requests in flight when Ctrl-C comes: gunicorn's workers are busy, as in real use.
-        for _ in range(6):
-            threading.Thread(target=browse, args=(port, browsing), daemon=True).start()
-        time.sleep(2.0)
-        processes = _descendants(run.pid) | {run.pid}
-        started = time.monotonic()
-        os.killpg(run.pid, signal.SIGINT)
-        run.wait(timeout=10)
-        assert wait_until(lambda: not any(map(_alive, processes)), 5)
-        seconds = time.monotonic() - started
-    finally:
-        browsing.set()
-        if run.poll() is None:
-            os.killpg(run.pid, signal.SIGKILL)
-            run.wait()
+    command = [sys.executable, "-m", "bot", "run", "--port", str(port)]
+    with bot_run(command, env, log) as run:
+        try:
+            assert wait_ready(f"http://127.0.0.1:{port}/healthz", run, timeout=60), log.read_text()
+            # web (gunicorn and its 2 workers), worker and scheduler are up.
+            assert wait_until(lambda: len(_descendants(run.pid)) >= 5, 30), log.read_text()
+            # Requests in flight when Ctrl-C comes: gunicorn's workers are busy, as in real use.
+            for _ in range(6):
+                threading.Thread(target=browse, args=(port, browsing), daemon=True).start()
+            time.sleep(2.0)
+            processes = _descendants(run.pid) | {run.pid}
+            started = time.monotonic()
+            os.killpg(run.pid, signal.SIGINT)
+            run.wait(timeout=10)
+            assert wait_until(lambda: not any(map(_alive, processes)), 5)
+            seconds = time.monotonic() - started
+        finally:
+            browsing.set()
     output = log.read_text()
     assert run.returncode == 0, output
     assert "SIGKILL" not in output and "Traceback" not in output, output
     assert seconds <= 5, f"stopping took {seconds:.1f} s"
 
 
-# A `rasa` for `bot run` to start and supervise: the fake Rasa on the port and with the token
-# of `rasa run -p PORT --auth-token T`, sure that "what are the steps" is a FAQ question.
-STAND_IN_RASA = """#!{python}
-import sys
-sys.path.insert(0, {root!r})
-from testkit.fake_rasa import FakeRasa
-from testkit.servers import serve
-argv = sys.argv
-rasa = FakeRasa(port=int(argv[argv.index("-p") + 1]))
-rasa.token = argv[argv.index("--auth-token") + 1]
-rasa.answers["what are the steps"] = [("faq_steps", 0.95)]
-serve(rasa.start())
-"""
-# `bot run` with RASA_PYTHON and MODEL pointing at the stand-in.
-BOT_RUN = (
-    "import sys; from pathlib import Path; from bot import processes; "
-    "processes.RASA_PYTHON, processes.MODEL = Path(sys.argv[1]), Path(sys.argv[2]); "
-    "from bot.cli import main; main(sys.argv[3:], prog_name='bot')"
-)
 # One contact's messages, and the replies each gets when everything is up. The FAQ question
 # comes outside the survey: while Rasa is down it is answered "I cannot understand you right
 # now" instead of the answer (one reply either way); mid-survey it would count as an answer.
@@ -244,39 +211,30 @@ def test_bot_run_restarts_killed_processes_and_loses_nothing(tmp_path: Path) -> 
     """kill -9 of the worker, then Rasa, then the scheduler during a burst of webhooks: each
     is restarted, every message acknowledged and answered as often as without the kills,
     nothing sent twice, /readyz names the process while it is down (issue 15)."""
-    rasa = tmp_path / "rasa"
-    rasa.write_text(STAND_IN_RASA.format(python=sys.executable, root=str(ROOT)))
-    rasa.chmod(0o755)
-    model = tmp_path / "nlu.tar.gz"
-    model.write_text("")
+    bot = stand_in_rasa(tmp_path)
     port, rasa_port = free_port(), free_port()
     url = f"http://127.0.0.1:{port}"
     var = tmp_path / "var"
     twilio = FakeProcess("testkit.fake_twilio", "--delay", "0.1")
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in ("DATABASE_URL", "REDIS_URL", "RASA_URL", "RASA_TOKEN")
-    } | {
-        "VAR_DIR": str(var),
-        "SECRET_KEY": "test-secret-key-0123456789",
-        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-        "TWILIO_SMS_FROM": SMS_FROM,
-        "TWILIO_API_BASE": twilio.url,
-        "PUBLIC_URL": url,
-        "NLU_TIMEOUT_MS": "500",
-        "QUIET_HOURS": "off",
-        "LOG_LEVEL": "WARNING",
-        "PYTHONPATH": str(ROOT),
-    }
+    env = run_env(
+        var,
+        drop=NO_SERVICES,
+        **twilio_env(twilio.url, url),
+        NLU_TIMEOUT_MS="500",
+        QUIET_HOURS="off",
+        LOG_LEVEL="WARNING",
+    )
     log = tmp_path / "run.log"
-    with log.open("wb") as out:
-        run = subprocess.Popen(
-            [sys.executable, "-c", BOT_RUN, str(rasa), str(model), "run", "--port", str(port),
-             "--rasa-port", str(rasa_port), "--web-workers", "2"],
-            env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+    command = [
+        *bot,
+        "run",
+        "--port",
+        str(port),
+        "--rasa-port",
+        str(rasa_port),
+        "--web-workers",
+        "2",
+    ]
     watching = threading.Event()
     seen: list[tuple[float, int, str]] = []
     kills: dict[str, float] = {}
@@ -291,7 +249,7 @@ def test_bot_run_restarts_killed_processes_and_loses_nothing(tmp_path: Path) -> 
         kills[name] = time.monotonic()
         os.kill(pid, signal.SIGKILL)
 
-    try:
+    with at_exit(twilio.stop), bot_run(command, env, log) as run, at_exit(watching.set):
         assert wait_until(lambda: _readyz(url)[0] == 200, 60, process=run), log.read_text()
         states = json.loads((var / "processes.json").read_text())["processes"]
         assert sorted(states) == ["rasa-1", "scheduler-1", "web", "worker-1"], states
@@ -324,15 +282,6 @@ def test_bot_run_restarts_killed_processes_and_loses_nothing(tmp_path: Path) -> 
             watcher.join()
         metrics = urllib.request.urlopen(f"{url}/metrics", timeout=10).read().decode()
         sent = twilio.get("/_received")["sent"]
-    finally:
-        watching.set()
-        os.killpg(run.pid, signal.SIGINT)
-        try:
-            run.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(run.pid, signal.SIGKILL)
-            run.wait()
-        twilio.stop()
     output = log.read_text()
     acks = Counter(o.status for o in outcomes)
     assert acks == {200: len(plan)}, acks  # every webhook acknowledged
@@ -387,41 +336,27 @@ def test_bot_run_accepts_webhooks_while_rasa_loads_and_answers_once_it_has(
     from bot.core.messages import Language
     from nlu.catalogue import Catalogue
 
-    rasa = tmp_path / "rasa"
     go = tmp_path / "rasa-may-load"  # the stand-in "loads its model" until this exists
-    wait = f"import time, pathlib\nwhile not pathlib.Path({str(go)!r}).exists(): time.sleep(0.05)\n"
-    slow = STAND_IN_RASA.replace("argv = sys.argv\n", "argv = sys.argv\n" + wait)
-    rasa.write_text(slow.format(python=sys.executable, root=str(ROOT)))
-    rasa.chmod(0o755)
-    model = tmp_path / "nlu.tar.gz"
-    model.write_text("")
+    bot = stand_in_rasa(tmp_path, loads_until=go)
     port, rasa_port = free_port(), free_port()
     url = f"http://127.0.0.1:{port}"
     twilio = FakeProcess("testkit.fake_twilio", "--delay", "0.05")
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in ("DATABASE_URL", "REDIS_URL", "RASA_URL", "RASA_TOKEN")
-    } | {
-        "VAR_DIR": str(tmp_path / "var"),
-        "SECRET_KEY": "test-secret-key-0123456789",
-        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-        "TWILIO_SMS_FROM": SMS_FROM,
-        "TWILIO_API_BASE": twilio.url,
-        "PUBLIC_URL": url,
-        "LOG_LEVEL": "WARNING",
-        "PYTHONPATH": str(ROOT),
-    }
+    env = run_env(
+        tmp_path / "var", drop=NO_SERVICES, **twilio_env(twilio.url, url), LOG_LEVEL="WARNING"
+    )
     log = tmp_path / "run.log"
     question = Planned(0.0, "+9779811112222", "what are the steps", "SM" + "7" * 32)
-    with log.open("wb") as out:
-        run = subprocess.Popen(
-            [sys.executable, "-c", BOT_RUN, str(rasa), str(model), "run", "--port", str(port),
-             "--rasa-port", str(rasa_port), "--web-workers", "1"],
-            env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    try:
+    command = [
+        *bot,
+        "run",
+        "--port",
+        str(port),
+        "--rasa-port",
+        str(rasa_port),
+        "--web-workers",
+        "1",
+    ]
+    with at_exit(twilio.stop), bot_run(command, env, log) as run:
         webhook = f"{url}/webhooks/twilio/messages"
         stored = lambda: send(webhook, [question], ACCOUNT, timeout=2.0)[0].status == 200  # noqa: E731
         # Under the old order (the web after Rasa) nothing would answer: Rasa waits for us.
@@ -433,13 +368,5 @@ def test_bot_run_accepts_webhooks_while_rasa_loads_and_answers_once_it_has(
         replied = lambda: twilio.get("/_count")["sent"] >= 1  # noqa: E731
         assert wait_until(replied, 90, interval=0.2), log.read_text()
         [reply] = twilio.get("/_received")["sent"]
-    finally:
-        os.killpg(run.pid, signal.SIGINT)
-        try:
-            run.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(run.pid, signal.SIGKILL)
-            run.wait()
-        twilio.stop()
     answer = Catalogue.load().topics["steps"].answer[Language.EN].strip()
     assert str(reply["body"]).startswith(answer[:40]), reply

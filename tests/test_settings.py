@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.channels.android.settings import AndroidGateway
+from bot.channels.sparrow.settings import SparrowSettings
 from bot.settings import Settings, SettingsError, load_settings
 
 
@@ -217,3 +219,90 @@ def test_every_procfile_process_runs_with_production_defaults() -> None:
 def test_procfile_rasa_requires_the_token() -> None:
     rasa = procfile_processes()["rasa"]
     assert "--enable-api" in rasa and "--auth-token ${RASA_TOKEN" in rasa
+
+
+# Providers' own settings (issue 11): parsed by bot/channels/<name>/settings.py, kept in
+# the one Settings, checked at start like the rest.
+
+THREE_PHONES = {
+    "ANDROID_GATEWAY_PHONES": ";".join(f"p{i}=http://127.0.0.1:{i},u,pw" for i in (1, 2, 3)),
+    "ANDROID_GATEWAY_SIGNING_KEY": "shared-signing-key",
+}
+
+
+def test_each_provider_s_settings_come_from_its_folder(tmp_path: Path) -> None:
+    settings = Settings.from_mapping(
+        base(tmp_path)
+        | THREE_PHONES
+        | {
+            "SPARROW_TOKEN": "sparrow-api-token",
+            "SPARROW_FROM": "TheAlert",
+            "SPARROW_INBOUND_TOKEN": "inbound-secret-0123456789",
+            "SPARROW_ALLOWED_IPS": "203.0.113.0/24",
+        }
+    )
+    sparrow = settings.provider("sparrow", SparrowSettings)
+    assert sparrow is not None and sparrow.enabled
+    assert (sparrow.sender, sparrow.api_base) == ("TheAlert", "https://api.sparrowsms.com")
+    assert sparrow.inbound_token == "inbound-secret-0123456789"
+    android = settings.provider("android", AndroidGateway)
+    assert android is not None and [p.name for p in android.phones] == ["p1", "p2", "p3"]
+    assert "sparrow-api-token" not in repr(settings) and "inbound-secret" not in repr(settings)
+    # Asking for a provider's settings as another's kind is a bug, said at once.
+    with pytest.raises(TypeError, match="sparrow"):
+        settings.provider("sparrow", AndroidGateway)
+    # Not configured: Sparrow disabled, no Android pool.
+    bare = Settings.from_mapping(base(tmp_path))
+    assert not (bare.provider("sparrow", SparrowSettings) or SparrowSettings()).enabled
+    assert bare.provider("android", AndroidGateway) is None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "name"),
+    [
+        ({"SPARROW_TOKEN": "t"}, "SPARROW_FROM"),
+        ({"SPARROW_API_BASE": "ftp://x"}, "SPARROW_API_BASE"),
+        ({"SPARROW_INBOUND_TOKEN": "short"}, "SPARROW_INBOUND_TOKEN"),
+        ({"SPARROW_ALLOWED_IPS": "10.0.0.0/8, nowhere"}, "SPARROW_ALLOWED_IPS"),
+        ({"ANDROID_GATEWAY_MODE": "usb"}, "ANDROID_GATEWAY_MODE"),
+        (THREE_PHONES | {"ANDROID_GATEWAY_PACE": "fast"}, "ANDROID_GATEWAY_PACE"),
+    ],
+)
+def test_a_provider_s_bad_setting_stops_start_up_and_is_named(
+    overrides: dict[str, str], name: str, tmp_path: Path
+) -> None:
+    with pytest.raises(SettingsError, match=name):
+        load_settings(base(tmp_path) | overrides, dotenv=tmp_path / "none.env")
+
+
+def test_default_paces_come_from_the_channel_or_the_provider(tmp_path: Path) -> None:
+    settings = Settings.from_mapping(base(tmp_path) | THREE_PHONES)
+    assert settings.pace_for("sms", "+15005550006") == 1.0  # a Twilio long code
+    assert settings.pace_for("whatsapp", "whatsapp") == 20.0
+    assert settings.pace_for("sms", "sms:sparrow", "sparrow") == 10.0  # Sparrow's own
+    # The pool: each phone's pace (6 a minute by default) times the phones configured.
+    assert settings.pace_for("sms", "sms:android", "android") == pytest.approx(0.3)
+    one = Settings.from_mapping(
+        base(tmp_path) | THREE_PHONES | {"ANDROID_GATEWAY_PHONES": "p1=http://127.0.0.1:1,u,pw"}
+    )
+    assert one.pace_for("sms", "sms:android", "android") == pytest.approx(0.1)
+    faster = Settings.from_mapping(base(tmp_path) | THREE_PHONES | {"ANDROID_GATEWAY_PACE": "12"})
+    assert faster.pace_for("sms", "sms:android", "android") == pytest.approx(0.6)
+    # No pool configured: the route has no pace of its own (nothing is sent on it).
+    bare = Settings.from_mapping(base(tmp_path))
+    assert bare.pace_for("sms", "sms:android", "android") == 1.0
+
+
+def test_broadcast_pace_overrides_every_default(tmp_path: Path) -> None:
+    settings = Settings.from_mapping(
+        base(tmp_path)
+        | THREE_PHONES
+        | {"BROADCAST_PACE": "sms=2,sms:sparrow=3,sms:android=0.5,+15005550006=4,whatsapp=0"}
+    )
+    assert settings.pace_for("sms", "+15005550007") == 2.0
+    assert settings.pace_for("sms", "+15005550006") == 4.0  # the sender's own entry
+    assert settings.pace_for("sms", "sms:sparrow", "sparrow") == 3.0
+    assert settings.pace_for("sms", "sms:android", "android") == 0.5
+    assert settings.pace_for("whatsapp", "whatsapp") == 0.0  # unpaced
+    with pytest.raises(SettingsError, match="BROADCAST_PACE"):
+        Settings.from_mapping(base(tmp_path) | {"BROADCAST_PACE": "sms:android=fast"})

@@ -1,15 +1,16 @@
 """Sending a planned run at each sender's pace, in time slices, outside quiet hours.
 
-A slice claims a few planned rows at a time, waits for the pacer, checks opt-out at the
-last moment (the outbox's load) and hands each to the sender. A slice ends after a few
-seconds so that broadcasts never hold a worker thread that inbound replies need; the next
-slice is enqueued with a token that hands the run over. Cancel turns every row not yet
-handed to the sender into `canceled`.
+A slice claims a few planned rows at a time (what each sender can send in about a second at
+its pace), waits for the pacer, checks opt-out at the last moment (the outbox's load) and
+hands each to the sender. A slice ends after a few seconds so that broadcasts never hold a
+worker thread that inbound replies need; the next slice is enqueued with a token that hands
+the run over. Cancel turns every row not yet handed to the sender into `canceled`.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,6 +28,8 @@ from bot.failover import down_routes
 log = logging.getLogger(__name__)
 
 SLICE_SECONDS = 15.0
+CLAIM_SECONDS = 1.0  # a round claims what each sender can send in about this long
+MAX_CLAIM = 200  # and at most this many rows in all
 HANDOFF = timedelta(seconds=60)  # the next slice has this long to take over
 CANCEL_CHECK_SECONDS = 0.5
 
@@ -92,15 +95,19 @@ def _release(ports: BroadcastPorts, ids: list[int]) -> None:
 
 
 def _claim(
-    ports: BroadcastPorts, run_id: int, size: int, now: datetime
+    ports: BroadcastPorts, run_id: int, down: frozenset[Route], now: datetime
 ) -> list[tuple[int, str, str | None, int]]:
+    """Claims the next rows of the run this round can send (`_within_pace`), in id order."""
     with ports.db.write() as session:
-        ids = session.scalars(
-            select(Message.id)
+        waiting = session.execute(
+            select(Message.id, Message.channel, Message.provider, Message.segments)
             .where(Message.broadcast_run_id == run_id, Message.status == MessageStatus.PLANNED)
             .order_by(Message.id)
-            .limit(size)
+            .limit(MAX_CLAIM)
         ).all()
+        ids = _within_pace(
+            ports, [(r.id, r.channel, r.provider, r.segments or 1) for r in waiting], down
+        )
         if not ids:
             return []
         rows = session.execute(
@@ -118,6 +125,28 @@ def _claim(
 
 def _first(row: tuple[int, str, str | None, int]) -> int:
     return row[0]
+
+
+def _within_pace(
+    ports: BroadcastPorts, rows: list[tuple[int, str, str | None, int]], down: frozenset[Route]
+) -> list[int]:
+    """The ids of `rows` (the next waiting ones, in id order) one round claims: for each
+    sender their rows will be paced under (`_pace` of the route they will take), what it can
+    send in about CLAIM_SECONDS at its pace, and at least its first row; an unpaced
+    sender's rows all. A slow route (an Android phone: a few segments a minute) then has one
+    row claimed at a time, not a batch it cannot send in the slice (released at its end),
+    while a fast one next to it is not held to the slow one's batch."""
+    budget: dict[str, float] = {}
+    chosen: list[int] = []
+    for message_id, channel, provider, segments in rows:
+        sender, rate = _pace(ports, *_paced_as(ports, channel, provider, down))
+        first = sender not in budget
+        left = budget.setdefault(sender, rate * CLAIM_SECONDS if rate > 0 else math.inf)
+        if not first and segments > left:
+            continue  # this sender's share of the round is spent: a later round takes it
+        budget[sender] = left - segments
+        chosen.append(message_id)
+    return chosen
 
 
 def _pace(ports: BroadcastPorts, channel: str, provider: str | None) -> tuple[str, float]:
@@ -183,11 +212,8 @@ def send_slice(
     sent = 0
     next_cancel_check = 0.0
     while time.monotonic() < deadline:
-        rates = [_pace(ports, ch, None)[1] for ch in ("sms", "whatsapp")]
-        paced = [r for r in rates if r > 0]
-        size = max(1, min(200, int(min(paced)) if paced else 200))
-        claimed = _claim(ports, run_id, size, ports.clock())
-        down = down_routes(ports.db) if claimed else frozenset()
+        down = down_routes(ports.db)
+        claimed = _claim(ports, run_id, down, ports.clock())
         if not claimed:
             with ports.db.read() as session:
                 waiting = session.scalar(

@@ -48,9 +48,13 @@ class SendError(Exception):
         code: the provider's error code, if it gave one.
         meaning: what it means (by default RETRY for a transient error, FAILED otherwise).
         provider: the provider's name (`Provider.name`), for the consent log's reason.
-        maybe_sent: whether the provider may have the message after all (a timeout, a
-            connection lost mid-call): True/False when the adapter knows, None to let
-            failover judge from the cause (bot/failover.py `maybe_delivered`).
+        maybe_sent: whether the provider may have the message after all. Adapters set
+            it: False when the request never reached the provider (connection refused,
+            connect timeout) or it answered with its own error; True when it may have
+            taken it (a reply timed out or the connection dropped after the request was
+            written, a 5xx that is not the provider's answer). None (not known) counts as
+            True: failover never moves such a message unless the provider, asked, says it
+            lacks it (bot/failover.py `maybe_delivered`).
         provider_down: False when the failure says "busy" (at its pace), not "down": it
             does not count toward taking the route out (bot/failover.py).
     """
@@ -154,10 +158,13 @@ class Provider:
         statuses: its delivery statuses (as it reports them, lower case) mapped to ours.
         errors: its error code (None: it gave none) -> what it means; codes it does not know
             answer None and the error's own kind decides (transient: retry).
-        secret_settings: the Settings fields the dashboard shows only as "(set)".
-        pace_per_second: what the provider documents as a sender's sustained rate (segments
-            per second), None when it documents none; informative, BROADCAST_PACE decides.
-        price_per_segment: its documented list price per SMS segment in USD, None if unknown.
+        secret_settings: the dashboard's settings rows it shows only as "(set)": Settings
+            fields, or "<name>_<field>" for a field of its own settings (the fields its
+            settings.py keeps out of their repr are masked anyway).
+
+    Its settings are not declared here: its folder's settings.py is found by convention
+    (registry.py's contract) and parsed into `Settings.providers`; so is its broadcast pace
+    (the settings' `pace_per_second`).
     """
 
     name: str
@@ -169,8 +176,6 @@ class Provider:
     statuses: Mapping[str, MessageStatus] = field(default_factory=dict)
     errors: Callable[[int | None], ErrorMeaning | None] = lambda code: None
     secret_settings: frozenset[str] = frozenset()
-    pace_per_second: float | None = None
-    price_per_segment: float | None = None
 
     def status(self, reported: str) -> str:
         """Our status for a status the provider reported; unknown ones are kept as reported

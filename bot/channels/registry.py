@@ -7,6 +7,20 @@ Contract for a provider (issue 11: "a channel is a plug-in"):
   adapter layer (its own api/sender/statuses/errors modules, bot.channels.base, bot.core,
   bot.settings); it may import its sender lazily inside `make_senders`. Its webhook is
   named by a "module:attribute" string and loaded by bot.app only.
+- Its settings, if it has any, are parsed in the same folder: `settings.py` defines
+  `parse(get) -> <its frozen dataclass> | None` (`get(NAME)` is the environment variable's
+  stripped value or None; None back means "not configured"), raising
+  `bot.settings_parsing.SettingsError` that names the variable. `bot.settings.load_settings`
+  finds every folder's settings.py the same way `providers()` finds provider.py (by name,
+  with importlib: bot.settings is the bottom layer and never imports a provider
+  statically) and keeps the result in the one `Settings`: `settings.providers["<name>"]`,
+  read with `settings.provider("<name>", TheDataclass)`. So start-up still checks every
+  setting and names the bad one. settings.py may import only bot.settings_parsing (and the
+  standard library), so that dynamic import cannot make a cycle; .importlinter checks it.
+  A field kept out of the dataclass's repr is shown masked by the dashboard, which lists
+  the others as "<name>_<field>". A `pace_per_second` attribute, when it has one, is its
+  route's default broadcast pace (`Settings.pace_for`; BROADCAST_PACE's "sms:<name>"
+  overrides it): the Android pool's is its phones' pace times their number.
 - Nothing else is registered anywhere: `providers()` imports each folder's provider.py in
   name order. A folder without provider.py is not a provider (it is skipped); a
   provider.py without `PROVIDER`, or whose `PROVIDER.name` differs from the folder's name,
@@ -24,9 +38,14 @@ Contract for a provider (issue 11: "a channel is a plug-in"):
   - the outbox: a send error's `meaning` (`ErrorMeaning`), set by the provider's sender
     from its error table; a status report already mapped by the provider's webhook
     (`Provider.status`, `Provider.meaning`) through `Outbox.apply_status`.
-- Besides the folder, a provider adds its modules to .importlinter's layers (webhook.py
-  with the web layer, the rest with the adapters), its fake to testkit/fake_<name>.py and
-  its tests to tests/channels/<name>/. Its settings are parsed in bot/settings.py.
+- Besides the folder, a provider adds only its fake, testkit/fake_<name>.py, and its tests,
+  tests/channels/<name>/ (and a README section on connecting it). .importlinter names no
+  provider: its contracts match every folder by wildcard (`bot.channels.*.*`), so a new
+  folder is checked as soon as it exists (only its webhook.py may import the wiring,
+  nothing outside the provider folders imports its modules, its settings.py imports only
+  the parsing helpers).
+  Twilio, the channels' default adapter, is the exception: its settings are still the
+  `twilio_*` fields of bot/settings.py.
 """
 
 from __future__ import annotations

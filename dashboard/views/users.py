@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import fields
+from collections.abc import Mapping
+from dataclasses import fields, is_dataclass
 
 from flask import abort, flash, redirect, render_template, url_for
 from flask_login import login_user
@@ -227,6 +228,23 @@ def audit() -> str:
     )
 
 
+def _provider_rows(parsed: Mapping[str, object], secret: set[str]) -> list[tuple[str, object]]:
+    """Each provider's own settings (bot/channels/<name>/settings.py) as "<name>_<field>"
+    rows, masked like the service's; "(not set)" for a provider that is not configured."""
+    rows: list[tuple[str, object]] = []
+    for name, own in sorted(parsed.items()):
+        if own is None or not is_dataclass(own):
+            rows.append((name, "(not set)" if own is None else own))
+            continue
+        for f in fields(own):
+            row, value = f"{name}_{f.name}", getattr(own, f.name)
+            masked = row in secret or not f.repr
+            rows.append(
+                (row, ("(set)" if value else "(not set)") if masked else _without_password(value))
+            )
+    return rows
+
+
 def _without_password(value: object) -> object:
     """A URL's password replaced by ***; anything else as it is."""
     if isinstance(value, str) and "://" in value:
@@ -254,8 +272,8 @@ def settings() -> str:
         if f.name in secret or not f.repr
         else (f.name, _without_password(getattr(current, f.name)))
         for f in fields(current)
-        if f.name not in DASHBOARD_SETTINGS
-    ]
+        if f.name not in DASHBOARD_SETTINGS and f.name != "providers"
+    ] + _provider_rows(current.providers, secret)
     # Providers' credit balances (issue 11), asked at most once a minute.
     balances = [
         (name, route.balance.summary())

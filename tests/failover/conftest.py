@@ -11,14 +11,9 @@ from bot.runtime import Runtime
 from bot.settings import Settings
 from testkit.fake_sparrow import FakeSparrow
 from tests.support.clock import FakeClock
-from tests.support.sparrow import SPARROW_TOKEN, sparrow_settings
+from tests.support.sparrow import sparrow, sparrow_settings
 
-
-@pytest.fixture
-def sparrow() -> Iterator[FakeSparrow]:
-    server = FakeSparrow(token=SPARROW_TOKEN).start()
-    yield server
-    server.stop()
+__all__ = ["sparrow"]  # the fake Sparrow API fixture, shared with tests/channels/sparrow
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from bot.app import create_app
 from bot.broadcasts.audience import Audience
 from bot.broadcasts.service import Draft, confirm, create, preview_draft
 from bot.channels.base import ChannelAbilities, SendResult, TransientSendError
+from bot.channels.sparrow.sender import SparrowChannel
 from bot.core.messages import Channel, Language, Outbound
 from bot.db.models import Contact, Message, RouteEvent, RouteHealth
 from bot.queue import make_huey
@@ -29,6 +30,7 @@ from testkit.fake_twilio import FakeTwilio
 from tests.dashboard.support import add_user, csrf_token, signed_in
 from tests.support.builders import add_contact, new_phone
 from tests.support.clock import FakeClock
+from tests.support.sockets import Endpoint, refused_url
 
 ENGLISH = "Vaccination camp at the school on Sunday 10am. Bring all children."
 # 150 Devanagari characters: UCS-2, 67 per part, so 3 segments (GSM-7 would fit one).
@@ -276,8 +278,8 @@ class TimingOut:
         self.calls += 1
         try:
             raise TimeoutError("read timed out")
-        except TimeoutError as exc:
-            raise TransientSendError("Sparrow unreachable: timeout") from exc
+        except TimeoutError as exc:  # the adapter knows the request went out
+            raise TransientSendError("Sparrow unreachable: timeout", maybe_sent=True) from exc
 
     async def send_async(self, message: Outbound) -> SendResult:
         return self.send(message)
@@ -318,6 +320,48 @@ def test_a_message_that_may_have_reached_the_provider_is_not_moved_unless_it_say
         assert moved == Counter({p: 1 for p in phones})
         assert provider.asked >= 3
     else:  # they wait for Sparrow to come back rather than risk a second copy
+        assert moved == Counter({p: 1 for p in phones[3:]})
+        with runtime.db.read() as session:
+            waiting = session.scalars(
+                select(Message.provider).where(Message.status == "pending")
+            ).all()
+        assert waiting == ["sparrow"] * 3
+
+
+@pytest.mark.parametrize("failure", ["refused", "silent"])
+def test_the_sparrow_adapter_says_which_sends_may_move(
+    runtime: Runtime, twilio: FakeTwilio, sparrow: FakeSparrow, clock: FakeClock, failure: str
+) -> None:
+    # The real adapter, its calls failing in transport: a connection refused never reached
+    # Sparrow, so those sends move to Twilio SMS at once; a request Sparrow never answered
+    # may have been queued there, and Sparrow cannot be asked: those wait for it.
+    adapter = runtime.outbox.routes["sparrow"]
+    assert isinstance(adapter, SparrowChannel)
+    endpoint = Endpoint("silent") if failure == "silent" else None
+    adapter.base = endpoint.url if endpoint else refused_url()
+    adapter.timeout = 1
+    phones = sparrow_contacts(runtime, 5)
+    with runtime.db.read() as session:
+        ids = {row.phone: row.id for row in session.execute(select(Contact.phone, Contact.id))}
+    try:
+        for number in phones:
+            with runtime.db.write() as session:
+                message_id = runtime.outbox.enqueue(
+                    session, ids[number], Outbound(Channel.SMS, number, "hi", Language.EN, "r")
+                )
+            runtime.retry_task(message_id)
+        for _ in range(2):  # retries come due; Sparrow's probe (60 s) does not
+            clock.advance(20)
+            runtime.sweep()
+    finally:
+        if endpoint:
+            endpoint.close()
+    moved = Counter(c.form["To"] for c in twilio.sent)
+    assert sparrow.sent == []
+    if failure == "refused":  # every one moved, once
+        assert moved == Counter({p: 1 for p in phones})
+    else:  # three went out unanswered (the third took the route down): they wait
+        assert endpoint is not None and len(endpoint.requests) == 3
         assert moved == Counter({p: 1 for p in phones[3:]})
         with runtime.db.read() as session:
             waiting = session.scalars(

@@ -11,11 +11,14 @@ from bot.channel_order import Route
 from bot.runtime import Runtime
 from bot.settings import Settings
 
+# One Android phone: the pool's route goes at its phones' pace together (6 a minute each).
+ONE_PHONE = {"ANDROID_GATEWAY_PHONES": "p=http://127.0.0.1:9,u,pw,signing-key-1"}
+
 
 def test_each_route_has_its_own_sender_key_and_default_pace(
     env: dict[str, str], runtime: Runtime
 ) -> None:
-    ports = replace(runtime.broadcasts, settings=Settings.from_mapping(env))  # default paces
+    ports = replace(runtime.broadcasts, settings=Settings.from_mapping(env | ONE_PHONE))
     assert _pace(ports, "sms", "sparrow") == ("sms:sparrow", 10.0)  # an aggregator
     assert _pace(ports, "sms", "android") == ("sms:android", 0.1)  # a phone: ~6 a minute
     twilio_number = ports.settings.twilio_sms_from
@@ -24,7 +27,7 @@ def test_each_route_has_its_own_sender_key_and_default_pace(
 
 
 def test_broadcast_pace_overrides_a_route(env: dict[str, str], runtime: Runtime) -> None:
-    settings = Settings.from_mapping(env | {"BROADCAST_PACE": "sms:sparrow=3,sms=2"})
+    settings = Settings.from_mapping(env | ONE_PHONE | {"BROADCAST_PACE": "sms:sparrow=3,sms=2"})
     ports: BroadcastPorts = replace(runtime.broadcasts, settings=settings)
     assert _pace(ports, "sms", "sparrow") == ("sms:sparrow", 3.0)
     assert _pace(ports, "sms", None)[1] == 2.0

@@ -1,7 +1,11 @@
-"""A phone that texts the service through Sparrow SMS's short code, for transcript tests."""
+"""Sparrow SMS in tests: its fake API as a fixture, the settings that enable it, and a phone
+that texts the service through the short code (transcript tests)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pytest
 from flask.testing import FlaskClient
 
 from testkit.fake_sparrow import FakeSparrow
@@ -11,6 +15,15 @@ SPARROW_FROM = "TheAlert"
 INBOUND_TOKEN = "inbound-secret-0123456789abcdef"
 SHORT_CODE = "34001"
 INBOUND_PATH = f"/webhooks/sparrow/{INBOUND_TOKEN}/inbound"
+
+
+@pytest.fixture
+def sparrow() -> Iterator[FakeSparrow]:
+    """The local Sparrow-compatible API, started and stopped per test (a fixture the
+    conftests that need it import)."""
+    server = FakeSparrow(token=SPARROW_TOKEN).start()
+    yield server
+    server.stop()
 
 
 def sparrow_settings(api_base: str) -> dict[str, str]:

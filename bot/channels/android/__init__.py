@@ -1,7 +1,7 @@
 """The Android SMS gateway ("SMS Gateway for Android", android-sms-gateway): phones with a
 local SIM as one SMS provider, a pool (issue 11).
 
-- bot/settings_android.py: its settings (the phones, credentials, signing keys, pace).
+- `settings.py`: its settings (the phones, credentials, signing keys, pace).
 - `api.py`: what the app's documentation and source say (endpoints, payloads, states,
   webhook events, the signature) and how each answer is classified.
 - `pool.py`: the phones' shared health, turns, pace and handoffs in doubt.

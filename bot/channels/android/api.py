@@ -58,7 +58,11 @@ cloud server's check, our fake's) -> permanent for that message (BAD_NUMBER); ot
 permanent; 401/403
 -> our configuration is wrong (the phone's credentials): transient for the message (it goes
 to another phone) and counted against the phone; 429, 5xx, timeouts, refused connections ->
-transient and counted against the phone.
+transient and counted against the phone. Whether the phone may have taken the message all
+the same (`maybe_sent`): no for its own error answers, 429, 503 and a connection never
+opened; maybe for a 2xx without the message, another 5xx without the app's error body, a
+reply that timed out or a connection dropped after the request went out (`answer_in_doubt`,
+bot/channels/transport.py). The sender asks the phone about those before anything else.
 """
 
 from __future__ import annotations
@@ -137,13 +141,31 @@ def classify(http_status: int, payload: Any) -> SendError | None:
     detail = f"Android gateway HTTP {http_status}: {text[:200]}"
     if http_status in CONFIG_ERRORS:
         return TransientSendError(
-            detail + " (check the phone's user and password)", http_status, provider=ROUTE
+            detail + " (check the phone's user and password)",
+            http_status,
+            provider=ROUTE,
+            maybe_sent=False,
         )
-    if http_status == 429 or http_status >= 500 or http_status in (200, 201, 202):
-        return TransientSendError(detail, http_status, provider=ROUTE)
+    maybe = answer_in_doubt(http_status, payload)
+    if http_status == 429 or http_status >= 500 or 200 <= http_status < 300:
+        return TransientSendError(detail, http_status, provider=ROUTE, maybe_sent=maybe)
     if http_status == BAD_REQUEST and any(word in text.lower() for word in NUMBER_WORDS):
-        return PermanentSendError(detail, http_status, ErrorMeaning.BAD_NUMBER, ROUTE)
-    return PermanentSendError(detail, http_status, provider=ROUTE)
+        return PermanentSendError(
+            detail, http_status, ErrorMeaning.BAD_NUMBER, ROUTE, maybe_sent=False
+        )
+    return PermanentSendError(detail, http_status, provider=ROUTE, maybe_sent=False)
+
+
+def answer_in_doubt(http_status: int, payload: Any) -> bool:
+    """Whether an answer that is not a success may still mean the phone took the message: a
+    2xx without the message (the id was ours: the phone can be asked), or a 5xx other than
+    503 without the app's `{"message"}` error body (something between us and the phone
+    answered, after the phone may have taken it). The app's own error, 429, 503 and other
+    4xx mean it did not."""
+    if 200 <= http_status < 300:
+        return True
+    own_error = isinstance(payload, dict) and "message" in payload
+    return http_status >= 500 and http_status != 503 and not own_error
 
 
 def state_of(payload: Any) -> MessageStatus | None:

@@ -35,9 +35,9 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
+from bot.channels.android.settings import AndroidGateway, AndroidPhone
 from bot.db.database import Database
 from bot.db.models import AndroidHandoff, AndroidPhoneState, utcnow
-from bot.settings_android import AndroidGateway, AndroidPhone
 
 MAX_COST = 10  # segments of the longest message the pace window must hold
 KEEP_HANDOFFS = timedelta(days=2)  # settled handoffs are kept this long (for the doubts)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from bot.channels.android.settings import AndroidGateway
 from bot.channels.android.statuses import STATUSES
 from bot.channels.base import ChannelAdapter, ErrorMeaning, Provider
 from bot.core.messages import Channel
@@ -24,13 +25,13 @@ def _errors(code: int | None) -> ErrorMeaning | None:
 PROVIDER = Provider(
     name="android",
     channels=(Channel.SMS,),
-    enabled=lambda settings: settings.android is not None,
+    enabled=lambda settings: settings.provider("android", AndroidGateway) is not None,
     make_senders=_senders,
     default=False,
     webhook="bot.channels.android.webhook:bp",
     statuses=STATUSES,
     errors=_errors,
-    secret_settings=frozenset({"android"}),
-    # Per phone, ANDROID_GATEWAY_PACE (6 segments a minute by default, see api.py).
-    pace_per_second=0.1,
+    # Kept out of AndroidGateway's repr (the phones' credentials are too); named for the
+    # dashboard, which shows the rest (mode, phones, pace).
+    secret_settings=frozenset({"android_signing_key"}),
 )

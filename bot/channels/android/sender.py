@@ -13,14 +13,17 @@ One `send`:
    (written down first, pool.handing). A phone that cannot be reached (connection refused,
    connect timeout) never got it: the failure counts against it and the next phone is
    tried at once, so a phone dying mid-broadcast loses nothing. A phone that fails after
-   the request went out (read timeout, dropped connection) is asked for the id before
-   anything else happens (step 1's rule).
+   the request went out (read timeout, dropped connection), or answers something that does
+   not say whether it took the message (a 2xx without it, a 5xx not from the app:
+   api.answer_in_doubt), is asked for the id before anything else happens (step 1's rule).
 4. 202: recorded as `android:<id>` with the state the phone reported; the status webhook
    (webhook.py) moves it on. A 4xx about the message is permanent (api.classify).
 
 `find_sent` is step 1 on its own: the outbox asks it for a send taken back from a worker
 that died, or one that may have gone out before failover moves it to another route.
-Failures say whether a phone may have the message (`maybe_sent`, bot/failover.py).
+Every failure says whether a phone may have the message (`maybe_sent`, bot/failover.py):
+False when no phone took it (none live, all at their pace, its error answers), True while a
+phone that may have it cannot be asked.
 
 The calls are blocking (`requests`): `send_async` runs `send` in a thread. A phone sends a
 few messages a minute; the event loop gains nothing from native async calls here.
@@ -40,7 +43,6 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from bot.channels.android.api import (
     CLOUD_DEVICES_PATH,
@@ -55,13 +57,14 @@ from bot.channels.android.api import (
     state_of,
 )
 from bot.channels.android.pool import ACCEPTED, DOUBT, REFUSED, Pool, PoolCollector
+from bot.channels.android.settings import AndroidGateway, AndroidPhone
 from bot.channels.base import ChannelAbilities, SendResult, TransientSendError
+from bot.channels.transport import may_have_arrived
 from bot.core.messages import Outbound
 from bot.core.segments import count_segments
 from bot.core.status import MessageStatus
 from bot.db.database import Database
 from bot.settings import Settings
-from bot.settings_android import AndroidGateway, AndroidPhone
 
 __all__ = ["ROUTE", "AndroidChannel"]
 
@@ -73,7 +76,12 @@ CLOUD_STALE = timedelta(minutes=20)
 
 
 class Unreachable(Exception):
-    """The phone could not be asked (it may or may not have taken the message)."""
+    """The phone could not be asked. `maybe_sent`: whether the request may have reached it
+    (False only when the connection was never opened: bot/channels/transport.py)."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.maybe_sent = may_have_arrived(cause)
 
 
 class AndroidChannel:
@@ -82,8 +90,9 @@ class AndroidChannel:
     abilities = ChannelAbilities(find_sent=True, templates=False, status_callbacks=True)
 
     def __init__(self, settings: Settings, db: Database | None = None) -> None:
-        assert settings.android is not None, "ANDROID_GATEWAY_PHONES/DEVICES is not set"
-        self.gateway: AndroidGateway = settings.android
+        gateway = settings.provider(ROUTE, AndroidGateway)
+        assert gateway is not None, "ANDROID_GATEWAY_PHONES/DEVICES is not set"
+        self.gateway: AndroidGateway = gateway
         self.cloud = self.gateway.mode == "cloud"
         # A phone that is off does not refuse, it is silent: give up connecting sooner.
         self.timeout = (min(3.0, settings.send_timeout_seconds), settings.send_timeout_seconds)
@@ -165,16 +174,9 @@ class AndroidChannel:
         try:
             status, payload = self._call("POST", phone, self._send_path(), body)
         except Unreachable as exc:
-            if exc.args and exc.args[0] == "never reached":
-                self.pool.settle(gateway_id, REFUSED)
-                self._phone_failed(phone, str(exc.__cause__ or exc))
-                self.pool.used(phone.name, sent=False)
-                return None
-            # The request may have reached the phone: ask it before anything else.
-            adopted = self._settle(gateway_id, phone)
-            if adopted is not None:
-                return adopted
-            # It never took it (404): the failure counts against it; another phone may send.
+            if exc.maybe_sent:
+                return self._ask_after_doubt(gateway_id, phone, str(exc.__cause__ or exc))
+            self.pool.settle(gateway_id, REFUSED)
             self._phone_failed(phone, str(exc.__cause__ or exc))
             self.pool.used(phone.name, sent=False)
             return None
@@ -184,12 +186,26 @@ class AndroidChannel:
             self.pool.succeeded(phone.name)
             self.pool.used(phone.name, sent=True)
             return _result(gateway_id, payload)
+        if error.maybe_sent:  # an answer that does not say whether the phone took it
+            return self._ask_after_doubt(gateway_id, phone, str(error))
         self.pool.settle(gateway_id, REFUSED)
         self.pool.used(phone.name, sent=False)
         if counts_against_phone(error):
             self._phone_failed(phone, str(error))
             return None
         raise error
+
+    def _ask_after_doubt(self, gateway_id: str, phone: AndroidPhone, why: str) -> SendResult | None:
+        """After a call that may have reached the phone: asks it before anything else (the
+        result if it took the message; raises TransientSendError, in doubt, if it cannot be
+        asked). None when it never took it: the failure counts against it, and another
+        phone may send."""
+        adopted = self._settle(gateway_id, phone)
+        if adopted is not None:
+            return adopted
+        self._phone_failed(phone, why)
+        self.pool.used(phone.name, sent=False)
+        return None
 
     def _settle_doubts(self, digest: str) -> SendResult | None:
         for gateway_id, name in self.pool.doubts(digest):
@@ -274,8 +290,7 @@ class AndroidChannel:
                 timeout=self.timeout,
             )
         except requests.RequestException as exc:
-            reason = "never reached" if _never_reached(exc) else "no answer"
-            raise Unreachable(reason) from exc
+            raise Unreachable(exc) from exc
         try:
             payload = json.loads(response.text) if response.text else None
         except ValueError:
@@ -297,21 +312,6 @@ def _in_doubt(text: str) -> TransientSendError:
 def _result(gateway_id: str, payload: Any) -> SendResult:
     status = state_of(payload) or MessageStatus.QUEUED
     return SendResult(provider_id=f"{ROUTE}:{gateway_id}", status=status)
-
-
-def _never_reached(exc: BaseException) -> bool:
-    """True when the request cannot have reached the phone (refused, connect timeout)."""
-    if isinstance(exc, requests.ConnectTimeout):
-        return True
-    seen: BaseException | None = exc
-    for _ in range(6):
-        if seen is None:
-            return False
-        if isinstance(seen, NewConnectionError | ConnectTimeoutError):
-            return True
-        inner = getattr(seen, "reason", None) or (seen.args[0] if seen.args else None)
-        seen = inner if isinstance(inner, BaseException) else seen.__cause__
-    return False
 
 
 def _when(value: Any) -> datetime | None:

@@ -39,6 +39,7 @@ from bot.channels.android.api import (
     TIMESTAMP_TOLERANCE_SECONDS,
     signature_ok,
 )
+from bot.channels.android.settings import AndroidGateway
 from bot.channels.android.statuses import status_of
 from bot.core.messages import Channel, Inbound
 from bot.phone import InvalidPhone, to_e164
@@ -61,7 +62,7 @@ def _runtime() -> Runtime:
 
 def _authenticate(body: bytes) -> str | None:
     """The phone whose key signed `body` (None: the shared key); aborts 403 otherwise."""
-    gateway = _runtime().settings.android
+    gateway = _runtime().settings.provider(ROUTE, AndroidGateway)
     signature = request.headers.get(SIGNATURE_HEADER, "")
     stamp = request.headers.get(TIMESTAMP_HEADER, "").strip()
     if gateway is None or not signature or not stamp.isdigit() or len(stamp) > 12:

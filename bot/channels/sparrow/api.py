@@ -79,10 +79,24 @@ def classify(http_status: int, payload: Any) -> SendError | None:
     if number is not None and number in ERRORS:
         what, transient = ERRORS[number]
         kind = TransientSendError if transient else PermanentSendError
-        return kind(f"Sparrow {number}: {what}", number, meaning(number), ROUTE)
+        return kind(f"Sparrow {number}: {what}", number, meaning(number), ROUTE, maybe_sent=False)
+    detail = f"Sparrow HTTP {http_status}: {text[:200]}"
+    maybe = answer_in_doubt(http_status, payload)
     if http_status == 429 or http_status >= 500:
-        return TransientSendError(f"Sparrow HTTP {http_status}: {text[:200]}", number, None, ROUTE)
-    return PermanentSendError(f"Sparrow HTTP {http_status}: {text[:200]}", number, None, ROUTE)
+        return TransientSendError(detail, number, None, ROUTE, maybe_sent=maybe)
+    return PermanentSendError(detail, number, None, ROUTE, maybe_sent=maybe)
+
+
+def answer_in_doubt(http_status: int, payload: Any) -> bool:
+    """Whether an answer that is neither a success nor a documented error may still mean
+    Sparrow queued the message: a 2xx it did not explain, or a 5xx other than 503 without
+    Sparrow's own error body (a proxy's 500/502/504 may come after Sparrow took it). An
+    answer in Sparrow's error format, any other 4xx, 429 and 503 (by HTTP's definition
+    the request was not handled) mean it did not."""
+    if 200 <= http_status < 300:
+        return True
+    own_error = isinstance(payload, dict) and ("response_code" in payload or "response" in payload)
+    return http_status >= 500 and http_status != 503 and not own_error
 
 
 def national_number(e164: str) -> str:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from bot.channels.base import ChannelAdapter, Provider
 from bot.channels.sparrow.api import ROUTE, meaning
+from bot.channels.sparrow.settings import SparrowSettings
 from bot.channels.sparrow.statuses import SENT_STATUS
 from bot.core.messages import Channel
 from bot.settings import Settings
@@ -17,18 +18,21 @@ def _senders(settings: Settings) -> Mapping[Channel, ChannelAdapter]:
     return {Channel.SMS: SparrowChannel(settings)}
 
 
+def _enabled(settings: Settings) -> bool:
+    own = settings.provider(ROUTE, SparrowSettings)
+    return own is not None and own.enabled
+
+
 PROVIDER = Provider(
     name=ROUTE,
     channels=(Channel.SMS,),
-    enabled=lambda settings: settings.sparrow_enabled,
+    enabled=_enabled,
     make_senders=_senders,
     # A route: replies go through Sparrow to the people who wrote through it.
     default=False,
     webhook="bot.channels.sparrow.webhook:bp",
     statuses={SENT_STATUS.value: SENT_STATUS},  # no delivery reports (statuses.py)
     errors=meaning,
+    # Also kept out of SparrowSettings' repr; named here so the dashboard masks them.
     secret_settings=frozenset({"sparrow_token", "sparrow_inbound_token"}),
-    # Sparrow documents neither a rate limit nor a public price (README's Sparrow section).
-    pace_per_second=None,
-    price_per_segment=None,
 )

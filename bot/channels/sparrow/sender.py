@@ -4,6 +4,11 @@ Sparrow returns no message id, so the SID recorded for a send is one of ours
 (`sparrow-<uuid>`): unique, and never matched by a delivery report (Sparrow sends none).
 It cannot list what it sent, so a send taken back from a worker that died mid-call goes out
 again (`find_sent` is not an ability).
+
+Each failure says whether Sparrow may have the message (`SendError.maybe_sent`): a
+connection never opened, or an answer in Sparrow's error format, means it does not; a
+reply that timed out or a connection dropped after the request went out means it may (see
+api.answer_in_doubt and bot/channels/transport.py). Failover moves only the first kind.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from bot.channels.sparrow.api import (
     parse_credits,
 )
 from bot.channels.sparrow.balance import Balance
+from bot.channels.sparrow.settings import SparrowSettings
+from bot.channels.transport import aiohttp_timeout, may_have_arrived
 from bot.core.messages import Outbound
 from bot.core.status import MessageStatus
 from bot.settings import Settings
@@ -45,9 +52,10 @@ class SparrowChannel:
     abilities = ChannelAbilities(find_sent=False, templates=False, status_callbacks=False)
 
     def __init__(self, settings: Settings) -> None:
-        self.token = settings.sparrow_token or ""
-        self.sender = settings.sparrow_from or ""
-        self.base = settings.sparrow_api_base
+        own = settings.provider(ROUTE, SparrowSettings) or SparrowSettings()
+        self.token = own.token or ""
+        self.sender = own.sender or ""
+        self.base = own.api_base
         self.timeout = settings.send_timeout_seconds
         self.session = requests.Session()
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(8, settings.send_concurrency))
@@ -80,7 +88,7 @@ class SparrowChannel:
             response = self.session.post(self.base + SEND_PATH, data=form, timeout=self.timeout)
             payload = _json(response.text)
         except _TRANSPORT_ERRORS as exc:
-            raise TransientSendError(f"Sparrow unreachable: {exc!r}") from exc
+            raise _unreachable(exc) from exc
         error = classify(response.status_code, payload)
         if error is not None:
             raise error
@@ -93,7 +101,7 @@ class SparrowChannel:
             async with self._session().post(self.base + SEND_PATH, data=form) as response:
                 status, payload = response.status, _json(await response.text())
         except _TRANSPORT_ERRORS as exc:
-            raise TransientSendError(f"Sparrow unreachable: {exc!r}") from exc
+            raise _unreachable(exc) from exc
         error = classify(status, payload)
         if error is not None:
             raise error
@@ -111,7 +119,7 @@ class SparrowChannel:
             )
             payload = _json(response.text)
         except _TRANSPORT_ERRORS as exc:
-            raise TransientSendError(f"Sparrow unreachable: {exc!r}") from exc
+            raise _unreachable(exc) from exc
         return parse_credits(response.status_code, payload)
 
     def _session(self) -> aiohttp.ClientSession:
@@ -120,7 +128,7 @@ class SparrowChannel:
         if session is None:  # made inside its loop, as aiohttp requires
             session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._pool_size),
-                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                timeout=aiohttp_timeout(self.timeout),
             )
             self._async[loop] = session
         return session
@@ -130,6 +138,14 @@ class SparrowChannel:
         session = self._async.pop(asyncio.get_running_loop(), None)
         if session is not None:
             await session.close()
+
+
+def _unreachable(exc: BaseException) -> TransientSendError:
+    """A call that failed in transport; whether Sparrow may have queued the message is what
+    the HTTP library says of where it failed (bot/channels/transport.py)."""
+    return TransientSendError(
+        f"Sparrow unreachable: {exc!r}", provider=ROUTE, maybe_sent=may_have_arrived(exc)
+    )
 
 
 def _json(text: str) -> Any:

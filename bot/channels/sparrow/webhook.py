@@ -37,6 +37,7 @@ from ipaddress import ip_address
 from flask import Blueprint, Response, abort, current_app, request
 
 from bot.channels.sparrow.api import ROUTE
+from bot.channels.sparrow.settings import SparrowSettings
 from bot.core.messages import Channel, Inbound
 from bot.phone import InvalidPhone, to_e164
 from bot.runtime import Runtime
@@ -58,16 +59,16 @@ def _runtime() -> Runtime:
 
 
 def _authenticate(token: str) -> None:
-    settings = _runtime().settings
-    expected = settings.sparrow_inbound_token
-    if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
+    settings = _runtime().settings.provider(ROUTE, SparrowSettings)
+    expected = settings.inbound_token if settings else None
+    if not settings or not expected or not hmac.compare_digest(token.encode(), expected.encode()):
         abort(403)
-    if settings.sparrow_allowed_ips:
+    if settings.allowed_ips:
         try:
             caller = ip_address(request.remote_addr or "")
         except ValueError:
             abort(403)
-        if not any(caller in network for network in settings.sparrow_allowed_ips):
+        if not any(caller in network for network in settings.allowed_ips):
             abort(403)
 
 

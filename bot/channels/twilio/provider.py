@@ -28,8 +28,6 @@ PROVIDER = Provider(
     statuses=STATUSES,
     errors=meaning,
     secret_settings=frozenset({"twilio_auth_token"}),
-    # Twilio: a long code sends one segment per second ("Understanding Twilio's rate
-    # limits"); the SMS list price depends on the country (PRICE_PER_SEGMENT decides).
-    pace_per_second=1.0,
-    price_per_segment=None,
+    # Its settings stay in bot/settings.py (twilio_*), as does its pace: it is the channels'
+    # default adapter, paced as "sms" (1 segment/s per long code) and "whatsapp".
 )

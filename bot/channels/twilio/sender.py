@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import urllib.request
 from datetime import datetime
+from typing import Any
 
 import aiohttp
 import requests
 from requests.adapters import HTTPAdapter
-from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response
 from twilio.rest import Client
 
 from bot.channels.base import (
@@ -22,6 +25,7 @@ from bot.channels.base import (
     SendResult,
     TransientSendError,
 )
+from bot.channels.transport import aiohttp_timeout, may_have_arrived
 from bot.channels.twilio.errors import NAME, meaning
 from bot.channels.twilio.statuses import ours
 from bot.core.messages import Channel, Outbound
@@ -50,14 +54,50 @@ def make_client(settings: Settings) -> Client:
 
 
 class _AsyncTwilioHttpClient(AsyncTwilioHttpClient):
-    """The library's aiohttp client with a sized connection pool and a total timeout."""
+    """The library's aiohttp client with a sized connection pool and a total timeout (its
+    connect step timed apart: bot/channels/transport.py)."""
 
     def __init__(self, timeout: float, pool_size: int) -> None:
         super().__init__(pool_connections=False)
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=pool_size),
-            timeout=aiohttp.ClientTimeout(total=timeout),
+            timeout=aiohttp_timeout(timeout),
         )
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> Response:
+        """The library's call, under the session's timeout. The library passes
+        `timeout=None` on every call, which aiohttp reads as "no time limit at all": a call
+        Twilio never answered would hang for ever instead of failing (maybe sent)."""
+        headers = dict(headers or {})
+        if auth is not None:  # the header itself: aiohttp deprecates its BasicAuth
+            token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+            headers["Authorization"] = f"Basic {token}"
+        kwargs: dict[str, Any] = {
+            "method": method.upper(),
+            "url": url,
+            "params": params,
+            "data": data,
+            "headers": headers,
+            "allow_redirects": allow_redirects,
+        }
+        if timeout is not None:
+            kwargs["timeout"] = aiohttp_timeout(timeout)
+        self.log_request(kwargs)
+        assert self.session is not None
+        async with self.session.request(**kwargs) as response:
+            answer = Response(response.status, await response.text(), response.headers)
+        self.log_response(answer.status_code, answer)
+        return answer
 
 
 class AsyncClients:
@@ -148,7 +188,10 @@ class TwilioChannel:
         try:
             recent = self.client.messages.list(to=to, limit=50)
         except _PROVIDER_ERRORS as exc:
-            raise _classify(exc) from exc
+            # Twilio could not be asked: whether it has the message is still unknown.
+            error = _classify(exc)
+            error.maybe_sent = True
+            raise error from exc
         found = []
         for item in recent:
             created = item.date_created
@@ -183,13 +226,28 @@ def _status(reported: object) -> str:
 
 def _classify(exc: Exception) -> SendError:
     """Maps the library's and the transport's errors to transient or permanent (by the HTTP
-    status), with what Twilio's error code means (errors.py)."""
-    if isinstance(exc, TwilioRestException):
-        text, code = f"Twilio {exc.status}: {exc.msg}", exc.code
-        if exc.status == 429 or exc.status >= 500:
-            return TransientSendError(text, code, meaning(code), NAME)
-        return PermanentSendError(text, code, meaning(code), NAME)
-    return TransientSendError(f"Twilio unreachable: {exc!r}", provider=NAME)
+    status), with what Twilio's error code means (errors.py) and whether Twilio may have
+    taken the message all the same (`maybe_sent`, bot/failover.py)."""
+    if isinstance(exc, TwilioRestException | TwilioServiceException):
+        status, code = int(exc.status), exc.code
+        text = f"Twilio {status}: {getattr(exc, 'msg', None) or exc}"
+        # The library puts the HTTP status where Twilio's error code goes when the body
+        # carried none: such an answer is not Twilio's own (a proxy's, say).
+        maybe = _in_doubt(status, twilio_answered=code is not None and code != status)
+        kind = TransientSendError if status == 429 or status >= 500 else PermanentSendError
+        return kind(text, code, meaning(code), NAME, maybe_sent=maybe)
+    if isinstance(exc, TwilioException):  # the library could not read a 2xx answer
+        return TransientSendError(f"Twilio: {exc}", provider=NAME, maybe_sent=True)
+    return TransientSendError(
+        f"Twilio unreachable: {exc!r}", provider=NAME, maybe_sent=may_have_arrived(exc)
+    )
+
+
+def _in_doubt(status: int, twilio_answered: bool) -> bool:
+    """Whether an HTTP error may come after Twilio created the message: a 5xx without
+    Twilio's error body (a proxy's 500/502/504), except 503 (by HTTP's definition not
+    handled). Twilio's own error answer, 429 and any 4xx mean it did not take it."""
+    return status >= 500 and status != 503 and not twilio_answered
 
 
 def twilio_channels(settings: Settings) -> dict[Channel, TwilioChannel]:

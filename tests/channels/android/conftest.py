@@ -6,18 +6,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.app import create_app
 from bot.channels.android.sender import AndroidChannel
-from bot.queue import make_huey
 from bot.runtime import Runtime
-from bot.settings import Settings
-from nlu.catalogue import Catalogue
 from testkit.fake_android import FakeAndroidPhone
 from testkit.fake_rasa import FakeRasa
-from tests.conftest import FAQ_FIXTURE
 from tests.support.android import SHARED_KEY, AndroidPerson, phones_setting
 from tests.support.builders import new_phone
 from tests.support.clock import FakeClock
+from tests.support.deployment import with_nlu
 
 
 @pytest.fixture
@@ -71,16 +67,7 @@ def android_member(
     phones: list[FakeAndroidPhone],
 ) -> Iterator[AndroidPerson]:
     """A person texting the pool of a service that has NLU (the fake Rasa server)."""
-    settings = Settings.from_mapping(
-        env | settings_overrides | {"RASA_URL": rasa.url, "NLU_TIMEOUT_MS": "300"}
-    )
-    rt = Runtime(
-        settings,
-        huey=make_huey(settings, immediate=True),
-        clock=clock,
-        catalogue=Catalogue.load(FAQ_FIXTURE),
-    )
-    channel = android_channel(rt)
-    yield AndroidPerson(create_app(settings, rt).test_client(), phones, new_phone())
-    channel.close()
-    rt.close()
+    with with_nlu(env, settings_overrides, rasa.url, clock) as (runtime, client):
+        channel = android_channel(runtime)
+        yield AndroidPerson(client, phones, new_phone())
+        channel.close()

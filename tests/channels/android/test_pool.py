@@ -12,6 +12,7 @@ from bot.app import create_app
 from bot.broadcasts.service import Draft, confirm, create
 from bot.channels.android.api import classify
 from bot.channels.android.sender import AndroidChannel
+from bot.channels.android.settings import AndroidGateway
 from bot.channels.base import ErrorMeaning, PermanentSendError, TransientSendError
 from bot.core.messages import Channel, Language, Outbound
 from bot.db.models import AndroidHandoff, Contact, Message
@@ -321,7 +322,7 @@ def test_settings_a_person_can_type(env: dict[str, str]) -> None:
             "ANDROID_GATEWAY_SIGNING_KEY": "shared-key-1",
         }
     )
-    gateway = settings.android
+    gateway = settings.provider("android", AndroidGateway)
     assert gateway is not None and gateway.mode == "local" and gateway.pace_per_minute == 6
     first, second = gateway.phones
     assert (first.name, first.base_url, first.username) == (
@@ -331,7 +332,7 @@ def test_settings_a_person_can_type(env: dict[str, str]) -> None:
     )
     assert (second.name, second.signing_key) == ("pokhara", "own-key-123")
     assert "Secr3t" not in repr(settings)
-    assert Settings.from_mapping(env).android is None
+    assert Settings.from_mapping(env).provider("android", AndroidGateway) is None
 
 
 def test_cloud_mode_sends_through_the_account_to_each_device(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from http.server import BaseHTTPRequestHandler
@@ -76,7 +75,7 @@ def test_each_phone_key_and_the_shared_key_are_accepted(
 def test_without_a_gateway_configured_everything_is_refused(
     client, runtime: Runtime, phones: list[FakeAndroidPhone], monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(runtime, "settings", dataclasses.replace(runtime.settings, android=None))
+    monkeypatch.setattr(runtime, "settings", runtime.settings.with_provider("android", None))
     assert post(client, phones[0].received("HELP", new_phone())).status_code == 403
     assert stored(runtime) == (0, 0)
 

@@ -1,5 +1,6 @@
 """A channel is a plug-in (issue 11): a provider defined entirely in one new folder, which no
-other file names, receives, replies, reports delivery and opts a person out."""
+other file names, receives, replies, reports delivery and opts a person out; its settings,
+parsed in the same folder, are checked at start like every other setting."""
 
 from __future__ import annotations
 
@@ -15,14 +16,47 @@ import bot.channels
 from bot.channels import registry
 from bot.db.models import ConsentEvent, Contact, Message
 from bot.runtime import Runtime
+from bot.settings import Settings, SettingsError, load_settings
 from testkit.fake_twilio import FakeTwilio
 from tests.dashboard.support import add_user, signed_in
 from tests.support.builders import new_phone
+
+SETTINGS_PY = '''
+"""The pigeons' settings: PIGEON_LOFT enables them, PIGEON_BIRDS (a whole number) and
+PIGEON_KEY (a secret) are checked."""
+
+from dataclasses import dataclass, field
+
+from bot.settings_parsing import parse_int, parse_token
+
+
+@dataclass(frozen=True)
+class PigeonSettings:
+    loft: str
+    birds: int
+    key: str | None = field(default=None, repr=False)
+
+    @property
+    def pace_per_second(self):
+        return self.birds / 60  # each bird flies once a minute
+
+
+def parse(get):
+    loft = get("PIGEON_LOFT")
+    if loft is None:
+        return None
+    return PigeonSettings(
+        loft=loft,
+        birds=parse_int("PIGEON_BIRDS", get("PIGEON_BIRDS") or "1", 1, 1000),
+        key=parse_token("PIGEON_KEY", get("PIGEON_KEY")),
+    )
+'''
 
 PROVIDER_PY = '''
 """A throwaway provider: carrier pigeons."""
 
 from bot.channels.base import NO_ABILITIES, ErrorMeaning, Provider, SendResult
+from bot.channels.pigeon.settings import PigeonSettings
 from bot.core.messages import Channel
 from bot.core.status import MessageStatus
 
@@ -30,13 +64,18 @@ FLOWN = []  # what the pigeons carried
 
 
 class Loft:
+    def __init__(self, own):
+        self.own = own
+
     def summary(self):
-        return "ok (12 pigeons)"
+        return f"ok ({self.own.birds} pigeons in {self.own.loft})"
 
 
 class PigeonChannel:
     abilities = NO_ABILITIES
-    balance = Loft()
+
+    def __init__(self, settings):
+        self.balance = Loft(settings.provider("pigeon", PigeonSettings))
 
     def send(self, message):
         FLOWN.append(message)
@@ -55,8 +94,8 @@ class PigeonChannel:
 PROVIDER = Provider(
     name="pigeon",
     channels=(Channel.SMS,),
-    enabled=lambda settings: True,
-    make_senders=lambda settings: {Channel.SMS: PigeonChannel()},
+    enabled=lambda settings: settings.provider("pigeon", PigeonSettings) is not None,
+    make_senders=lambda settings: {Channel.SMS: PigeonChannel(settings)},
     webhook="bot.channels.pigeon.webhook:bp",
     statuses={"landed": MessageStatus.DELIVERED},
     errors=lambda code: ErrorMeaning.OPTED_OUT if code == 7 else None,
@@ -92,6 +131,13 @@ def status():
 """
 
 
+PIGEON_SETTINGS = {
+    "PIGEON_LOFT": "rooftop",
+    "PIGEON_BIRDS": "12",
+    "PIGEON_KEY": "pigeon-secret-0123456789",
+}
+
+
 def _forget_pigeon() -> None:
     for name in [m for m in sys.modules if m.startswith("bot.channels.pigeon")]:
         del sys.modules[name]
@@ -105,10 +151,11 @@ def settings_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     folder.mkdir(parents=True)
     (folder / "__init__.py").write_text('"""Carrier pigeons."""\n')
     (folder / "provider.py").write_text(textwrap.dedent(PROVIDER_PY))
+    (folder / "settings.py").write_text(textwrap.dedent(SETTINGS_PY))
     (folder / "webhook.py").write_text(textwrap.dedent(WEBHOOK_PY))
     monkeypatch.setattr(bot.channels, "__path__", [*bot.channels.__path__, str(folder.parent)])
     _forget_pigeon()
-    yield {}
+    yield dict(PIGEON_SETTINGS)
     monkeypatch.undo()
     _forget_pigeon()
 
@@ -152,8 +199,40 @@ def test_a_provider_in_one_new_folder_is_a_channel(
 
 
 def test_its_balance_and_secret_settings_are_shown(app, client, runtime: Runtime) -> None:  # type: ignore[no-untyped-def]
-    assert client.get("/readyz").get_json()["pigeon_balance"] == "ok (12 pigeons)"
+    balance = "ok (12 pigeons in rooftop)"  # from its own settings
+    assert client.get("/readyz").get_json()["pigeon_balance"] == balance
     admin = add_user(runtime.db, "admin@example.org", "admin", "x")
     page = signed_in(app, runtime.db, admin).get("/dashboard/settings").get_data(as_text=True)
-    assert "<th>pigeon</th><td>ok (12 pigeons)</td>" in page
+    assert f"<th>pigeon</th><td>{balance}</td>" in page
     assert "<th>public_url</th><td>(set)</td>" in page
+    # Its own settings are listed as pigeon_<field>, the one kept out of their repr masked.
+    assert "<th>pigeon_loft</th><td>rooftop</td>" in page
+    assert "<th>pigeon_key</th><td>(set)</td>" in page
+    assert "pigeon-secret-0123456789" not in page
+
+
+def test_its_settings_are_parsed_from_the_environment_with_the_others(
+    runtime: Runtime, env: dict[str, str], settings_overrides: dict[str, str]
+) -> None:
+    own = runtime.settings.providers["pigeon"]
+    assert (own.loft, own.birds, own.key) == ("rooftop", 12, "pigeon-secret-0123456789")  # type: ignore[attr-defined]
+    assert "pigeon-secret" not in repr(runtime.settings)
+    # Its route is paced by its own settings (12 birds, once a minute each) unless
+    # BROADCAST_PACE says otherwise.
+    assert runtime.settings.pace_for("sms", "sms:pigeon", "pigeon") == pytest.approx(0.2)
+    paced = Settings.from_mapping(env | settings_overrides | {"BROADCAST_PACE": "sms:pigeon=3"})
+    assert paced.pace_for("sms", "sms:pigeon", "pigeon") == 3.0
+    # Unset, the provider is not configured (and not enabled); nothing else changes.
+    bare = Settings.from_mapping(env)
+    assert bare.providers["pigeon"] is None
+    assert "pigeon" not in [p.name for p in registry.enabled(bare)]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("PIGEON_BIRDS", "many"), ("PIGEON_BIRDS", "0"), ("PIGEON_KEY", "short")]
+)
+def test_a_bad_value_of_its_settings_stops_start_up_and_is_named(
+    env: dict[str, str], settings_overrides: dict[str, str], name: str, value: str
+) -> None:
+    with pytest.raises(SettingsError, match=name):
+        load_settings(env | settings_overrides | {name: value}, dotenv=Path("/nonexistent"))

@@ -12,6 +12,7 @@ import bot.channels
 from bot.channels import registry
 from bot.channels.base import ErrorMeaning
 from bot.core.status import MessageStatus
+from bot.settings import Settings, SettingsError
 
 
 @pytest.fixture
@@ -72,3 +73,17 @@ def test_a_provider_named_unlike_its_folder_is_an_error(plugins: Path) -> None:
     )
     with pytest.raises(registry.ProviderError, match="'hawk', its folder 'owl'"):
         registry.providers()
+
+
+def test_a_settings_py_without_parse_stops_start_up(plugins: Path) -> None:
+    _folder(plugins, "kite", None)
+    (plugins / "kite" / "settings.py").write_text("KITE = 1\n")
+    with pytest.raises(SettingsError, match=r"bot\.channels\.kite\.settings defines no parse"):
+        Settings.from_mapping({"VAR_DIR": str(plugins / "var"), "SECRET_KEY": "x" * 32})
+
+
+def test_a_folder_without_settings_py_has_no_settings(plugins: Path) -> None:
+    _folder(plugins, "kite", None)
+    settings = Settings.from_mapping({"VAR_DIR": str(plugins / "var"), "SECRET_KEY": "x" * 32})
+    assert "kite" not in settings.providers
+    assert {"sparrow", "android"} <= set(settings.providers)

@@ -7,26 +7,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.app import create_app
 from bot.channels.sparrow import webhook
-from bot.queue import make_huey
-from bot.runtime import Runtime
-from bot.settings import Settings
-from nlu.catalogue import Catalogue
 from testkit.fake_rasa import FakeRasa
 from testkit.fake_sparrow import FakeSparrow
-from tests.conftest import FAQ_FIXTURE
 from tests.support.builders import new_phone
 from tests.support.clock import FakeClock
-from tests.support.sparrow import SPARROW_TOKEN, SparrowPhone, sparrow_settings
+from tests.support.deployment import with_nlu
+from tests.support.sparrow import SparrowPhone, sparrow, sparrow_settings
 
-
-@pytest.fixture
-def sparrow() -> Iterator[FakeSparrow]:
-    """The local Sparrow-compatible API, started and stopped per test."""
-    server = FakeSparrow(token=SPARROW_TOKEN).start()
-    yield server
-    server.stop()
+__all__ = ["sparrow"]  # the fake Sparrow API fixture, shared with tests/failover
 
 
 @pytest.fixture
@@ -59,14 +48,5 @@ def sparrow_member(
     sparrow: FakeSparrow,
 ) -> Iterator[SparrowPhone]:
     """A Sparrow phone talking to the service that has NLU (the fake Rasa server)."""
-    settings = Settings.from_mapping(
-        env | settings_overrides | {"RASA_URL": rasa.url, "NLU_TIMEOUT_MS": "300"}
-    )
-    rt = Runtime(
-        settings,
-        huey=make_huey(settings, immediate=True),
-        clock=clock,
-        catalogue=Catalogue.load(FAQ_FIXTURE),
-    )
-    yield SparrowPhone(create_app(settings, rt).test_client(), sparrow, new_phone())
-    rt.close()
+    with with_nlu(env, settings_overrides, rasa.url, clock) as (_, client):
+        yield SparrowPhone(client, sparrow, new_phone())

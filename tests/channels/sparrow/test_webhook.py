@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from bot.app import create_app
+from bot.channels.sparrow.settings import SparrowSettings
 from bot.db.models import Contact, Message
 from bot.queue import make_huey
 from bot.runtime import Runtime
@@ -43,9 +44,10 @@ def test_a_forged_path_token_is_refused_and_nothing_stored(client, runtime: Runt
 def test_without_an_inbound_token_setting_everything_is_refused(
     client, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(
-        runtime, "settings", dataclasses.replace(runtime.settings, sparrow_inbound_token=None)
-    )
+    own = runtime.settings.provider("sparrow", SparrowSettings)
+    assert own is not None and own.inbound_token
+    unset = dataclasses.replace(own, inbound_token=None)
+    monkeypatch.setattr(runtime, "settings", runtime.settings.with_provider("sparrow", unset))
     assert (
         client.get(INBOUND_PATH, query_string=sparrow_params("HELP", "9800000001")).status_code
         == 403
@@ -68,7 +70,8 @@ def allow_listed(env: dict[str, str], settings_overrides: dict[str, str], clock:
 
 def test_the_source_address_allow_list(allow_listed, sparrow: FakeSparrow) -> None:  # type: ignore[no-untyped-def]
     runtime, client = allow_listed
-    assert runtime.settings.sparrow_allowed_ips[0] == ip_network("203.0.113.0/24")
+    own = runtime.settings.provider("sparrow", SparrowSettings)
+    assert own is not None and own.allowed_ips[0] == ip_network("203.0.113.0/24")
     params = sparrow_params("HELP", "9800000002")
     outside = client.get(
         INBOUND_PATH, query_string=params, headers={"X-Forwarded-For": "198.51.100.7"}

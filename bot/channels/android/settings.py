@@ -1,8 +1,8 @@
 """The Android SMS gateway's settings (issue 11), parsed and checked: errors name the setting.
 
-Parsed by bot/settings.py (`Settings.android`): this module sits with the settings at the
-bottom of the layers, outside the provider's folder (nothing below the wiring may import a
-provider, .importlinter), and imports nothing of the service.
+Found by bot/settings.py (`Settings.provider("android", AndroidGateway)`, None when no phone
+is configured) like every provider's settings.py (bot/channels/registry.py's contract): it
+imports nothing of the service but bot.settings_parsing.
 
 - ANDROID_GATEWAY_MODE: `local` (default: the service calls each phone's own API on the
   local network) or `cloud` (one account on the app's cloud server, which relays to the
@@ -24,9 +24,10 @@ provider, .importlinter), and imports nothing of the service.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
+
+from bot.settings_parsing import Get, SettingsError
 
 DEFAULT_CLOUD_URL = "https://api.sms-gate.app/3rdparty/v1"
 DEFAULT_PACE_PER_MINUTE = 6.0
@@ -56,6 +57,13 @@ class AndroidGateway:
     max_failures: int = 3
     probe_seconds: int = 60
 
+    @property
+    def pace_per_second(self) -> float:
+        """The route's broadcast pace (BROADCAST_PACE's sms:android overrides it): every phone
+        configured sends at its own pace, so the pool goes as fast as its phones together
+        (a phone out of the pool slows it: its turns wait, bot/channels/android/pool.py)."""
+        return self.pace_per_minute / 60 * len(self.phones)
+
     def signing_keys(self) -> list[tuple[str | None, str]]:
         """(phone name or None for the shared key, key) for every signing key configured."""
         keys: list[tuple[str | None, str]] = [
@@ -66,20 +74,20 @@ class AndroidGateway:
         return keys
 
 
-def parse(get: Callable[[str], str | None], error: type[ValueError]) -> AndroidGateway | None:
-    """The gateway's settings, or None when no phone is configured; raises `error`."""
+def parse(get: Get) -> AndroidGateway | None:
+    """The gateway's settings, or None when no phone is configured; raises SettingsError."""
     mode = (get("ANDROID_GATEWAY_MODE") or "local").strip().lower()
     if mode not in ("local", "cloud"):
-        raise error(f"ANDROID_GATEWAY_MODE must be local or cloud, got {mode!r}")
-    shared = _key("ANDROID_GATEWAY_SIGNING_KEY", get("ANDROID_GATEWAY_SIGNING_KEY"), error)
+        raise SettingsError(f"ANDROID_GATEWAY_MODE must be local or cloud, got {mode!r}")
+    shared = _key("ANDROID_GATEWAY_SIGNING_KEY", get("ANDROID_GATEWAY_SIGNING_KEY"))
     if mode == "local":
-        phones = _local_phones(get("ANDROID_GATEWAY_PHONES") or "", error)
+        phones = _local_phones(get("ANDROID_GATEWAY_PHONES") or "")
     else:
-        phones = _cloud_devices(get, error)
+        phones = _cloud_devices(get)
     if not phones:
         return None
     if any(p.signing_key is None for p in phones) and shared is None:
-        raise error(
+        raise SettingsError(
             "ANDROID_GATEWAY_SIGNING_KEY (the app's Settings > Webhooks > Signing Key) is "
             "required unless every phone in ANDROID_GATEWAY_PHONES has its own"
         )
@@ -87,13 +95,13 @@ def parse(get: Callable[[str], str | None], error: type[ValueError]) -> AndroidG
         mode=mode,
         phones=phones,
         signing_key=shared,
-        pace_per_minute=_number("ANDROID_GATEWAY_PACE", get, DEFAULT_PACE_PER_MINUTE, error),
-        max_failures=int(_number("ANDROID_GATEWAY_MAX_FAILURES", get, 3, error)),
-        probe_seconds=int(_number("ANDROID_GATEWAY_PROBE_SECONDS", get, 60, error)),
+        pace_per_minute=_number("ANDROID_GATEWAY_PACE", get, DEFAULT_PACE_PER_MINUTE),
+        max_failures=int(_number("ANDROID_GATEWAY_MAX_FAILURES", get, 3)),
+        probe_seconds=int(_number("ANDROID_GATEWAY_PROBE_SECONDS", get, 60)),
     )
 
 
-def _local_phones(value: str, error: type[ValueError]) -> tuple[AndroidPhone, ...]:
+def _local_phones(value: str) -> tuple[AndroidPhone, ...]:
     setting = "ANDROID_GATEWAY_PHONES"
     shape = "name=http://phone-ip:8080,user,password[,signing key] separated by ;"
     phones: list[AndroidPhone] = []
@@ -101,86 +109,86 @@ def _local_phones(value: str, error: type[ValueError]) -> tuple[AndroidPhone, ..
         name, sep, rest = item.partition("=")
         fields = [f.strip() for f in rest.split(",")]
         if not sep or len(fields) not in (3, 4) or not all(fields[:3]):
-            raise error(f"{setting} must be {shape}; got an entry {name.strip()!r} without that")
+            raise SettingsError(
+                f"{setting} must be {shape}; got an entry {name.strip()!r} without that"
+            )
         url = fields[0]
         parsed = urlparse(url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise error(f"{setting}: the phone {name.strip()!r} needs an http(s) URL, got {url!r}")
+            raise SettingsError(
+                f"{setting}: the phone {name.strip()!r} needs an http(s) URL, got {url!r}"
+            )
         key = (
-            _key(f"{setting} (signing key of {name.strip()!r})", fields[3] or None, error)
+            _key(f"{setting} (signing key of {name.strip()!r})", fields[3] or None)
             if (len(fields) == 4)
             else None
         )
         phones.append(
             AndroidPhone(
-                name=_name(setting, name, error),
+                name=_name(setting, name),
                 base_url=url.rstrip("/"),
                 username=fields[1],
                 password=fields[2],
                 signing_key=key,
             )
         )
-    _unique(setting, phones, error)
+    _unique(setting, phones)
     return tuple(phones)
 
 
-def _cloud_devices(
-    get: Callable[[str], str | None], error: type[ValueError]
-) -> tuple[AndroidPhone, ...]:
+def _cloud_devices(get: Get) -> tuple[AndroidPhone, ...]:
     setting = "ANDROID_GATEWAY_DEVICES"
     value = get(setting) or ""
     if not value.strip():
         return ()
     user, password = get("ANDROID_GATEWAY_CLOUD_USER"), get("ANDROID_GATEWAY_CLOUD_PASSWORD")
     if not user or not password:
-        raise error("ANDROID_GATEWAY_CLOUD_USER and ANDROID_GATEWAY_CLOUD_PASSWORD are required")
+        raise SettingsError(
+            "ANDROID_GATEWAY_CLOUD_USER and ANDROID_GATEWAY_CLOUD_PASSWORD are required"
+        )
     url = (get("ANDROID_GATEWAY_CLOUD_URL") or DEFAULT_CLOUD_URL).rstrip("/")
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise error(f"ANDROID_GATEWAY_CLOUD_URL must be an http(s) URL, got {url!r}")
+        raise SettingsError(f"ANDROID_GATEWAY_CLOUD_URL must be an http(s) URL, got {url!r}")
     phones: list[AndroidPhone] = []
     for item in filter(None, (part.strip() for part in value.split(";"))):
         name, sep, device = item.partition("=")
         if not sep or not device.strip():
-            raise error(f"{setting} must be name=deviceId separated by ;, got {item!r}")
-        phones.append(
-            AndroidPhone(_name(setting, name, error), url, user, password, None, device.strip())
-        )
-    _unique(setting, phones, error)
+            raise SettingsError(f"{setting} must be name=deviceId separated by ;, got {item!r}")
+        phones.append(AndroidPhone(_name(setting, name), url, user, password, None, device.strip()))
+    _unique(setting, phones)
     return tuple(phones)
 
 
-def _name(setting: str, raw: str, error: type[ValueError]) -> str:
+def _name(setting: str, raw: str) -> str:
     name = raw.strip().lower()
     if not name or len(name) > 32 or not set(name) <= NAME_CHARS:
-        raise error(f"{setting}: a phone's name must be 1-32 of a-z 0-9 - _, got {raw!r}")
+        raise SettingsError(f"{setting}: a phone's name must be 1-32 of a-z 0-9 - _, got {raw!r}")
     return name
 
 
-def _unique(setting: str, phones: list[AndroidPhone], error: type[ValueError]) -> None:
+def _unique(setting: str, phones: list[AndroidPhone]) -> None:
     names = [p.name for p in phones]
     if len(set(names)) != len(names):
-        raise error(f"{setting}: two phones have the same name")
+        raise SettingsError(f"{setting}: two phones have the same name")
 
 
-def _key(setting: str, value: str | None, error: type[ValueError]) -> str | None:
+def _key(setting: str, value: str | None) -> str | None:
     if value is None or not value.strip():
         return None
     if len(value.strip()) < 8:
-        raise error(f"{setting} must be at least 8 characters (the app's own are 8)")
+        raise SettingsError(f"{setting} must be at least 8 characters (the app's own are 8)")
     return value.strip()
 
 
-def _number(
-    setting: str, get: Callable[[str], str | None], default: float, error: type[ValueError]
-) -> float:
+def _number(setting: str, get: Get, default: float) -> float:
     value = get(setting)
     if value is None or not value.strip():
         return default
     try:
         number = float(value)
     except ValueError:
-        raise error(f"{setting} must be a number, got {value!r}") from None
+        raise SettingsError(f"{setting} must be a number, got {value!r}") from None
     if not 0 < number <= 10_000:
-        raise error(f"{setting} must be above 0 and at most 10000, got {value!r}")
+        raise SettingsError(f"{setting} must be above 0 and at most 10000, got {value!r}")
     return number

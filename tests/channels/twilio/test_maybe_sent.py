@@ -1,0 +1,122 @@
+"""Twilio's failures say whether Twilio may have created the message (`maybe_sent`): not when
+the connection was never opened or Twilio answered with its error, maybe when the request
+went out and no answer came, or something in between answered a bare 5xx."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from twilio.base.exceptions import TwilioRestException, TwilioServiceException
+
+from bot.channels.base import ErrorMeaning, PermanentSendError, SendError, TransientSendError
+from bot.channels.twilio.sender import TwilioChannel, _classify, twilio_channels
+from bot.core.messages import Channel, Language, Outbound
+from bot.failover import maybe_delivered
+from bot.settings import Settings
+from testkit.fake_twilio import FakeTwilio
+from tests.support.builders import ACCOUNT_SID, AUTH_TOKEN, SMS_FROM
+from tests.support.sockets import Backlogged, Endpoint, refused_url, send_failure
+
+MESSAGE = Outbound(Channel.SMS, "+15005550006", "hello", Language.EN, "reply")
+# The twilio library's async client still passes aiohttp a BasicAuth (its deprecation).
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:BasicAuth is deprecated:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:The 'auth' parameter is deprecated:DeprecationWarning"),
+]
+
+
+def channel_at(url: str) -> TwilioChannel:
+    settings = Settings.from_mapping(
+        {
+            "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+            "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            "TWILIO_SMS_FROM": SMS_FROM,
+            "TWILIO_API_BASE": url,
+            "SEND_TIMEOUT_SECONDS": "1",
+        }
+    )
+    return twilio_channels(settings)[Channel.SMS]
+
+
+@pytest.fixture(params=["sync", "async"])
+def use_async(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param == "async")
+
+
+def test_a_refused_connection_is_certainly_not_sent(use_async: bool) -> None:
+    error = send_failure(channel_at(refused_url()), MESSAGE, use_async)
+    assert error.maybe_sent is False and not maybe_delivered(error)
+
+
+def test_a_connect_timeout_is_certainly_not_sent(use_async: bool) -> None:
+    backlogged = Backlogged()
+    try:
+        error = send_failure(channel_at(backlogged.url), MESSAGE, use_async)
+    finally:
+        backlogged.close()
+    assert error.maybe_sent is False
+
+
+@pytest.mark.parametrize("mode", ["silent", "hang_up"])
+def test_a_request_sent_without_an_answer_may_have_been_created(mode: str, use_async: bool) -> None:
+    endpoint = Endpoint(mode)
+    try:
+        error = send_failure(channel_at(endpoint.url), MESSAGE, use_async)
+        assert [method for method, _ in endpoint.requests] == ["POST"]  # written in full
+    finally:
+        endpoint.close()
+    assert error.maybe_sent is True and maybe_delivered(error)
+
+
+def test_a_bare_5xx_from_in_between_may_have_been_created(use_async: bool) -> None:
+    endpoint = Endpoint("answer", lambda method, path: (502, b"<html>Bad Gateway</html>"))
+    try:
+        error = send_failure(channel_at(endpoint.url), MESSAGE, use_async)
+    finally:
+        endpoint.close()
+    assert error.maybe_sent is True
+
+
+@pytest.mark.parametrize("status, code", [(400, 21211), (429, 20429), (500, 20500), (503, None)])
+def test_twilios_own_error_answers_are_certainly_not_sent(
+    twilio: FakeTwilio, use_async: bool, status: int, code: int | None
+) -> None:
+    twilio.fail_next(status, code)
+    error = send_failure(channel_at(twilio.url), MESSAGE, use_async)
+    assert error.maybe_sent is False and not maybe_delivered(error)
+
+
+def test_a_lookup_that_fails_leaves_the_message_in_doubt() -> None:
+    # Asked whether it has a message (after a worker died mid-send), Twilio cannot be
+    # reached: whether it has it is still unknown, whatever the connection did.
+    channel = channel_at(refused_url())
+    with pytest.raises(SendError) as raised:
+        channel.find_sent(MESSAGE, datetime(2026, 1, 1, tzinfo=UTC))
+    assert raised.value.maybe_sent is True
+
+
+def test_what_each_answer_says_about_the_message() -> None:
+    def maybe(status: int, code: int) -> bool | None:
+        return _classify(
+            TwilioRestException(status, "https://api.twilio.com/x", "x", code)
+        ).maybe_sent
+
+    assert maybe(400, 21610) is False
+    assert maybe(500, 20500) is False  # Twilio's own error body
+    assert maybe(500, 500) is True  # the library's stand-in: no Twilio error in the body
+    assert maybe(504, 504) is True
+    assert maybe(503, 503) is False  # by HTTP's definition, not handled
+
+
+def test_an_rfc_9457_problem_from_twilio_is_its_own_answer() -> None:
+    # Newer Twilio services answer errors as RFC 9457 problems: the library raises another
+    # exception, with the same status and code, and it is classified the same way.
+    problem = TwilioServiceException(
+        "https://www.twilio.com/docs/errors/21211", "Invalid 'To' Phone Number", 400, 21211
+    )
+    error = _classify(problem)
+    assert isinstance(error, PermanentSendError)
+    assert (error.code, error.meaning, error.maybe_sent) == (21211, ErrorMeaning.BAD_NUMBER, False)
+    busy = _classify(TwilioServiceException("about:blank", "Too Many Requests", 429, 20429))
+    assert isinstance(busy, TransientSendError) and busy.maybe_sent is False
