@@ -695,10 +695,37 @@ class Outbox:
                 row.updated_at = now
             if meaning is ErrorMeaning.OPTED_OUT:
                 opt_out = (row.contact_id, row.id)
+            route = Route(row.channel, row.provider)
+        if self.failover is not None:
+            self._route_health_from_report(route, status, error_code, meaning, provider)
         if opt_out is not None:
             reason = opt_out_reason(provider, error_code)
             opt_out_contact(self.db, opt_out[0], reason, opt_out[1], now)
         return "applied" if applied else "ignored"
+
+    def _route_health_from_report(
+        self,
+        written: Route,
+        status: str,
+        error_code: int | None,
+        meaning: ErrorMeaning | None,
+        provider: str | None,
+    ) -> None:
+        """A delivery report is evidence about its route too. A platform that accepts sends
+        and then fails them all (WhatsApp blocked in a country: Twilio answers 201, then
+        reports 63012) looks up at send time: its reports count against the route, as the
+        send's own failures do, so failover moves the next sends to the contact's next
+        route; a delivered or read report shows it works. Any other report (one bad number,
+        one refused message) says nothing about the route."""
+        failover = self.failover
+        assert failover is not None
+        route = failover.routes.canonical(written) or Route(written.channel)
+        if meaning is ErrorMeaning.UNREACHABLE:
+            failover.failed(route, f"delivery report: {provider or 'provider'} error {error_code}")
+        elif status in (MessageStatus.DELIVERED, MessageStatus.READ) and failover.health(route).up:
+            # Resets a run of failures; a route already down comes back only by its probe (a
+            # late report of a message sent before the outage says nothing about now).
+            failover.succeeded(route)
 
 
 def opt_out_reason(provider: str | None, code: int | None) -> str:

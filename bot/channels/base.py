@@ -39,6 +39,10 @@ class ErrorMeaning(StrEnum):
     FAILED = "failed"  # this message failed; nothing is known about the contact
     OPTED_OUT = "opted_out"  # the person opted out at the provider: stop messaging them
     BAD_NUMBER = "bad_number"  # the number cannot receive on this channel
+    # The channel cannot deliver to anyone now (the platform is down or blocked, our sender
+    # is cut off): counts against the route's health like a provider that does not answer,
+    # whether the send's answer or a later delivery report says so.
+    UNREACHABLE = "unreachable"
 
 
 class SendError(Exception):

@@ -468,3 +468,81 @@ def test_whatsapp_unreachable_moves_replies_to_local_sms_and_back(
     after = Counter(c.form["To"].removeprefix("whatsapp:") for c in twilio.sent) - by_whatsapp
     assert after == Counter({p: 1 for p in phones})
     assert Counter("+977" + c.form["to"] for c in sparrow.sent) == by_sparrow
+
+
+def test_whatsapp_failing_after_it_accepted_moves_the_next_replies_by_its_reports(
+    runtime: Runtime, sparrow: FakeSparrow, twilio: FakeTwilio, clock: FakeClock
+) -> None:
+    """WhatsApp blocked, Twilio still answering 201: each send looks fine, then Twilio reports
+    it failed with 63012 (the platform unreachable). Those signed reports take the route
+    down after FAILOVER_AFTER, so the next replies go by Sparrow; a late "delivered" of an
+    older message does not bring the route back, its probe does. A report about one bad
+    number says nothing about the route."""
+    from tests.support.phone import post_signed
+
+    client = create_app(runtime.settings, runtime).test_client()
+    phones = [new_phone() for _ in range(6)]
+    ids = {
+        number: add_contact(
+            runtime.db, number, channel="whatsapp", has_sms=True, has_whatsapp=True,
+            last_inbound_at=clock.now,
+        )
+        for number in phones
+    }  # fmt: skip
+
+    def reply(number: str, text: str) -> None:
+        with runtime.db.write() as session:
+            message_id = runtime.outbox.enqueue(
+                session,
+                ids[number],
+                Outbound(Channel.WHATSAPP, number, text, Language.EN, "manual_reply"),
+            )
+        runtime.retry_task(message_id)
+
+    def report(sid: str, status: str, code: str | None = None) -> None:
+        form = {"MessageSid": sid, "MessageStatus": status, "AccountSid": "AC" + "a" * 32}
+        if code:
+            form["ErrorCode"] = code
+        assert post_signed(client, "/webhooks/twilio/status", form).status_code == 200
+
+    for number in phones[:4]:
+        reply(number, "first")
+    assert len(twilio.sent) == 4 and not sparrow.sent  # all accepted by Twilio
+    report(twilio.sent[0].sid, "delivered")  # before the block
+    report(twilio.sent[1].sid, "undelivered", "63024")  # one bad number: not the route
+    whatsapp = runtime.routes.order[0]
+    assert runtime.failover.down() == frozenset()
+    for sent in twilio.sent[1:4]:
+        report(sent.sid, "failed", "63012")
+    assert runtime.failover.down() == {whatsapp}
+    report(twilio.sent[0].sid, "read")  # late news of an older message
+    assert runtime.failover.down() == {whatsapp}
+    for number in phones[4:]:
+        reply(number, "second")
+    settle(runtime, clock, rounds=1)
+    assert len(twilio.sent) == 4  # nothing more to WhatsApp while it is down
+    assert sorted("+977" + c.form["to"] for c in sparrow.sent) == sorted(phones[4:])
+
+
+def test_an_unreachable_platform_answered_at_send_time_counts_against_the_route(
+    runtime: Runtime, sparrow: FakeSparrow, twilio: FakeTwilio, clock: FakeClock
+) -> None:
+    """Twilio refusing a WhatsApp send with 63012 (HTTP 400) is the platform down, not this
+    message's fault: retried, and the route goes down after FAILOVER_AFTER of them."""
+    number = new_phone()
+    contact = add_contact(
+        runtime.db, number, channel="whatsapp", has_sms=True, has_whatsapp=True,
+        last_inbound_at=clock.now,
+    )  # fmt: skip
+    twilio.fail_next(400, 63012, times=3)
+    for n in range(3):
+        with runtime.db.write() as session:
+            message_id = runtime.outbox.enqueue(
+                session, contact, Outbound(Channel.WHATSAPP, number, f"m{n}", Language.EN)
+            )
+        runtime.retry_task(message_id)
+    assert runtime.failover.down() == {runtime.routes.order[0]}
+    assert [c.form["text"] for c in sparrow.sent] == ["m2"]  # moved at once
+    settle(runtime, clock)  # the others' retries, after the probe found WhatsApp back
+    texts = [c.form["text"] for c in sparrow.sent] + [c.form["Body"] for c in twilio.sent]
+    assert Counter(texts) == Counter({"m0": 1, "m1": 1, "m2": 1})  # each once

@@ -21,6 +21,11 @@ ERRORS: dict[int, tuple[str, ErrorMeaning]] = {
     30005: ("unknown destination handset", ErrorMeaning.BAD_NUMBER),
     30006: ("landline or unreachable carrier", ErrorMeaning.BAD_NUMBER),
     63024: ("invalid message recipient (WhatsApp)", ErrorMeaning.BAD_NUMBER),
+    # WhatsApp unreachable for everyone (Twilio maps WhatsApp's 500/1011/1014/1023/1025 to
+    # 63012; twilio.com/docs/whatsapp/api/error-code-mapping), or our sender cut off.
+    63012: ("the channel provider (WhatsApp) had an internal error", ErrorMeaning.UNREACHABLE),
+    63001: ("the channel could not authenticate the request", ErrorMeaning.UNREACHABLE),
+    63007: ("no channel with this 'From' address", ErrorMeaning.UNREACHABLE),
     20429: ("too many requests", ErrorMeaning.RETRY),
     30001: ("queue overflow", ErrorMeaning.RETRY),
 }

@@ -20,6 +20,7 @@ from twilio.rest import Client
 
 from bot.channels.base import (
     ChannelAbilities,
+    ErrorMeaning,
     PermanentSendError,
     SendError,
     SendResult,
@@ -234,7 +235,8 @@ def _classify(exc: Exception) -> SendError:
         # The library puts the HTTP status where Twilio's error code goes when the body
         # carried none: such an answer is not Twilio's own (a proxy's, say).
         maybe = _in_doubt(status, twilio_answered=code is not None and code != status)
-        kind = TransientSendError if status == 429 or status >= 500 else PermanentSendError
+        down = status == 429 or status >= 500 or meaning(code) is ErrorMeaning.UNREACHABLE
+        kind = TransientSendError if down else PermanentSendError
         return kind(text, code, meaning(code), NAME, maybe_sent=maybe)
     if isinstance(exc, TwilioException):  # the library could not read a 2xx answer
         return TransientSendError(f"Twilio: {exc}", provider=NAME, maybe_sent=True)
