@@ -60,36 +60,101 @@ def accept(
     With `phone_key`, a new contact whose number has a kept opt-out (its person was erased
     after STOP) starts opted out (bot/personal_data/optouts.py).
     """
-    now = now or inbound.received_at or utcnow()
     with db.begin() as conn:
-        contact_id = conn.execute(
-            db.sql.upsert_contact,
-            {
-                "phone": inbound.sender,
-                "phone_hash": phone_hash(phone_key, inbound.sender) if phone_key else "",
-                "simulated": simulated,
-                "channel": inbound.channel.value,
-                "has_sms": inbound.channel is Channel.SMS,
-                "has_whatsapp": inbound.channel is Channel.WHATSAPP,
-                "profile_name": inbound.profile_name,
-                "provider": inbound.route,
-                "now": now,
-            },
-        ).scalar_one()
-        message_id = conn.execute(
-            db.sql.insert_inbound,
-            {
-                "contact_id": contact_id,
-                "channel": inbound.channel.value,
-                "body": inbound.body,
-                "provider_sid": inbound.provider_id,
-                "provider": inbound.route,
-                "num_media": len(inbound.media_urls),
-                "media_urls": list(inbound.media_urls) or None,
-                "now": now,
-            },
-        ).scalar_one_or_none()
+        return store_inbound(conn, db, inbound, simulated, now, phone_key)
+
+
+def store_inbound(
+    conn: Connection,
+    db: Database,
+    inbound: Inbound,
+    simulated: bool = False,
+    now: datetime | None = None,
+    phone_key: bytes | None = None,
+) -> Accepted:
+    """`accept`'s statements, inside the caller's transaction (`AcceptBatcher` puts many
+    webhooks' in one)."""
+    now = now or inbound.received_at or utcnow()
+    contact_id = conn.execute(
+        db.sql.upsert_contact,
+        {
+            "phone": inbound.sender,
+            "phone_hash": phone_hash(phone_key, inbound.sender) if phone_key else "",
+            "simulated": simulated,
+            "channel": inbound.channel.value,
+            "has_sms": inbound.channel is Channel.SMS,
+            "has_whatsapp": inbound.channel is Channel.WHATSAPP,
+            "profile_name": inbound.profile_name,
+            "provider": inbound.route,
+            "now": now,
+        },
+    ).scalar_one()
+    message_id = conn.execute(
+        db.sql.insert_inbound,
+        {
+            "contact_id": contact_id,
+            "channel": inbound.channel.value,
+            "body": inbound.body,
+            "provider_sid": inbound.provider_id,
+            "provider": inbound.route,
+            "num_media": len(inbound.media_urls),
+            "media_urls": list(inbound.media_urls) or None,
+            "now": now,
+        },
+    ).scalar_one_or_none()
     return Accepted(message_id, contact_id, duplicate=message_id is None)
+
+
+@dataclass
+class _Webhook:
+    inbound: Inbound
+    simulated: bool
+    now: datetime
+    future: Future[Accepted]
+
+
+class AcceptBatcher:
+    """Stores the webhooks of many request threads together: one transaction per batch.
+
+    In the web process every webhook waits for its own write; one transaction per webhook
+    costs a trip through SQLite's write gate (or a WAL flush on PostgreSQL) each, and the
+    request threads queue behind each other for it. Here whatever arrived while the last
+    batch was being written goes in the next one (a webhook that finds it idle is written
+    at once), and each request answers once its batch is committed: durable before the
+    200, as before. A batch that fails is written again one webhook at a time, so one bad
+    message fails alone (its request answers 503).
+    """
+
+    def __init__(self, db: Database, phone_key: bytes | None, max_batch: int = 64) -> None:
+        self.db = db
+        self.phone_key = phone_key
+        self._batches = BatchThread(self._write, max_batch, name="inbox-writer")
+
+    def accept(self, inbound: Inbound, simulated: bool, now: datetime) -> Accepted:
+        """Blocks until the webhook is stored; raises what storing it raised."""
+        item = _Webhook(inbound, simulated, now, Future())
+        self._batches.put(item)
+        return item.future.result()
+
+    def close(self) -> None:
+        self._batches.close()
+
+    def _write(self, batch: list[_Webhook]) -> None:
+        try:
+            with self.db.begin() as conn:
+                stored = [
+                    store_inbound(conn, self.db, w.inbound, w.simulated, w.now, self.phone_key)
+                    for w in batch
+                ]
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0].future.set_exception(exc)
+                return
+            for one in batch:  # find the one that fails; the others are stored
+                self._write([one])
+            return
+        for webhook, accepted in zip(batch, stored, strict=True):
+            webhook.future.set_result(accepted)
 
 
 def contact_state(contact: Any, channel: Channel) -> ContactState:

@@ -34,7 +34,7 @@ from bot.core.messages import Channel, Inbound
 from bot.db.database import Database
 from bot.db.models import utcnow
 from bot.failover import Failover
-from bot.inbox import Accepted, InboxProcessor, accept, waiting_contacts
+from bot.inbox import AcceptBatcher, Accepted, InboxProcessor, accept, waiting_contacts
 from bot.metrics import timed_nlu
 from bot.outbox import Outbox, RetryPolicy, SendJob, due_messages, reclaim_dead_claims
 from bot.queue import make_huey
@@ -167,8 +167,12 @@ class Runtime:
         self.clock = clock
         self.routes = installed_routes(settings)  # first: a bad CHANNEL_ORDER opens nothing
         # The long-running processes checkpoint SQLite's WAL in a thread of their own.
+        # The web (deferred_enqueue) writes before the others on SQLite: an acknowledgement
+        # waits for the write under way at most, not for the worker's backlog (bot/db/gate.py).
         self.db = Database(
-            settings.database_url, background_checkpoint=background or deferred_enqueue
+            settings.database_url,
+            background_checkpoint=background or deferred_enqueue,
+            first=deferred_enqueue,
         )
         self.db.start_checkpoints()
         self.huey = huey if huey is not None else make_huey(settings)
@@ -257,6 +261,7 @@ class Runtime:
         # background thread tells the queue. If the process dies in between, the sweeper
         # finds the stored message (RECOVER_AFTER_SECONDS) — nothing is lost either way.
         self._enqueuer: BatchThread[int] | None = None
+        self._accept_batcher: AcceptBatcher | None = None
         self._deferred_enqueue = deferred_enqueue
 
     # -- web side ---------------------------------------------------------------------------
@@ -266,13 +271,23 @@ class Runtime:
 
         If the enqueue fails the message is still stored, and the sweeper picks it up.
         """
-        accepted = accept(self.db, inbound, simulated, self.clock(), self.settings.phone_key)
+        if self._deferred_enqueue:  # the web: many request threads, one write per batch
+            accepted = self._accepter().accept(inbound, simulated, self.clock())
+        else:
+            accepted = accept(self.db, inbound, simulated, self.clock(), self.settings.phone_key)
         if not accepted.duplicate:
             if self._deferred_enqueue:
                 self._enqueue_later(accepted.contact_id)
             else:
                 self.enqueue_contact(accepted.contact_id)
         return accepted
+
+    def _accepter(self) -> AcceptBatcher:
+        if self._accept_batcher is None:  # made on first use: after gunicorn has forked
+            with _ENQUEUER_LOCK:
+                if self._accept_batcher is None:
+                    self._accept_batcher = AcceptBatcher(self.db, self.settings.phone_key)
+        return self._accept_batcher
 
     def _enqueue_later(self, contact_id: int) -> None:
         if self._enqueuer is None:  # made on first use: after gunicorn has forked
@@ -412,6 +427,8 @@ class Runtime:
     def close(self) -> None:
         """Finishes sends under way and releases database connections."""
         self.db.stop_checkpoints()
+        if self._accept_batcher is not None:
+            self._accept_batcher.close()
         if self._enqueuer is not None:
             self._enqueuer.close()
         self.inbox.close()

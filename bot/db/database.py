@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 class Database:
     """Owns the engine. Commits happen at the request or job boundary, never in models."""
 
-    def __init__(self, url: str, background_checkpoint: bool = False) -> None:
+    def __init__(self, url: str, background_checkpoint: bool = False, first: bool = False) -> None:
         self.url = url
         self.background_checkpoint = background_checkpoint and url.startswith("sqlite")
         self._checkpointer: threading.Thread | None = None
@@ -29,8 +29,9 @@ class Database:
         self._read_engine = self.engine.execution_options(readonly=True)
         self.sql = Statements(self.engine.dialect)
         # SQLite: writers queue on a machine-wide gate (see bot/db/gate.py), not on SQLite's
-        # sleep-and-retry busy handler. PostgreSQL needs no such thing.
-        self._gate = gate_for_sqlite(url)
+        # sleep-and-retry busy handler; `first` (the web) goes before the others' writes.
+        # PostgreSQL needs no such thing.
+        self._gate = gate_for_sqlite(url, first=first)
         self._write_gate: AbstractContextManager[object] = self._gate or nullcontext()
         self._write = sessionmaker(self.engine, expire_on_commit=False)
         self._read = sessionmaker(self._read_engine, expire_on_commit=False)
