@@ -271,7 +271,10 @@ class Runtime:
 
         If the enqueue fails the message is still stored, and the sweeper picks it up.
         """
-        if self._deferred_enqueue:  # the web: many request threads, one write per batch
+        if self._deferred_enqueue and self.db.is_sqlite:
+            # The web on SQLite: many request threads, one write (one trip through the write
+            # gate) per batch. PostgreSQL takes concurrent writers; on run-prod the batch
+            # gained nothing measurable (300 msg/s: ack p99 714 ms with it, 568 without).
             accepted = self._accepter().accept(inbound, simulated, self.clock())
         else:
             accepted = accept(self.db, inbound, simulated, self.clock(), self.settings.phone_key)
