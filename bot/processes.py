@@ -137,15 +137,20 @@ def spawn_rasa(
     options: dict[str, object] = {"cwd": cwd, "env": environment}
     if own_process_group:
         options |= own_group()
-    if nice > 0 and os.name == "posix":
-        options["preexec_fn"] = lambda: os.nice(nice)  # in the child, before exec
     if log_file is None:
-        return subprocess.Popen(command, **options)  # type: ignore[call-overload]  # noqa: S603
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    with log_file.open("wb") as out:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen(  # type: ignore[call-overload]  # noqa: S603
-            command, stdout=out, stderr=subprocess.STDOUT, **options
-        )
+        process = subprocess.Popen(command, **options)  # type: ignore[call-overload]  # noqa: S603
+    else:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        with log_file.open("wb") as out:  # the child keeps its own copy of the descriptor
+            process = subprocess.Popen(  # type: ignore[call-overload]  # noqa: S603
+                command, stdout=out, stderr=subprocess.STDOUT, **options
+            )
+    if nice > 0 and hasattr(os, "setpriority"):
+        # From here rather than in the child before exec (preexec_fn is unsafe in a process
+        # with threads); the server starts its own threads after this, and they inherit it.
+        with contextlib.suppress(OSError):  # it exited already: the supervisor sees that
+            os.setpriority(os.PRIO_PROCESS, process.pid, nice)
+    return process
 
 
 def start_rasa(

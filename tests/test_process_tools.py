@@ -129,3 +129,13 @@ def test_a_child_that_dies_is_restarted_with_backoff_logged_and_counted(
 def test_exits_are_described_by_code_or_signal() -> None:
     assert processes.exit_description(1) == "exited with code 1"
     assert processes.exit_description(-15) == "killed by SIGTERM"
+
+
+def test_rasa_can_run_at_a_lower_cpu_priority(fake_rasa: Path, tmp_path: Path) -> None:
+    """`bot run` starts the NLU server at WORKER_NICE: it works for the workers."""
+    rasa = processes.spawn_rasa(free_port(), "the-token-0123456789", cwd=tmp_path, nice=5)
+    try:
+        fields = Path(f"/proc/{rasa.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        assert int(fields[16]) == 5  # the nice value (field 19 of /proc/PID/stat)
+    finally:
+        processes.stop([rasa], timeout=5)
