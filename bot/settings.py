@@ -12,10 +12,11 @@ import os
 import pkgutil
 import secrets
 import shlex
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import time
 from pathlib import Path
+from types import ModuleType
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -513,23 +514,32 @@ def _providers(get: Get) -> dict[str, object]:
     statically, and a provider's settings.py imports only bot.settings_parsing (.importlinter
     checks both), so there is no cycle. A folder without settings.py has no settings.
     """
-    package = importlib.import_module(PROVIDERS_PACKAGE)
     parsed: dict[str, object] = {}
-    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
-        if not info.ispkg:
-            continue
-        module_name = f"{PROVIDERS_PACKAGE}.{info.name}.{PROVIDER_SETTINGS_MODULE}"
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue  # this provider has no settings of its own
-            raise
+    for name, module_name, module in provider_modules(PROVIDER_SETTINGS_MODULE):
         parse = getattr(module, "parse", None)
         if not callable(parse):
             raise SettingsError(f"{module_name} defines no parse(get) for its settings")
-        parsed[info.name] = parse(get)
+        parsed[name] = parse(get)
     return parsed
+
+
+def provider_modules(module: str) -> Iterator[tuple[str, str, ModuleType]]:
+    """(folder name, module name, module) of `module` ("provider", "settings") in every
+    provider folder under bot/channels/ that has one, in name order. Imported by name: this
+    bottom layer never imports a provider statically. The registry finds providers this way
+    too."""
+    package = importlib.import_module(PROVIDERS_PACKAGE)
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+        if not info.ispkg:
+            continue
+        module_name = f"{PROVIDERS_PACKAGE}.{info.name}.{module}"
+        try:
+            found = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                continue  # a folder without this module
+            raise
+        yield info.name, module_name, found
 
 
 def _local_secret(var_dir: Path) -> str:

@@ -51,14 +51,12 @@ Contract for a provider (issue 11: "a channel is a plug-in"):
 from __future__ import annotations
 
 import importlib
-import pkgutil
 from functools import cache
 
 from flask import Blueprint
 
-import bot.channels
 from bot.channels.base import Provider
-from bot.settings import Settings
+from bot.settings import Settings, provider_modules
 
 PROVIDER_MODULE = "provider"
 
@@ -71,22 +69,13 @@ class ProviderError(RuntimeError):
 def providers() -> tuple[Provider, ...]:
     """Every installed provider, in name order (found once per process)."""
     found = []
-    for info in sorted(pkgutil.iter_modules(bot.channels.__path__), key=lambda i: i.name):
-        if not info.ispkg:
-            continue
-        module_name = f"{bot.channels.__name__}.{info.name}.{PROVIDER_MODULE}"
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue  # a folder without provider.py: not a provider
-            raise
+    for name, module_name, module in provider_modules(PROVIDER_MODULE):
         provider = getattr(module, "PROVIDER", None)
         if not isinstance(provider, Provider):
             raise ProviderError(f"{module_name} defines no PROVIDER (a Provider)")
-        if provider.name != info.name:
+        if provider.name != name:
             raise ProviderError(
-                f"{module_name}: PROVIDER.name is {provider.name!r}, its folder {info.name!r}"
+                f"{module_name}: PROVIDER.name is {provider.name!r}, its folder {name!r}"
             )
         found.append(provider)
     return tuple(found)
