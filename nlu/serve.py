@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import hmac
 import json
 import logging
@@ -315,6 +316,10 @@ def main(argv: list[str] | None = None) -> None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         _quiet_structlog()
     model = Model(args.model)
+    # The loaded model and libraries stay for the process's life: out of the cyclic
+    # collector's walks (a full one over them holds the GIL, and every parse, for long).
+    gc.collect()
+    gc.freeze()
     asyncio.run(serve(model, args.interface, args.port, args.auth_token))
 
 

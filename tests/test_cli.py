@@ -116,3 +116,17 @@ def test_survey_invite_starts_known_contacts_and_names_the_rest(
     assert "+9779801234567: started" in lines
     assert "+9779807654321: unknown contact" in lines
     assert any(line.startswith("12: ") for line in lines)  # not a phone number
+
+
+def test_freeze_startup_heap_takes_what_is_loaded_out_of_the_collectors_walks() -> None:
+    import gc
+
+    from bot.cli.common import freeze_startup_heap
+
+    loaded = [{"topic": i} for i in range(1000)]  # what start-up loaded, held for good
+    try:
+        freeze_startup_heap()
+        assert gc.get_freeze_count() >= len(loaded)
+        assert not any(obj is loaded for obj in gc.get_objects(generation=2))
+    finally:
+        gc.unfreeze()

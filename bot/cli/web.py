@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import click
 
-from bot.cli.common import settings_or_exit
+from bot.cli.common import freeze_startup_heap, settings_or_exit
+
+SWITCH_INTERVAL = 0.0005  # seconds; Python's default is 0.005
 
 
 @click.command()
@@ -31,9 +34,16 @@ def web(host: str, port: int, workers: int, threads: int) -> None:
             self.cfg.set("keepalive", 5)
             self.cfg.set("accesslog", None)
 
-        def load(self) -> Any:
+        def load(self) -> Any:  # in each gunicorn process, after the fork
             from bot.app import create_app
 
-            return create_app(settings_or_exit())
+            # The request threads hand each webhook's insert to one writer thread
+            # (bot/inbox.py AcceptBatcher), which gives up the GIL at every SQLite call;
+            # with the default 5 ms switch interval, busy request threads make it wait up
+            # to 5 ms each time it wants the GIL back, and the acknowledgements with it.
+            sys.setswitchinterval(SWITCH_INTERVAL)
+            app = create_app(settings_or_exit())
+            freeze_startup_heap()
+            return app
 
     _App().run()

@@ -37,6 +37,7 @@ def worker(sweep_every: float, after_crash: bool, wait_for_nlu: bool) -> None:
     With --wait-for-nlu (`bot run` starting Rasa beside it) messages wait in the inbox until
     Rasa has loaded its model, instead of being answered "we will answer soon".
     """
+    from bot.cli.common import freeze_startup_heap
     from bot.runtime import Runtime
 
     settings = settings_or_exit()
@@ -48,6 +49,7 @@ def worker(sweep_every: float, after_crash: bool, wait_for_nlu: bool) -> None:
         # milliseconds when the machine is busy (README: benchmark).
         os.nice(settings.worker_nice)
     runtime = Runtime(settings, background=True)
+    freeze_startup_heap()  # a collection must not stall a turn holding the write gate
     stop = threading.Event()
     if wait_for_nlu and settings.rasa_urls:
         wait_for_rasa(settings.rasa_urls)
