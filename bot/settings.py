@@ -155,7 +155,7 @@ class Settings:
     rasa_urls: tuple[str, ...] = ()
     redis_url: str | None = None
     default_region: str = "NP"
-    worker_concurrency: int = 4
+    worker_concurrency: int = 16
     send_concurrency: int = 64
     worker_nice: int = 5
     queue_name: str = "bot"
@@ -431,7 +431,9 @@ class Settings:
                 else None
             ),
             default_region=(get("DEFAULT_REGION") or "NP").upper(),
-            worker_concurrency=_int("WORKER_CONCURRENCY", get("WORKER_CONCURRENCY") or "4", 1, 256),
+            worker_concurrency=_int(
+                "WORKER_CONCURRENCY", get("WORKER_CONCURRENCY") or "16", 1, 256
+            ),
             send_concurrency=_int("SEND_CONCURRENCY", get("SEND_CONCURRENCY") or "64", 1, 1024),
             worker_nice=_int("WORKER_NICE", get("WORKER_NICE") or "5", 0, 19),
             queue_name=get("QUEUE_NAME") or "bot",
