@@ -31,13 +31,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections import defaultdict
 from dataclasses import asdict, dataclass
@@ -54,6 +57,7 @@ from testkit.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 START_SECONDS = 400.0  # Rasa loading its model on a busy machine
+BUCKET = re.compile(r"^bot_webhook_seconds_bucket\{([^}]*)\} ([0-9.e+]+)$", re.M)
 
 
 @dataclass
@@ -85,6 +89,11 @@ class PhaseResult:
     cpu_ms: dict[str, float]  # per message, per process, over load + drain
     harness_cpu_pct: float
     others_cpu_pct: float  # the rest of the machine (other people's work), % of one core
+    # Webhooks of this phase whose time inside the web app (Flask's before → after request,
+    # bot_webhook_seconds) passed 25 / 50 ms: a slow ack that is slow inside the app, against
+    # one that waited outside it (gunicorn's queue, the CPU, the harness).
+    app_over_25ms: int = 0
+    app_over_50ms: int = 0
 
 
 def machine_cpu_seconds() -> float:
@@ -137,6 +146,35 @@ def start(
     return process, StartResult(round(accepted, 2), round(time.perf_counter() - launched, 2))
 
 
+def webhook_buckets(url: str) -> dict[float, float]:
+    """Cumulative bucket counts (upper bound s → webhooks) of the web's own histogram of
+    accepted webhooks (status callbacks left out), from /metrics (every web process's,
+    multiprocess mode); empty when /metrics does not answer."""
+    base = url.split("/webhooks/", 1)[0]
+    try:
+        with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
+            text = response.read().decode()
+    except OSError:
+        return {}
+    buckets: dict[float, float] = defaultdict(float)
+    for match in BUCKET.finditer(text):
+        labels, value = match.group(1), float(match.group(2))
+        if 'code="200"' in labels and "status" not in labels:  # not Twilio's status callbacks
+            bound = re.search(r'le="([^"]+)"', labels)
+            if bound and bound.group(1) != "+Inf":
+                buckets[float(bound.group(1))] += value
+            elif bound:
+                buckets[math.inf] += value
+    return dict(buckets)
+
+
+def over(before: dict[float, float], after: dict[float, float], seconds: float) -> int:
+    """Webhooks counted between two readings that took longer than `seconds` in the app."""
+    total = after.get(math.inf, 0.0) - before.get(math.inf, 0.0)
+    within = after.get(seconds, 0.0) - before.get(seconds, 0.0)
+    return round(total - within)
+
+
 def run_phase(
     url: str,
     channel: BenchChannel,
@@ -164,6 +202,7 @@ def run_phase(
     for planned in plan:
         per_sender[planned.sender] += 1
     cpu_before = {name: cpu_seconds(pid) for name, pid in processes.items()}
+    buckets_before = webhook_buckets(url)
     machine_before, own_before = machine_cpu_seconds(), time.process_time()
     began = time.perf_counter()
     epoch_began = time.time()
@@ -181,6 +220,7 @@ def run_phase(
     elapsed = time.perf_counter() - began
     cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in processes.items()}
     harness = time.process_time() - own_before
+    buckets_after = webhook_buckets(url)
     others = machine_cpu_seconds() - machine_before - sum(cpu.values()) - harness
     by_sender: dict[str, list[dict[str, object]]] = defaultdict(list)
     for reply in sorted(replies, key=lambda r: float(r["at"])):
@@ -224,6 +264,8 @@ def run_phase(
         cpu_ms={name: round(ms * seconds / messages, 2) for name, seconds in cpu.items()},
         harness_cpu_pct=round(100 * harness / elapsed),
         others_cpu_pct=round(100 * max(0.0, others) / elapsed),
+        app_over_25ms=over(buckets_before, buckets_after, 0.025),
+        app_over_50ms=over(buckets_before, buckets_after, 0.05),
     )
 
 
@@ -322,8 +364,9 @@ def table(rows: list[tuple[str, StartResult, PhaseResult]]) -> None:
     print("| channel | start: accepted / answered s | offered msg/s | achieved | errors "
           "| ack p50 ms | ack p99 ms | ack max ms | e2e p50 ms | e2e p99 ms | messages "
           "| answered | lost | dup | out of order | FAQ % | drain s "
-          "| CPU ms/msg web / worker / Rasa / scheduler | others' CPU % |")  # fmt: skip
-    print("|---" * 19 + "|")
+          "| CPU ms/msg web / worker / Rasa / scheduler | others' CPU % "
+          "| over 50 ms in the app |")  # fmt: skip
+    print("|---" * 20 + "|")
     for name, started, r in rows:
         cpu = r.cpu_ms
         parts = [cpu.get("web", 0.0), sum(v for k, v in cpu.items() if k.startswith("worker")),
@@ -337,7 +380,8 @@ def table(rows: list[tuple[str, StartResult, PhaseResult]]) -> None:
             f"| {r.achieved_rate} | {r.errors} | {r.ack_p50_ms} | {r.ack_p99_ms} "
             f"| {r.ack_max_ms} | {r.e2e_p50_ms} | {r.e2e_p99_ms} | {r.messages} | {r.answered} "
             f"| {r.lost} | {r.duplicates} | {r.out_of_order} | {r.faq_pct} | {r.drain_s} "
-            f"| {' / '.join(f'{p:.2f}' for p in parts)}{servers} | {r.others_cpu_pct} |"
+            f"| {' / '.join(f'{p:.2f}' for p in parts)}{servers} | {r.others_cpu_pct} "
+            f"| {r.app_over_50ms} |"
         )
 
 
