@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import re
 import socket
 import subprocess
 import threading
@@ -192,6 +193,8 @@ async def agent():
 expected = asyncio.run(agent())
 model = Model(sys.argv[2])
 assert model._chain is not None, "the shipped pipeline must be served as a chain"
+steps = [step.__qualname__ for step in model._chain[1]]
+assert sum(q.startswith("_sentence_features") for q in steps) == 2, steps  # both featurizers
 one = [model.parse_now([t])[0] for t in texts]
 batched = model.parse_now(texts)
 print(json.dumps({"expected": expected, "one": one, "batched": batched}))
@@ -212,6 +215,9 @@ def test_the_shipped_model_answers_exactly_as_rasas_own_agent() -> None:
         "who takes part in it in our ward and why is it important pls",
     ]
     root = Path(processes.__file__).resolve().parents[1]
+    for held_out in ("nlu/eval.yml", "nlu/heldout.yml"):  # every message both sets hold
+        texts += re.findall(r"^\s*- text: (.+)$", (root / held_out).read_text("utf-8"), re.M)
+    assert len(texts) > 300
     out = subprocess.run(
         [str(processes.RASA_PYTHON), "-c", REAL_MODEL_CHECK, str(root), str(processes.MODEL),
          json.dumps(texts)],
