@@ -1,4 +1,5 @@
-"""A background thread that handles queued items in batches (group commit)."""
+"""A background thread that handles queued items in batches (group commit), and the same
+for callers that wait for their own item's outcome (`BatchCalls`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Generic, TypeVar
 
 log = logging.getLogger(__name__)
@@ -56,3 +58,43 @@ class BatchThread(Generic[T]):
                 self._handle(batch)
             except Exception:
                 log.exception("%s could not handle a batch of %s", self._thread.name, len(batch))
+
+
+R = TypeVar("R")
+
+
+class BatchCalls(Generic[T, R]):
+    """A `BatchThread` whose callers wait for their own item's outcome.
+
+    `handle(items)` runs in the background thread on everything queued and returns one
+    outcome per item, in order: a value, returned to that item's caller, or an exception,
+    raised in it (so one item can fail while the rest of its batch succeeds). An exception
+    out of `handle` itself is raised in every caller of the batch.
+    """
+
+    def __init__(
+        self, handle: Callable[[list[T]], list[R | BaseException]], max_batch: int, name: str
+    ) -> None:
+        self._handle = handle
+        self._thread: BatchThread[tuple[T, Future[R]]] = BatchThread(self._run, max_batch, name)
+
+    def call(self, item: T) -> R:
+        """Blocks until `item` is handled; returns its outcome or raises it."""
+        future: Future[R] = Future()
+        self._thread.put((item, future))
+        return future.result()
+
+    def close(self) -> None:
+        """Handles what is queued, then stops."""
+        self._thread.close()
+
+    def _run(self, batch: list[tuple[T, Future[R]]]) -> None:
+        try:
+            outcomes = self._handle([item for item, _ in batch])
+        except Exception as exc:
+            outcomes = [exc] * len(batch)
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)

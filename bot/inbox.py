@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from bot import logs
-from bot.batching import BatchThread
+from bot.batching import BatchCalls
 from bot.core.handler import Bot
 from bot.core.messages import (
     Channel,
@@ -105,12 +104,11 @@ def store_inbound(
     return Accepted(message_id, contact_id, duplicate=message_id is None)
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Webhook:
     inbound: Inbound
     simulated: bool
     now: datetime
-    future: Future[Accepted]
 
 
 class AcceptBatcher:
@@ -128,33 +126,29 @@ class AcceptBatcher:
     def __init__(self, db: Database, phone_key: bytes | None, max_batch: int = 64) -> None:
         self.db = db
         self.phone_key = phone_key
-        self._batches = BatchThread(self._write, max_batch, name="inbox-writer")
+        self._calls: BatchCalls[_Webhook, Accepted] = BatchCalls(
+            self._write, max_batch, name="inbox-writer"
+        )
 
     def accept(self, inbound: Inbound, simulated: bool, now: datetime) -> Accepted:
         """Blocks until the webhook is stored; raises what storing it raised."""
-        item = _Webhook(inbound, simulated, now, Future())
-        self._batches.put(item)
-        return item.future.result()
+        return self._calls.call(_Webhook(inbound, simulated, now))
 
     def close(self) -> None:
-        self._batches.close()
+        self._calls.close()
 
-    def _write(self, batch: list[_Webhook]) -> None:
+    def _write(self, batch: list[_Webhook]) -> list[Accepted | BaseException]:
         try:
             with self.db.begin() as conn:
-                stored = [
+                return [
                     store_inbound(conn, self.db, w.inbound, w.simulated, w.now, self.phone_key)
                     for w in batch
                 ]
         except Exception as exc:
             if len(batch) == 1:
-                batch[0].future.set_exception(exc)
-                return
-            for one in batch:  # find the one that fails; the others are stored
-                self._write([one])
-            return
-        for webhook, accepted in zip(batch, stored, strict=True):
-            webhook.future.set_result(accepted)
+                return [exc]
+        # Find the one that fails; the others are stored.
+        return [self._write([one])[0] for one in batch]
 
 
 def contact_state(contact: Any, channel: Channel) -> ContactState:
@@ -462,12 +456,11 @@ def _reply_row(
     )
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Pending:
     contact: Any
     message_id: int | None
     turn: Turn
-    future: Future[tuple[list[SendJob], bool]]
 
 
 class GroupCommitter:
@@ -480,41 +473,30 @@ class GroupCommitter:
 
     def __init__(self, processor: InboxProcessor, max_batch: int = 32) -> None:
         self._processor = processor
-        self._batches = BatchThread(self._commit, max_batch, name="turn-committer")
+        self._calls: BatchCalls[_Pending, tuple[list[SendJob], bool]] = BatchCalls(
+            self._commit, max_batch, name="turn-committer"
+        )
 
     def commit(
         self, contact: Any, message_id: int | None, turn: Turn
     ) -> tuple[list[SendJob], bool]:
         """Blocks until the turn is committed; raises what committing it raised."""
-        pending = _Pending(contact, message_id, turn, Future())
-        self._batches.put(pending)
-        return pending.future.result()
+        return self._calls.call(_Pending(contact, message_id, turn))
 
     def close(self) -> None:
-        self._batches.close()
+        self._calls.close()
 
-    def _commit(self, batch: list[_Pending]) -> None:
-        outcomes: list[tuple[list[SendJob], bool] | _Conflict] = []
-        try:
-            with self._processor.db.begin() as conn:
-                for item in batch:
-                    try:
-                        outcomes.append(
-                            self._processor.write_turn(
-                                conn, item.contact, item.message_id, item.turn
-                            )
-                        )
-                    except _Conflict as conflict:
-                        outcomes.append(conflict)
-        except Exception as exc:
+    def _commit(self, batch: list[_Pending]) -> list[tuple[list[SendJob], bool] | BaseException]:
+        outcomes: list[tuple[list[SendJob], bool] | BaseException] = []
+        with self._processor.db.begin() as conn:
             for item in batch:
-                item.future.set_exception(exc)
-            return
-        for item, outcome in zip(batch, outcomes, strict=True):
-            if isinstance(outcome, _Conflict):
-                item.future.set_exception(outcome)
-            else:
-                item.future.set_result(outcome)
+                try:
+                    outcomes.append(
+                        self._processor.write_turn(conn, item.contact, item.message_id, item.turn)
+                    )
+                except _Conflict as conflict:  # this turn alone writes nothing
+                    outcomes.append(conflict)
+        return outcomes
 
 
 def waiting_contacts(
