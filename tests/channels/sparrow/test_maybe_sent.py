@@ -1,6 +1,8 @@
 """Sparrow's failures say whether Sparrow may have queued the message (`maybe_sent`): not when
 the connection was never opened or Sparrow answered with its error, maybe when the request
-went out and no answer came (bot/failover.py moves only the first kind elsewhere)."""
+went out and no answer came (bot/failover.py moves only the first kind elsewhere).
+What the connection alone says, the same for every provider:
+tests/channels/test_maybe_sent_transport.py."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from bot.core.messages import Channel, Language, Outbound
 from bot.failover import maybe_delivered
 from bot.settings import Settings
 from testkit.fake_sparrow import FakeSparrow
-from tests.support.sockets import Backlogged, Endpoint, refused_url, send_failure
+from tests.support.sockets import send_failure
 from tests.support.sparrow import sparrow_settings
 
 MESSAGE = Outbound(Channel.SMS, "+9779812345678", "hello", Language.EN, "reply")
@@ -26,40 +28,6 @@ def channel_at(url: str) -> SparrowChannel:
 @pytest.fixture(params=["sync", "async"])
 def use_async(request: pytest.FixtureRequest) -> bool:
     return bool(request.param == "async")
-
-
-def test_a_refused_connection_is_certainly_not_sent(use_async: bool) -> None:
-    error = send_failure(channel_at(refused_url()), MESSAGE, use_async)
-    assert error.maybe_sent is False and not maybe_delivered(error)
-
-
-def test_a_connect_timeout_is_certainly_not_sent(use_async: bool) -> None:
-    backlogged = Backlogged()
-    try:
-        error = send_failure(channel_at(backlogged.url), MESSAGE, use_async)
-    finally:
-        backlogged.close()
-    assert error.maybe_sent is False
-
-
-@pytest.mark.parametrize("mode", ["silent", "hang_up"])
-def test_a_request_sent_without_an_answer_may_have_been_queued(mode: str, use_async: bool) -> None:
-    endpoint = Endpoint(mode)
-    try:
-        error = send_failure(channel_at(endpoint.url), MESSAGE, use_async)
-        assert [method for method, _ in endpoint.requests] == ["POST"]  # written in full
-    finally:
-        endpoint.close()
-    assert error.maybe_sent is True and maybe_delivered(error)
-
-
-def test_a_bare_5xx_from_in_between_may_have_been_queued(use_async: bool) -> None:
-    endpoint = Endpoint("answer", lambda method, path: (502, b"<html>Bad Gateway</html>"))
-    try:
-        error = send_failure(channel_at(endpoint.url), MESSAGE, use_async)
-    finally:
-        endpoint.close()
-    assert error.maybe_sent is True
 
 
 @pytest.mark.parametrize("status, code", [(503, None), (500, None), (429, None), (403, 1013)])

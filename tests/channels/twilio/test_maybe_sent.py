@@ -1,6 +1,8 @@
 """Twilio's failures say whether Twilio may have created the message (`maybe_sent`): not when
 the connection was never opened or Twilio answered with its error, maybe when the request
-went out and no answer came, or something in between answered a bare 5xx."""
+went out and no answer came, or something in between answered a bare 5xx.
+What the connection alone says, the same for every provider:
+tests/channels/test_maybe_sent_transport.py."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from bot.failover import maybe_delivered
 from bot.settings import Settings
 from testkit.fake_twilio import FakeTwilio
 from tests.support.builders import ACCOUNT_SID, AUTH_TOKEN, SMS_FROM
-from tests.support.sockets import Backlogged, Endpoint, refused_url, send_failure
+from tests.support.sockets import refused_url, send_failure
 
 MESSAGE = Outbound(Channel.SMS, "+15005550006", "hello", Language.EN, "reply")
 # The twilio library's async client still passes aiohttp a BasicAuth (its deprecation).
@@ -42,40 +44,6 @@ def channel_at(url: str) -> TwilioChannel:
 @pytest.fixture(params=["sync", "async"])
 def use_async(request: pytest.FixtureRequest) -> bool:
     return bool(request.param == "async")
-
-
-def test_a_refused_connection_is_certainly_not_sent(use_async: bool) -> None:
-    error = send_failure(channel_at(refused_url()), MESSAGE, use_async)
-    assert error.maybe_sent is False and not maybe_delivered(error)
-
-
-def test_a_connect_timeout_is_certainly_not_sent(use_async: bool) -> None:
-    backlogged = Backlogged()
-    try:
-        error = send_failure(channel_at(backlogged.url), MESSAGE, use_async)
-    finally:
-        backlogged.close()
-    assert error.maybe_sent is False
-
-
-@pytest.mark.parametrize("mode", ["silent", "hang_up"])
-def test_a_request_sent_without_an_answer_may_have_been_created(mode: str, use_async: bool) -> None:
-    endpoint = Endpoint(mode)
-    try:
-        error = send_failure(channel_at(endpoint.url), MESSAGE, use_async)
-        assert [method for method, _ in endpoint.requests] == ["POST"]  # written in full
-    finally:
-        endpoint.close()
-    assert error.maybe_sent is True and maybe_delivered(error)
-
-
-def test_a_bare_5xx_from_in_between_may_have_been_created(use_async: bool) -> None:
-    endpoint = Endpoint("answer", lambda method, path: (502, b"<html>Bad Gateway</html>"))
-    try:
-        error = send_failure(channel_at(endpoint.url), MESSAGE, use_async)
-    finally:
-        endpoint.close()
-    assert error.maybe_sent is True
 
 
 @pytest.mark.parametrize("status, code", [(400, 21211), (429, 20429), (500, 20500), (503, None)])
