@@ -213,20 +213,13 @@ def run_worker(
     """Consumes the queue as `bot worker` does until every inbound message is handled and
     every reply has reached the fake Twilio API (`expected` messages waiting), with the
     GIL switch interval `bot worker` sets (bot/cli/worker.py)."""
+    from bot.cli.worker import make_consumer
     from bot.runtime import Runtime
     from bot.settings import load_settings
 
     settings = load_settings(env, dotenv=Path(os.devnull))
     runtime = Runtime(settings, background=True)
-    consumer = runtime.huey.create_consumer(
-        workers=settings.worker_concurrency,
-        worker_type="thread",
-        periodic=False,
-        initial_delay=0.01,
-        backoff=1.5,
-        max_delay=0.1,
-        check_worker_health=False,
-    )
+    consumer = make_consumer(runtime, check_health=False)
     # Read apart from the service's engine (a plain connection: a few microseconds a look).
     watch = sqlite3.connect(env["DATABASE_URL"].split("///", 1)[1])
     waiting = (
