@@ -7,6 +7,7 @@ in the worker and turns each stored message into outbox rows, one contact at a t
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -463,6 +464,11 @@ class _Pending:
     turn: Turn
 
 
+# How long a batch of turns may keep a waiting webhook out of the SQLite write gate (at
+# least: the turn under way is finished first).
+HOLD_GATE_FOR = 0.015
+
+
 class GroupCommitter:
     """Commits the turns of many handler threads together, one transaction per batch.
 
@@ -487,15 +493,35 @@ class GroupCommitter:
         self._calls.close()
 
     def _commit(self, batch: list[_Pending]) -> list[tuple[list[SendJob], bool] | BaseException]:
+        """The batch's turns in as few transactions as webhooks allow: once a transaction has
+        held the write gate HOLD_GATE_FOR and a webhook waits for it, the turns written so far
+        are committed and the gate handed over before the next ones. Measured at 300 msg/s
+        with 16 handler threads: whole batches held the gate 28-40 ms, and the webhooks behind
+        them waited as long (ack p99 46-64 ms). With 5 ms: ack p99 29-37 ms, but replies
+        trailed more at 200 msg/s (e2e p99 2.0 s against 0.9-1.5); with 15 ms: 36-40 ms and
+        1.1-1.2 s."""
+        db = self._processor.db
         outcomes: list[tuple[list[SendJob], bool] | BaseException] = []
-        with self._processor.db.begin() as conn:
-            for item in batch:
-                try:
-                    outcomes.append(
-                        self._processor.write_turn(conn, item.contact, item.message_id, item.turn)
-                    )
-                except _Conflict as conflict:  # this turn alone writes nothing
-                    outcomes.append(conflict)
+        while len(outcomes) < len(batch):
+            done = len(outcomes)
+            written: list[tuple[list[SendJob], bool] | BaseException] = []
+            try:
+                with db.begin() as conn:
+                    began = time.monotonic()
+                    for item in batch[done:]:
+                        try:
+                            written.append(
+                                self._processor.write_turn(
+                                    conn, item.contact, item.message_id, item.turn
+                                )
+                            )
+                        except _Conflict as conflict:  # this turn alone writes nothing
+                            written.append(conflict)
+                        if time.monotonic() - began > HOLD_GATE_FOR and db.webhook_waiting():
+                            break
+            except Exception as exc:  # this transaction's turns and the rest fail together
+                return [*outcomes, *[exc] * (len(batch) - done)]
+            outcomes.extend(written)
         return outcomes
 
 

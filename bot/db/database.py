@@ -59,6 +59,12 @@ class Database:
         with self._write_gate, self.engine.begin() as conn:
             yield conn
 
+    def webhook_waiting(self) -> bool:
+        """True when a webhook waits for the write gate this process's writers yield to
+        (SQLite, not the web itself): a long write should end its transaction early."""
+        gate = self._gate
+        return gate is not None and not gate.first and gate.webhook_waiting()
+
     @contextmanager
     def begin_read(self) -> Iterator[Connection]:
         """A Core connection in one read-only transaction."""

@@ -1,0 +1,84 @@
+"""The worker's group commits hand the SQLite write gate to a waiting webhook mid-batch
+(bot/inbox.py GroupCommitter): turns already written are committed, the rest go in the next
+transaction, and every turn still gets its own outcome."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from bot import inbox
+from bot.inbox import GroupCommitter, _Conflict
+
+
+class Recorder:
+    """A database whose transactions are recorded: which turns each one wrote."""
+
+    def __init__(self, waiting: bool, fail_in: int | None = None) -> None:
+        self.waiting = waiting
+        self.fail_in = fail_in  # the transaction (0-based) whose commit fails
+        self.transactions: list[list[int]] = []
+        self.committed: list[list[int]] = []
+
+    @contextlib.contextmanager
+    def begin(self) -> Iterator[list[int]]:
+        written: list[int] = []
+        self.transactions.append(written)
+        yield written
+        if self.fail_in == len(self.transactions) - 1:
+            raise OSError("disk I/O error")
+        self.committed.append(written)
+
+    def webhook_waiting(self) -> bool:
+        return self.waiting
+
+
+class Processor:
+    def __init__(self, db: Recorder) -> None:
+        self.db = db
+
+    def write_turn(self, conn: list[int], contact: Any, message_id: int | None, turn: Any) -> Any:
+        if turn == "conflict":
+            raise _Conflict
+        conn.append(int(message_id or 0))
+        return ([], False)
+
+
+def commit_all(db: Recorder, turns: list[str]) -> list[Any]:
+    committer = GroupCommitter(Processor(db))  # type: ignore[arg-type]
+    try:
+        batch = [inbox._Pending(None, n, turn) for n, turn in enumerate(turns)]  # type: ignore[arg-type]
+        return committer._commit(batch)
+    finally:
+        committer.close()
+
+
+@pytest.fixture(autouse=True)
+def no_hold(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(inbox, "HOLD_GATE_FOR", 0.0)
+
+
+def test_without_a_waiting_webhook_the_batch_is_one_transaction() -> None:
+    db = Recorder(waiting=False)
+    outcomes = commit_all(db, ["turn"] * 5)
+    assert db.committed == [[0, 1, 2, 3, 4]]
+    assert outcomes == [([], False)] * 5
+
+
+def test_a_waiting_webhook_gets_the_gate_between_turns_and_every_turn_its_outcome() -> None:
+    db = Recorder(waiting=True)
+    outcomes = commit_all(db, ["turn", "conflict", "turn"])
+    assert db.committed == [[0], [], [2]]  # the conflicting turn wrote nothing, alone
+    assert outcomes[0] == ([], False) and outcomes[2] == ([], False)
+    assert isinstance(outcomes[1], _Conflict)
+
+
+def test_a_failed_transaction_fails_its_turns_and_the_rest_not_those_committed() -> None:
+    db = Recorder(waiting=True, fail_in=1)
+    outcomes = commit_all(db, ["turn", "turn", "turn"])
+    assert db.committed == [[0]]
+    assert outcomes[0] == ([], False)
+    assert all(isinstance(o, OSError) for o in outcomes[1:])
