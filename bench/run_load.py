@@ -103,10 +103,17 @@ def machine_cpu_seconds() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
+def process_states(var_dir: Path) -> dict[str, dict[str, object]]:
+    """The supervised processes' states from `bot run`'s status file."""
+    states: dict[str, dict[str, object]] = json.loads((var_dir / "processes.json").read_text())[
+        "processes"
+    ]
+    return states
+
+
 def pids(var_dir: Path) -> dict[str, int]:
     """The supervised processes' pids from `bot run`'s status file."""
-    status = json.loads((var_dir / "processes.json").read_text())
-    return {name: int(s["pid"]) for name, s in status["processes"].items() if s.get("pid")}
+    return {name: int(str(s["pid"])) for name, s in process_states(var_dir).items() if s.get("pid")}
 
 
 def start(
@@ -119,9 +126,12 @@ def start(
 ) -> tuple[subprocess.Popen[bytes], StartResult]:
     """Launches `bot run` in `tree`; returns once a webhook was accepted and answered."""
     url = f"http://127.0.0.1:{port}{channel.path}"
+    rasa_port = free_port()
+    while rasa_port == port:  # `port` is not bound yet: the kernel may offer it again
+        rasa_port = free_port()
     launched = time.perf_counter()
     process = subprocess.Popen(
-        [python, "-m", "bot", "run", "--port", str(port), "--rasa-port", str(free_port()),
+        [python, "-m", "bot", "run", "--port", str(port), "--rasa-port", str(rasa_port),
          *extra],
         cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         process_group=0,
@@ -301,6 +311,10 @@ def measure(
                        capture_output=True, timeout=300)  # fmt: skip
         process, started = start(tree, python, env, port, channel, extra)
         print(json.dumps({"start": asdict(started)}), flush=True)
+        nlu = {n: s for n, s in process_states(workdir).items() if n.startswith("rasa")}
+        if any(s.get("restarts") or s.get("state") != "up" for s in nlu.values()):
+            # The worker gave up waiting and answers without it: figures would not be these.
+            raise SystemExit(f"the NLU server did not come up in {tree}: {nlu}")
         processes = pids(workdir)
         if args.prod:  # the database and queue servers work for the service too
             processes |= server_pids()
