@@ -306,3 +306,13 @@ def test_broadcast_pace_overrides_every_default(tmp_path: Path) -> None:
     assert settings.pace_for("whatsapp", "whatsapp") == 0.0  # unpaced
     with pytest.raises(SettingsError, match="BROADCAST_PACE"):
         Settings.from_mapping(base(tmp_path) | {"BROADCAST_PACE": "sms:android=fast"})
+
+
+def test_worker_concurrency_defaults_to_the_database_kind_unless_set() -> None:
+    embedded = Settings.from_mapping({})
+    production = Settings.from_mapping({"DATABASE_URL": "postgresql://bot@127.0.0.1/bot"})
+    chosen = Settings.from_mapping(
+        {"DATABASE_URL": "postgresql://bot@127.0.0.1/bot", "WORKER_CONCURRENCY": "8"}
+    )
+    assert (embedded.worker_concurrency, production.worker_concurrency) == (16, 4)
+    assert chosen.worker_concurrency == 8
