@@ -11,33 +11,18 @@ import pytest
 
 from bot.channels.base import ChannelAdapter
 from bot.channels.sparrow.sender import SparrowChannel
-from bot.channels.twilio.sender import twilio_channels
 from bot.core.messages import Channel, Language, Outbound
 from bot.failover import maybe_delivered
 from bot.settings import Settings
-from tests.support.builders import ACCOUNT_SID, AUTH_TOKEN, SMS_FROM
+from tests.support.builders import TWILIO_ASYNC_WARNINGS, twilio_sms_at
 from tests.support.sockets import Backlogged, Endpoint, refused_url, send_failure
 from tests.support.sparrow import sparrow_settings
 
 MESSAGE = Outbound(Channel.SMS, "+9779812345678", "hello", Language.EN, "reply")
-# The twilio library's async client still passes aiohttp a BasicAuth (its deprecation).
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:BasicAuth is deprecated:DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore:The 'auth' parameter is deprecated:DeprecationWarning"),
-]
+pytestmark = TWILIO_ASYNC_WARNINGS
 
 
-def twilio_at(url: str) -> ChannelAdapter:
-    settings = Settings.from_mapping(
-        {
-            "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-            "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-            "TWILIO_SMS_FROM": SMS_FROM,
-            "TWILIO_API_BASE": url,
-            "SEND_TIMEOUT_SECONDS": "1",
-        }
-    )
-    return twilio_channels(settings)[Channel.SMS]
+twilio_at = twilio_sms_at
 
 
 def sparrow_at(url: str) -> ChannelAdapter:

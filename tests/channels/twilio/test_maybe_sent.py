@@ -12,33 +12,18 @@ import pytest
 from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 
 from bot.channels.base import ErrorMeaning, PermanentSendError, SendError, TransientSendError
-from bot.channels.twilio.sender import TwilioChannel, _classify, twilio_channels
+from bot.channels.twilio.sender import _classify
 from bot.core.messages import Channel, Language, Outbound
 from bot.failover import maybe_delivered
-from bot.settings import Settings
 from testkit.fake_twilio import FakeTwilio
-from tests.support.builders import ACCOUNT_SID, AUTH_TOKEN, SMS_FROM
+from tests.support.builders import TWILIO_ASYNC_WARNINGS, twilio_sms_at
 from tests.support.sockets import refused_url, send_failure
 
 MESSAGE = Outbound(Channel.SMS, "+15005550006", "hello", Language.EN, "reply")
-# The twilio library's async client still passes aiohttp a BasicAuth (its deprecation).
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:BasicAuth is deprecated:DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore:The 'auth' parameter is deprecated:DeprecationWarning"),
-]
+pytestmark = TWILIO_ASYNC_WARNINGS
 
 
-def channel_at(url: str) -> TwilioChannel:
-    settings = Settings.from_mapping(
-        {
-            "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-            "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-            "TWILIO_SMS_FROM": SMS_FROM,
-            "TWILIO_API_BASE": url,
-            "SEND_TIMEOUT_SECONDS": "1",
-        }
-    )
-    return twilio_channels(settings)[Channel.SMS]
+channel_at = twilio_sms_at
 
 
 @pytest.fixture(params=["sync", "async"])
