@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import urllib.request
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 import requests
@@ -83,22 +85,43 @@ class _AsyncTwilioHttpClient(AsyncTwilioHttpClient):
         if auth is not None:  # the header itself: aiohttp deprecates its BasicAuth
             token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
             headers["Authorization"] = f"Basic {token}"
+        body: bytes | None = None
+        if data:
+            # Encoded here, as the library's requests client does: aiohttp's FormData takes
+            # a third of a send's CPU for the same bytes.
+            body = _form(data)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
         kwargs: dict[str, Any] = {
             "method": method.upper(),
             "url": url,
             "params": params,
-            "data": data,
+            "data": body,
             "headers": headers,
             "allow_redirects": allow_redirects,
         }
         if timeout is not None:
             kwargs["timeout"] = aiohttp_timeout(timeout)
-        self.log_request(kwargs)
+        # The library formats its log lines (every header) before the logger drops them.
+        logged = self.logger.isEnabledFor(logging.INFO)
+        if logged:
+            self.log_request(kwargs)
         assert self.session is not None
         async with self.session.request(**kwargs) as response:
             answer = Response(response.status, await response.text(), response.headers)
-        self.log_response(answer.status_code, answer)
+        if logged:
+            self.log_response(answer.status_code, answer)
         return answer
+
+
+def _form(data: dict[str, object]) -> bytes:
+    """`data` form-encoded as requests encodes it: a list gives a field per item, a None
+    value no field at all."""
+    pairs = []
+    for key, value in data.items():
+        for item in value if isinstance(value, list | tuple) else [value]:
+            if item is not None:
+                pairs.append((key, item))
+    return urlencode(pairs).encode()
 
 
 class AsyncClients:
