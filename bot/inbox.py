@@ -140,7 +140,7 @@ class AcceptBatcher:
 
     def _write(self, batch: list[_Webhook]) -> list[Accepted | BaseException]:
         try:
-            with self.db.begin() as conn:
+            with self.db.begin_held() as conn:
                 return [
                     store_inbound(conn, self.db, w.inbound, w.simulated, w.now, self.phone_key)
                     for w in batch
@@ -506,7 +506,7 @@ class GroupCommitter:
             done = len(outcomes)
             written: list[tuple[list[SendJob], bool] | BaseException] = []
             try:
-                with db.begin() as conn:
+                with db.begin_held() as conn:
                     began = time.monotonic()
                     for item in batch[done:]:
                         try:

@@ -196,7 +196,7 @@ class Outbox:
         # up what it sent (`find_sent`), adopts them instead of sending again. A failed
         # batch likewise leaves its rows claimed for the sweeper.
         self.recorder: BatchThread[SentRecord] | None = (
-            BatchThread(self.record_batch, max_batch=200, name="sent-recorder")
+            BatchThread(self._record_in_recorder, max_batch=200, name="sent-recorder")
             if batch_records
             else None
         )
@@ -599,11 +599,15 @@ class Outbox:
         else:
             self.record_batch([record])
 
-    def record_batch(self, records: list[SentRecord]) -> None:
-        """Records what the provider said for many sends in one transaction."""
+    def _record_in_recorder(self, records: list[SentRecord]) -> None:
+        self.record_batch(records, held=True)  # the recorder thread keeps its connection
+
+    def record_batch(self, records: list[SentRecord], held: bool = False) -> None:
+        """Records what the provider said for many sends in one transaction (`held`: on
+        this thread's own connection, Database.begin_held)."""
         now = self.clock()
         sql = self.db.sql
-        with self.db.begin() as conn:
+        with self.db.begin_held() if held else self.db.begin() as conn:
             conn.execute(
                 sql.record_sent,
                 [

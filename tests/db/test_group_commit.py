@@ -32,6 +32,8 @@ class Recorder:
             raise OSError("disk I/O error")
         self.committed.append(written)
 
+    begin_held = begin  # the committer thread's own connection (Database.begin_held)
+
     def webhook_waiting(self) -> bool:
         return self.waiting
 
