@@ -68,7 +68,8 @@ class Database:
         """`begin` on a connection this thread keeps between transactions, on SQLite: for
         the threads that write batch after batch (the web's inbox writer, the worker's turn
         committer and sent recorder), taking a connection from the pool and giving it back
-        each time was a third of the inbox writer's CPU (its pool events and bookkeeping).
+        each time was a fifth of the inbox writer's CPU (py-spy: its pool events and
+        bookkeeping); `bot web` alone at 300 webhooks/s spent about 6 % less per webhook.
         A transaction that fails drops the connection; the next takes a new one. PostgreSQL
         gets `begin`: its pool checks a connection is alive before handing it out."""
         if not self.is_sqlite:
