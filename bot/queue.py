@@ -19,7 +19,6 @@ from huey.storage import SqliteStorage
 from bot.db.gate import WriteGate
 from bot.settings import Settings
 
-
 _NO_KV = (
     "the embedded queue keeps no results, revocations or task locks (storing {!r}); "
     "see SqliteQueueStorage"
