@@ -210,15 +210,18 @@ def run_web(env: dict[str, str], texts: list[str], offset: int, profiles: Profil
 def run_worker(
     env: dict[str, str], expected: int, profiles: Profiles, switch_interval: float
 ) -> float:
-    """Consumes the queue as `bot worker` does until every inbound message is handled and
-    every reply has reached the fake Twilio API (`expected` messages waiting), with the
-    GIL switch interval `bot worker` sets (bot/cli/worker.py)."""
+    """Consumes the queue (or reads the inbound feed) as `bot worker` does until every inbound
+    message is handled and every reply has reached the fake Twilio API (`expected` messages
+    waiting), with the GIL switch interval `bot worker` sets (bot/cli/worker.py)."""
     from bot.cli.worker import make_consumer
     from bot.runtime import Runtime
     from bot.settings import load_settings
 
     settings = load_settings(env, dotenv=Path(os.devnull))
     runtime = Runtime(settings, background=True)
+    # (A base commit from before the feed has no `inbound_feed`: Huey's queue only.)
+    with_feed = getattr(runtime, "inbound_feed", False)
+    feed = runtime.make_feed(settings.worker_concurrency) if with_feed else None
     consumer = make_consumer(runtime, check_health=False)
     # Read apart from the service's engine (a plain connection: a few microseconds a look).
     watch = sqlite3.connect(env["DATABASE_URL"].split("///", 1)[1])
@@ -232,6 +235,8 @@ def run_worker(
     sys.setswitchinterval(switch_interval)
     profiles.start()
     started = time.process_time()
+    if feed is not None:
+        feed.start()
     consumer.start()
     deadline = time.monotonic() + 30
     while watch.execute(waiting).fetchone()[0]:

@@ -34,10 +34,11 @@ from bot.core.messages import Channel, Inbound
 from bot.db.database import Database
 from bot.db.models import utcnow
 from bot.failover import Failover
+from bot.feed import InboxFeed
 from bot.inbox import AcceptBatcher, Accepted, InboxProcessor, accept, waiting_contacts
 from bot.metrics import timed_nlu
 from bot.outbox import Outbox, RetryPolicy, SendJob, due_messages, reclaim_dead_claims
-from bot.queue import make_huey
+from bot.queue import SqliteQueueStorage, make_huey
 from bot.sender import AsyncSender
 from bot.settings import Settings, SettingsError
 from bot.surveys import sync_versions
@@ -54,6 +55,8 @@ INBOUND_PRIORITY = 100
 SEND_PRIORITY = 50
 # A broadcast slice that finds the worker behind tries again this much later.
 BEHIND_PAUSE = timedelta(seconds=10)
+# Messages of one contact a feed thread handles before the contacts waiting behind it.
+FEED_TURNS = 20
 
 
 def default_channels(settings: Settings) -> dict[Channel, ChannelAdapter]:
@@ -263,6 +266,14 @@ class Runtime:
         self._enqueuer: BatchThread[int] | None = None
         self._accept_batcher: AcceptBatcher | None = None
         self._deferred_enqueue = deferred_enqueue
+        # The embedded default's workers read waiting messages from the table (bot/feed.py).
+        self.feed: InboxFeed | None = None
+
+    @property
+    def inbound_feed(self) -> bool:
+        """True on the embedded default (SQLite database and queue): inbound messages are
+        not enqueued; workers find them in the messages table (bot/feed.py)."""
+        return self.db.is_sqlite and isinstance(self.huey.storage, SqliteQueueStorage)
 
     # -- web side ---------------------------------------------------------------------------
 
@@ -278,11 +289,12 @@ class Runtime:
             accepted = self._accepter().accept(inbound, simulated, self.clock())
         else:
             accepted = accept(self.db, inbound, simulated, self.clock(), self.settings.phone_key)
-        if not accepted.duplicate:
-            if self._deferred_enqueue:
-                self._enqueue_later(accepted.contact_id)
-            else:
-                self.enqueue_contact(accepted.contact_id)
+        if accepted.duplicate or (self._deferred_enqueue and self.inbound_feed):
+            return accepted  # the workers' feeds find the stored message
+        if self._deferred_enqueue:
+            self._enqueue_later(accepted.contact_id)
+        else:
+            self.enqueue_contact(accepted.contact_id)
         return accepted
 
     def _accepter(self) -> AcceptBatcher:
@@ -304,7 +316,11 @@ class Runtime:
             self.enqueue_contact(contact_id)
 
     def enqueue_contact(self, contact_id: int) -> None:
-        """Asks a worker to handle the contact's waiting messages."""
+        """Asks a worker to handle the contact's waiting messages (this one's feed, if it
+        runs one)."""
+        if self.feed is not None:
+            self.feed.offer(contact_id)
+            return
         try:
             self.process_task(contact_id)
         except Exception:
@@ -329,6 +345,15 @@ class Runtime:
         self.broadcasts.tasks.enqueue_send(run_id, token=token, at=at)
 
     # -- worker side ------------------------------------------------------------------------
+
+    def make_feed(self, threads: int, share: tuple[int, int] = (0, 1)) -> InboxFeed:
+        """This worker's inbound feed (the embedded default; see `inbound_feed`), not started:
+        from now on `enqueue_contact` offers contacts to it."""
+        self.feed = InboxFeed(self.db, self._feed_contact, threads, share)
+        return self.feed
+
+    def _feed_contact(self, contact_id: int) -> bool:
+        return self.inbox.process_contact(contact_id, FEED_TURNS) >= FEED_TURNS
 
     def _process_contact(self, contact_id: int) -> None:
         self.inbox.process_contact(contact_id)
@@ -430,6 +455,8 @@ class Runtime:
     def close(self) -> None:
         """Finishes sends under way and releases database connections."""
         self.db.stop_checkpoints()
+        if self.feed is not None:
+            self.feed.close()
         if self._accept_batcher is not None:
             self._accept_batcher.close()
         if self._enqueuer is not None:

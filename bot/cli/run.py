@@ -90,13 +90,19 @@ def run(
         # A worker restarted after a crash takes back at once what the dead one held, instead
         # of after CLAIM_SECONDS: safe only when it was the one worker using this database
         # (an embedded SQLite one, which no other machine's worker can share).
-        alone = workers <= 1 and settings.database_url.startswith("sqlite")
+        sqlite = settings.database_url.startswith("sqlite")
+        alone = workers <= 1 and sqlite
         # A worker waits for the Rasa we started to load its model before handling messages
         # (they wait in the inbox meanwhile) rather than answering "try again later".
         first = ["worker", "--wait-for-nlu"] if started_rasa else ["worker"]
         after_crash = [*first, "--after-crash"] if alone else first
-        for n in range(1, max(1, workers) + 1):
-            service.append(_bot_child(f"worker-{n}", first, env, restarted=after_crash))
+        count = max(1, workers)
+        for n in range(1, count + 1):
+            # On SQLite each worker reads the waiting messages of its share of the contacts.
+            share = ["--share", f"{n}/{count}"] if count > 1 and sqlite else []
+            service.append(
+                _bot_child(f"worker-{n}", [*first, *share], env, restarted=[*after_crash, *share])
+            )
         for n in range(1, max(1, schedulers) + 1):
             service.append(_bot_child(f"scheduler-{n}", ["scheduler"], env))
         for child in service:

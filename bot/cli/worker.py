@@ -33,7 +33,13 @@ log = logging.getLogger("bot")
     is_flag=True,
     help="wait (up to 5 min) until a Rasa server answers before handling messages",
 )
-def worker(sweep_every: float, after_crash: bool, wait_for_nlu: bool) -> None:
+@click.option(
+    "--share",
+    default="1/1",
+    show_default=True,
+    help="K/N: on SQLite, handle the inbound messages of every Nth contact, the Kth share",
+)
+def worker(sweep_every: float, after_crash: bool, wait_for_nlu: bool, share: str) -> None:
     """Runs the job queue consumer: handles inbound messages and sends the outbox.
 
     WORKER_CONCURRENCY threads handle messages; up to SEND_CONCURRENCY provider calls overlap.
@@ -42,11 +48,14 @@ def worker(sweep_every: float, after_crash: bool, wait_for_nlu: bool) -> None:
     never give it while another worker uses the database (it would take that one's work).
     With --wait-for-nlu (`bot run` starting Rasa beside it) messages wait in the inbox until
     Rasa has loaded its model, instead of being answered "we will answer soon".
+    On the embedded default (SQLite) the worker finds inbound messages in the messages table
+    (bot/feed.py); N workers on one file take --share 1/N .. N/N of the contacts.
     """
     from bot.cli.common import freeze_startup_heap
     from bot.runtime import Runtime
 
     settings = settings_or_exit()
+    part = parse_share(share)
     # Dozens of threads share the GIL here; a thread holding the database write gate must not
     # wait the default 5 ms for its turn, or every other writer on the machine waits too.
     sys.setswitchinterval(0.0005)
@@ -55,6 +64,7 @@ def worker(sweep_every: float, after_crash: bool, wait_for_nlu: bool) -> None:
         # milliseconds when the machine is busy (README: benchmark).
         os.nice(settings.worker_nice)
     runtime = Runtime(settings, background=True)
+    feed = runtime.make_feed(settings.worker_concurrency, part) if runtime.inbound_feed else None
     freeze_startup_heap()  # a collection must not stall a turn holding the write gate
     stop = threading.Event()
     if wait_for_nlu and settings.rasa_urls:
@@ -75,6 +85,8 @@ def worker(sweep_every: float, after_crash: bool, wait_for_nlu: bool) -> None:
             stop.wait(sweep_every)
 
     threading.Thread(target=sweeper, name="sweeper", daemon=True).start()
+    if feed is not None:
+        feed.start()
     consumer = make_consumer(runtime)
     try:
         consumer.run()
@@ -83,11 +95,29 @@ def worker(sweep_every: float, after_crash: bool, wait_for_nlu: bool) -> None:
         runtime.close()
 
 
+# Huey's threads beside an inbound feed: sends' retries and broadcasts only.
+QUEUE_THREADS_BESIDE_FEED = 4
+
+
+def parse_share(text: str) -> tuple[int, int]:
+    """ "K/N" (1 <= K <= N) as (K-1, N); raises click.BadParameter naming --share."""
+    try:
+        k, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not K/N", param_hint="--share") from None
+    if not 1 <= k <= n:
+        raise click.BadParameter(f"{text!r}: K must be between 1 and N", param_hint="--share")
+    return k - 1, n
+
+
 def make_consumer(runtime: Runtime, check_health: bool = True) -> Consumer:
-    """The queue consumer `bot worker` runs: WORKER_CONCURRENCY handler threads (also what
-    bench/cpu_profile.py measures)."""
+    """The queue consumer `bot worker` runs: WORKER_CONCURRENCY handler threads, or a few
+    beside an inbound feed (also what bench/cpu_profile.py measures)."""
+    threads = runtime.settings.worker_concurrency
+    if runtime.feed is not None:
+        threads = min(threads, QUEUE_THREADS_BESIDE_FEED)
     return runtime.huey.create_consumer(
-        workers=runtime.settings.worker_concurrency,
+        workers=threads,
         worker_type="thread",
         periodic=False,
         # Polling the embedded queue: an idle thread waits at most 100 ms for new work
