@@ -76,22 +76,27 @@ class Database:
             with self.begin() as pooled:
                 yield pooled
             return
-        conn: Connection | None = getattr(self._held, "conn", None)
+        with self._write_gate, self._held_transaction("conn", self.engine) as conn:
+            yield conn
+
+    @contextmanager
+    def _held_transaction(self, slot: str, engine: Engine) -> Iterator[Connection]:
+        """A transaction on the connection this thread keeps in `slot` (made from `engine`)."""
+        conn: Connection | None = getattr(self._held, slot, None)
         if conn is None:
-            conn = self.engine.connect()
-            self._held.conn = conn
+            conn = engine.connect()
+            setattr(self._held, slot, conn)
             with self._held_lock:
                 self._held_all.append(conn)
-        with self._write_gate:
-            try:
-                with conn.begin():
-                    yield conn
-            except BaseException:
-                self._held.conn = None
-                with self._held_lock:
-                    self._held_all.remove(conn)
-                conn.close()
-                raise
+        try:
+            with conn.begin():
+                yield conn
+        except BaseException:
+            setattr(self._held, slot, None)
+            with self._held_lock:
+                self._held_all.remove(conn)
+            conn.close()
+            raise
 
     def webhook_waiting(self) -> bool:
         """True when a webhook waits for the write gate this process's writers yield to
@@ -100,8 +105,14 @@ class Database:
         return gate is not None and not gate.first and gate.webhook_waiting()
 
     @contextmanager
-    def begin_read(self) -> Iterator[Connection]:
-        """A Core connection in one read-only transaction."""
+    def begin_read(self, held: bool = False) -> Iterator[Connection]:
+        """A Core connection in one read-only transaction. `held`: on SQLite, on a connection
+        this thread keeps between transactions, as `begin_held` does for writers (threads
+        that read message after message: the worker's handler threads)."""
+        if held and self.is_sqlite:
+            with self._held_transaction("read_conn", self._read_engine) as conn:
+                yield conn
+            return
         with self._read_engine.connect() as conn, conn.begin():
             yield conn
 

@@ -114,6 +114,7 @@ class Statements:
             contacts.c.last_provider,
         ).where(contacts.c.id == bindparam("contact_id"))
 
+        # The two oldest: the one to handle, and whether another waits behind it.
         self.oldest_received = (
             select(
                 messages.c.id,
@@ -129,7 +130,7 @@ class Statements:
                 messages.c.status == MessageStatus.RECEIVED,
             )
             .order_by(messages.c.id)
-            .limit(1)
+            .limit(2)
         )
 
         self.mark_processed = (

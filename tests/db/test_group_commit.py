@@ -46,7 +46,7 @@ class Processor:
         if turn == "conflict":
             raise _Conflict
         conn.append(int(message_id or 0))
-        return ([], False)
+        return []
 
 
 def commit_all(db: Recorder, turns: list[str]) -> list[Any]:
@@ -67,14 +67,14 @@ def test_without_a_waiting_webhook_the_batch_is_one_transaction() -> None:
     db = Recorder(waiting=False)
     outcomes = commit_all(db, ["turn"] * 5)
     assert db.committed == [[0, 1, 2, 3, 4]]
-    assert outcomes == [([], False)] * 5
+    assert outcomes == [[]] * 5
 
 
 def test_a_waiting_webhook_gets_the_gate_between_turns_and_every_turn_its_outcome() -> None:
     db = Recorder(waiting=True)
     outcomes = commit_all(db, ["turn", "conflict", "turn"])
     assert db.committed == [[0], [], [2]]  # the conflicting turn wrote nothing, alone
-    assert outcomes[0] == ([], False) and outcomes[2] == ([], False)
+    assert outcomes[0] == [] and outcomes[2] == []
     assert isinstance(outcomes[1], _Conflict)
 
 
@@ -82,5 +82,5 @@ def test_a_failed_transaction_fails_its_turns_and_the_rest_not_those_committed()
     db = Recorder(waiting=True, fail_in=1)
     outcomes = commit_all(db, ["turn", "turn", "turn"])
     assert db.committed == [[0]]
-    assert outcomes[0] == ([], False)
+    assert outcomes[0] == []
     assert all(isinstance(o, OSError) for o in outcomes[1:])

@@ -3,6 +3,7 @@ a failed transaction rolls back and drops it; dispose closes what threads hold."
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -68,3 +69,25 @@ def test_threads_hold_connections_of_their_own(db: Database) -> None:
     assert held["0"] is not held["1"] and count(db) == 2
     db.dispose()
     assert held["0"].closed and held["1"].closed
+
+
+def test_held_reads_keep_their_own_connection_see_new_commits_and_hold_no_snapshot(
+    db: Database,
+) -> None:
+    """A handler thread's read connection is kept apart from its write connection, and
+    between reads it holds no transaction: it sees what others commit, and a checkpoint can
+    copy the whole WAL."""
+    with db.begin_read(held=True) as first:
+        assert first.execute(text("SELECT count(*) FROM t")).scalar_one() == 0
+    with db.begin_held() as writer:
+        writer.execute(text("INSERT INTO t VALUES (1)"))
+        assert writer is not first
+    with db.begin_read(held=True) as again:
+        assert again is first
+        assert again.execute(text("SELECT count(*) FROM t")).scalar_one() == 1
+    plain = sqlite3.connect(db.url.removeprefix("sqlite:///"))
+    busy, _log, _copied = plain.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    plain.close()
+    assert busy == 0
+    db.dispose()
+    assert first.closed
