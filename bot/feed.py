@@ -12,7 +12,10 @@ again while being handled is handled again after (the flag below), so every mess
 taken up in order.
 
 Nothing is lost with a worker: the rows stay `received` until a turn commits, and a new
-feed starts from the oldest waiting message. Several workers on one SQLite file split the
+feed starts from the oldest waiting message. Every few seconds the feed also looks at the
+oldest waiting messages again, whatever it saw before, and offers those whose contact it is
+not handling: SQLite gives a new row the id of a deleted newest one (an erasure), below
+what the feed has seen, and a contact whose turn failed is tried again. Several workers on one SQLite file split the
 contacts between them (`share`); even without that, contacts' versions let exactly one
 worker win each message. PostgreSQL and Redis (`make run-prod`) keep Huey's queue, which
 spreads the work over machines; Huey carries sends, retries and broadcasts everywhere.
@@ -24,6 +27,7 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -54,6 +58,7 @@ class InboxFeed:
         poll: float = 0.005,
         idle_poll: float = 0.05,
         batch: int = 500,
+        rescan: float = 5.0,
     ) -> None:
         if not db.is_sqlite:
             raise ValueError("the inbound feed reads an SQLite database (Huey's queue otherwise)")
@@ -67,6 +72,7 @@ class InboxFeed:
         self._poll = poll
         self._idle_poll = idle_poll
         self._batch = batch
+        self._rescan = rescan
         self._ready: queue.SimpleQueue[int | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._busy: set[int] = set()  # queued or being handled
@@ -85,11 +91,13 @@ class InboxFeed:
         watcher.start()
         self._threads.append(watcher)
 
-    def offer(self, contact_id: int) -> None:
-        """Has the contact's waiting messages handled (again, if it is being handled now)."""
+    def offer(self, contact_id: int, again: bool = True) -> None:
+        """Has the contact's waiting messages handled; if it is being handled now, once more
+        after that (unless not `again`)."""
         with self._lock:
             if contact_id in self._busy:
-                self._again.add(contact_id)
+                if again:
+                    self._again.add(contact_id)
                 return
             self._busy.add(contact_id)
         self._ready.put(contact_id)
@@ -108,26 +116,32 @@ class InboxFeed:
         for thread in self._threads:
             thread.join(timeout=timeout)
 
-    def poll_once(self, conn: sqlite3.Connection) -> int:
+    def poll_once(self, conn: sqlite3.Connection, rescan: bool = False) -> int:
         """Reads the messages received since the last poll and offers their contacts;
-        returns how many messages it read."""
+        returns how many messages it read. `rescan`: the oldest waiting messages instead,
+        whose contacts are offered unless being handled."""
         k, n = self._share
-        rows = conn.execute(_WAITING, (self.seen, self._batch)).fetchall()
+        rows = conn.execute(_WAITING, (0 if rescan else self.seen, self._batch)).fetchall()
         for message_id, contact_id in rows:
-            self.seen = message_id
+            if not rescan:
+                self.seen = message_id
             if contact_id % n == k:
-                self.offer(contact_id)
+                self.offer(contact_id, again=not rescan)
         return len(rows)
 
     def _watch(self) -> None:
         raw: Any = None
         version = None
         wait = self._poll
+        rescan_at = time.monotonic() + self._rescan
         while not self._stop.is_set():
             try:
                 if raw is None:
                     raw = self._db.engine.raw_connection()
                 conn: sqlite3.Connection = raw.driver_connection
+                if time.monotonic() >= rescan_at:
+                    rescan_at = time.monotonic() + self._rescan
+                    self.poll_once(conn, rescan=True)
                 # Changes when any other connection (any process) has committed since.
                 now = conn.execute("PRAGMA data_version").fetchone()[0]
                 if now != version:

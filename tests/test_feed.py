@@ -213,3 +213,28 @@ def test_the_web_on_the_embedded_default_stores_without_enqueueing(
         worker.close()
         web.close()
     assert twilio.sent[0].form["To"] == "+15550000001"
+
+
+def test_a_new_message_given_a_seen_id_back_is_found_by_the_rescan(db: Database) -> None:
+    """SQLite hands the id of a deleted newest row to the next one (no AUTOINCREMENT): an
+    erasure of the newest messages makes a new message's id one the feed has seen."""
+    first = _store(db, "+15550000001")
+    handled: list[int] = []
+    feed = InboxFeed(db, _handle_all(db, handled), threads=2, rescan=0.2)
+    feed.start()
+    try:
+        _until(lambda: handled == [first])
+        seen = feed.seen
+        with db.begin() as conn:  # the person is erased: their messages and contact go
+            conn.execute(text("DELETE FROM messages WHERE contact_id = :c"), {"c": first})
+            conn.execute(text("DELETE FROM contacts WHERE id = :c"), {"c": first})
+        second = _store(db, "+15550000002")
+        with db.begin_read() as conn:
+            reused = conn.execute(
+                text("SELECT id FROM messages WHERE contact_id = :c"), {"c": second}
+            ).scalar_one()
+        assert reused <= seen  # the situation this test is about
+        _until(lambda: _waiting(db) == 0, timeout=5)
+    finally:
+        feed.close()
+    assert handled == [first, second]
