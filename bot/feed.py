@@ -15,9 +15,10 @@ Nothing is lost with a worker: the rows stay `received` until a turn commits, an
 feed starts from the oldest waiting message. Every few seconds the feed also looks at the
 oldest waiting messages again, whatever it saw before, and offers those whose contact it is
 not handling: SQLite gives a new row the id of a deleted newest one (an erasure), below
-what the feed has seen, and a contact whose turn failed is tried again. Several workers on one SQLite file split the
-contacts between them (`share`); even without that, contacts' versions let exactly one
-worker win each message. PostgreSQL and Redis (`make run-prod`) keep Huey's queue, which
+what the feed has seen, and a contact whose turn failed is tried again.
+
+Several workers on one SQLite file split the contacts between them (`share`); even without
+that, contacts' versions let exactly one worker win each message. PostgreSQL and Redis (`make run-prod`) keep Huey's queue, which
 spreads the work over machines; Huey carries sends, retries and broadcasts everywhere.
 """
 
