@@ -18,8 +18,9 @@ not handling: SQLite gives a new row the id of a deleted newest one (an erasure)
 what the feed has seen, and a contact whose turn failed is tried again.
 
 Several workers on one SQLite file split the contacts between them (`share`); even without
-that, contacts' versions let exactly one worker win each message. PostgreSQL and Redis (`make run-prod`) keep Huey's queue, which
-spreads the work over machines; Huey carries sends, retries and broadcasts everywhere.
+that, contacts' versions let exactly one worker win each message. PostgreSQL and Redis
+(`make run-prod`) keep Huey's queue, which spreads the work over machines; Huey carries
+sends, retries and broadcasts everywhere.
 """
 
 from __future__ import annotations
