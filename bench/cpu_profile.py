@@ -9,8 +9,10 @@ to the fake Twilio API, both in processes of their own so that their CPU is not 
   enqueue), driven by Flask's test client with signed Twilio webhooks, one per message from
   distinct senders; CPU is `time.process_time()` of this process (every thread, the enqueuer
   too) over the N requests; the test client's own work is included, as gunicorn's would be.
-- **worker**: the queue the web filled is consumed as `bot worker` does (Huey's consumer
-  threads, WORKER_CONCURRENCY, group commits, the async sender, its GIL switch interval)
+- **worker**: the messages the web stored are handled as `bot worker` does (on the embedded
+  default its inbound feed, bot/feed.py, with WORKER_CONCURRENCY threads beside Huey's
+  consumer; Huey's queue alone for a base commit from before the feed; group commits, the
+  async sender, its GIL switch interval)
   until every message is handled and every reply has reached the fake Twilio API; CPU is
   `time.process_time()` over that span.
 - **bot web (gunicorn)**: `bot web` itself (gunicorn, its processes' CPU from /proc) taking
