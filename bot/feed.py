@@ -37,6 +37,8 @@ from bot.db.database import Database
 
 log = logging.getLogger(__name__)
 
+# On the driver's connection, not a prebuilt SQLAlchemy statement (bot/db/statements.py):
+# the feed asks this up to 200 times a second, and the feed exists only on SQLite.
 _WAITING = (
     "SELECT id, contact_id FROM messages WHERE direction = 'in' AND status = 'received'"
     " AND id > ? ORDER BY id LIMIT ?"

@@ -10,9 +10,11 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import click
 import pytest
 from sqlalchemy import text
 
+from bot.cli.worker import parse_share
 from bot.core.messages import Channel, Inbound
 from bot.db.database import Database
 from bot.feed import InboxFeed
@@ -238,3 +240,12 @@ def test_a_new_message_given_a_seen_id_back_is_found_by_the_rescan(db: Database)
     finally:
         feed.close()
     assert handled == [first, second]
+
+
+def test_a_workers_share_is_k_of_n_and_a_bad_one_names_the_option() -> None:
+    assert parse_share("1/1") == (0, 1)
+    assert parse_share("3/3") == (2, 3)
+    for bad in ("0/2", "3/2", "two/3", "1/", "1/2/3"):
+        with pytest.raises(click.BadParameter) as caught:
+            parse_share(bad)
+        assert "--share" in caught.value.format_message()
