@@ -370,3 +370,49 @@ def test_bot_run_accepts_webhooks_while_rasa_loads_and_answers_once_it_has(
         [reply] = twilio.get("/_received")["sent"]
     answer = Catalogue.load().topics["steps"].answer[Language.EN].strip()
     assert str(reply["body"]).startswith(answer[:40]), reply
+
+
+def test_two_sqlite_workers_share_the_contacts_and_answer_each_message_once(
+    tmp_path: Path,
+) -> None:
+    """`bot run --workers 2` on the embedded default: each worker's inbound feed takes its
+    share of the contacts (`--share 1/2`, `2/2`); every message is answered exactly once."""
+    bot = stand_in_rasa(tmp_path)
+    port, rasa_port = free_port(), free_port()
+    url = f"http://127.0.0.1:{port}"
+    twilio = FakeProcess("testkit.fake_twilio", "--delay", "0.05")
+    env = run_env(
+        tmp_path / "var", drop=NO_SERVICES, **twilio_env(twilio.url, url), LOG_LEVEL="WARNING"
+    )
+    log = tmp_path / "run.log"
+    questions = [Planned(i * 0.01, f"+97798200{i:05d}", "help", f"SM{i:032d}") for i in range(40)]
+    command = [*bot, "run", "--port", str(port), "--rasa-port", str(rasa_port)]
+    command += ["--web-workers", "1", "--workers", "2"]
+    with at_exit(twilio.stop), bot_run(command, env, log) as run:
+        webhook = f"{url}/webhooks/twilio/messages"
+        ready = lambda: send(webhook, questions[:1], ACCOUNT, timeout=2.0)[0].status == 200  # noqa: E731
+        assert wait_until(ready, 90, interval=0.1, process=run), log.read_text()
+        assert all(r.status == 200 for r in send(webhook, questions[1:], ACCOUNT, timeout=5.0))
+        everyone = lambda: twilio.get("/_count")["sent"] >= len(questions)  # noqa: E731
+        assert wait_until(everyone, 90, interval=0.2), log.read_text()
+        time.sleep(1.0)  # a second answer to anyone would arrive meanwhile
+        sent = twilio.get("/_received")["sent"]
+        workers = [p for p in run_processes(run.pid) if "bot worker" in p]
+    assert Counter(str(s["to"]) for s in sent) == Counter(q.sender for q in questions)
+    assert sorted(w.split("--share ")[1].split()[0] for w in workers) == ["1/2", "2/2"]
+
+
+def run_processes(session: int) -> list[str]:
+    """The command lines of the processes in a session (`bot run` and what it started)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if int(fields[3]) == session:  # after the state, ppid and pgrp comes the session
+            found.append(cmdline)
+    return found
