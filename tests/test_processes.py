@@ -327,6 +327,23 @@ def _restart_plan(contacts: int, seconds: float) -> list[tuple[float, str, str]]
     )
 
 
+def _quiet_bot_run(
+    tmp_path: Path, loads_until: Path | None = None
+) -> tuple[list[str], str, FakeProcess, dict[str, str]]:
+    """`bot run` with one web process and the stand-in Rasa (see stand_in_rasa), sending to
+    a fake Twilio API in a process of its own (stop it), logging warnings only: the command,
+    the service's URL, the fake and the environment."""
+    bot = stand_in_rasa(tmp_path, loads_until=loads_until)
+    port, rasa_port = free_port(), free_port()
+    url = f"http://127.0.0.1:{port}"
+    twilio = FakeProcess("testkit.fake_twilio", "--delay", "0.05")
+    env = run_env(
+        tmp_path / "var", drop=NO_SERVICES, **twilio_env(twilio.url, url), LOG_LEVEL="WARNING"
+    )
+    command = [*bot, "run", "--port", str(port), "--rasa-port", str(rasa_port)]
+    return [*command, "--web-workers", "1"], url, twilio, env
+
+
 def test_bot_run_accepts_webhooks_while_rasa_loads_and_answers_once_it_has(
     tmp_path: Path,
 ) -> None:
@@ -337,30 +354,15 @@ def test_bot_run_accepts_webhooks_while_rasa_loads_and_answers_once_it_has(
     from nlu.catalogue import Catalogue
 
     go = tmp_path / "rasa-may-load"  # the stand-in "loads its model" until this exists
-    bot = stand_in_rasa(tmp_path, loads_until=go)
-    port, rasa_port = free_port(), free_port()
-    url = f"http://127.0.0.1:{port}"
-    twilio = FakeProcess("testkit.fake_twilio", "--delay", "0.05")
-    env = run_env(
-        tmp_path / "var", drop=NO_SERVICES, **twilio_env(twilio.url, url), LOG_LEVEL="WARNING"
-    )
+    command, url, twilio, env = _quiet_bot_run(tmp_path, loads_until=go)
     log = tmp_path / "run.log"
     question = Planned(0.0, "+9779811112222", "what are the steps", "SM" + "7" * 32)
-    command = [
-        *bot,
-        "run",
-        "--port",
-        str(port),
-        "--rasa-port",
-        str(rasa_port),
-        "--web-workers",
-        "1",
-    ]
     with at_exit(twilio.stop), bot_run(command, env, log) as run:
         webhook = f"{url}/webhooks/twilio/messages"
         stored = lambda: send(webhook, [question], ACCOUNT, timeout=2.0)[0].status == 200  # noqa: E731
         # Under the old order (the web after Rasa) nothing would answer: Rasa waits for us.
         assert wait_until(stored, 90, interval=0.1, process=run), log.read_text()
+        rasa_port = command[command.index("--rasa-port") + 1]
         assert not wait_ready(f"http://127.0.0.1:{rasa_port}/", timeout=0.1)
         time.sleep(1.0)
         assert twilio.get("/_count")["sent"] == 0  # it waits in the inbox, not "try later"
@@ -377,17 +379,10 @@ def test_two_sqlite_workers_share_the_contacts_and_answer_each_message_once(
 ) -> None:
     """`bot run --workers 2` on the embedded default: each worker's inbound feed takes its
     share of the contacts (`--share 1/2`, `2/2`); every message is answered exactly once."""
-    bot = stand_in_rasa(tmp_path)
-    port, rasa_port = free_port(), free_port()
-    url = f"http://127.0.0.1:{port}"
-    twilio = FakeProcess("testkit.fake_twilio", "--delay", "0.05")
-    env = run_env(
-        tmp_path / "var", drop=NO_SERVICES, **twilio_env(twilio.url, url), LOG_LEVEL="WARNING"
-    )
+    command, url, twilio, env = _quiet_bot_run(tmp_path)
+    command += ["--workers", "2"]
     log = tmp_path / "run.log"
     questions = [Planned(i * 0.01, f"+97798200{i:05d}", "help", f"SM{i:032d}") for i in range(40)]
-    command = [*bot, "run", "--port", str(port), "--rasa-port", str(rasa_port)]
-    command += ["--web-workers", "1", "--workers", "2"]
     with at_exit(twilio.stop), bot_run(command, env, log) as run:
         webhook = f"{url}/webhooks/twilio/messages"
         ready = lambda: send(webhook, questions[:1], ACCOUNT, timeout=2.0)[0].status == 200  # noqa: E731
