@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 DEFAULT_CLAIM = timedelta(seconds=120)
 # Claims renewed by one statement (Outbox.renew_claims): bounded so the statement stays small.
 RENEW_BATCH = 500
+# Enough to tell whether rows held elsewhere remain (those this worker holds are left out).
+EARLIER_HELD_LIMIT = 16
 # Twilio refuses a longer body (error 21617); so does every path that writes one here.
 MAX_BODY = 1600
 
@@ -316,6 +318,32 @@ class Outbox:
                 ).scalars()
                 renewed.update((message_id, until) for message_id in ids)
         return renewed
+
+    def earlier_sends_held(self, contact_id: int, message_id: int) -> list[int]:
+        """The contact's conversation rows (not broadcasts) older than `message_id` that a
+        worker holds for sending now: dispatching, under a claim that has not run out.
+
+        With several workers taking contacts from one queue, two turns of one contact can be
+        handled by different workers, and the later answer must not overtake the earlier
+        one that waits in the other worker's sender (bot/sender.py waits for these rows).
+        A row whose worker died is no longer held once its claim runs out.
+        """
+        with self.db.read() as session:
+            return list(
+                session.scalars(
+                    select(Message.id)
+                    .where(
+                        Message.contact_id == contact_id,
+                        Message.direction == "out",
+                        Message.id < message_id,
+                        Message.status == MessageStatus.DISPATCHING,
+                        Message.broadcast_run_id.is_(None),
+                        Message.claimed_until > self.clock(),
+                    )
+                    .order_by(Message.id)
+                    .limit(EARLIER_HELD_LIMIT)
+                )
+            )
 
     def send(self, job: SendJob) -> None:
         """Hands a claimed message to its channel and records the outcome."""

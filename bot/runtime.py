@@ -249,7 +249,16 @@ class Runtime:
         )
         # In a worker (background=True) provider calls overlap on the sender's event loop and
         # turns are committed in groups; otherwise (tests, the CLI) everything runs inline.
-        self.sender = AsyncSender(self.outbox, settings.send_concurrency) if background else None
+        # A shared queue hands one contact's turns to any worker: sends then keep the
+        # contact's order across workers. The embedded default's feeds give each worker its
+        # own share of the contacts, which keeps it within the worker.
+        self.sender = (
+            AsyncSender(
+                self.outbox, settings.send_concurrency, across_workers=not self.inbound_feed
+            )
+            if background
+            else None
+        )
         self.inbox = InboxProcessor(
             self.db,
             self.bot,

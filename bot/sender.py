@@ -25,14 +25,23 @@ from bot.outbox import Outbox, SendJob
 
 log = logging.getLogger(__name__)
 
+# How often a send that waits for another worker's older row of the same contact looks
+# again: at first soon (that send is usually under way), then at most every half second.
+EARLIER_SEND_PAUSE = 0.02
+EARLIER_SEND_PAUSE_MAX = 0.5
+
 
 class AsyncSender:
     """Sends claimed outbox rows; a contact's messages go out in the order they were handed
     over (one turn's in order, and a turn's after the previous turn's: a contact who wrote
     twice while the worker was behind gets the answers in the order of the questions)."""
 
-    def __init__(self, outbox: Outbox, concurrency: int) -> None:
+    def __init__(self, outbox: Outbox, concurrency: int, across_workers: bool = False) -> None:
         self.outbox = outbox
+        # Other workers take this contact's turns too (a shared queue, not this worker's
+        # share of the contacts): a send first waits for the contact's older rows that
+        # another worker holds (`_after_earlier_sends`).
+        self.across_workers = across_workers
         self._loop = asyncio.new_event_loop()
         self._limit = asyncio.Semaphore(concurrency)
         self._pending: set[Future[None]] = set()
@@ -74,13 +83,15 @@ class AsyncSender:
         lock, users = self._contacts.get(contact_id, (asyncio.Lock(), 0))
         self._contacts[contact_id] = (lock, users + 1)
         try:
-            async with lock, self._limit:
+            async with lock:
                 for job in jobs:
                     try:
-                        if await self._still_ours(job):
-                            await self.outbox.send_async(job)
-                            self._recording(job)
-                            continue
+                        await self._after_earlier_sends(job)
+                        async with self._limit:
+                            if await self._still_ours(job):
+                                await self.outbox.send_async(job)
+                                self._recording(job)
+                                continue
                     except Exception:
                         # The row stays claimed; the sweeper hands it out again when the
                         # claim ends.
@@ -96,6 +107,32 @@ class AsyncSender:
                 self._contacts[contact_id] = (lock, users - 1)
             else:
                 del self._contacts[contact_id]
+
+    async def _after_earlier_sends(self, job: SendJob) -> None:
+        """With other workers handling this contact's turns too: waits until no older row of
+        the contact's conversation is held by another worker (sent, with its outcome
+        written, or its worker gone and its claim run out), so a contact who wrote twice
+        gets the answers in order even when two workers handled the two questions. Rows
+        this sender holds are already in order (the contact's lock). Ids only grow along a
+        contact's turns, so the oldest held row never waits for anyone: no cycle."""
+        if not self.across_workers or job.claimed_until is None:
+            return
+        pause = EARLIER_SEND_PAUSE
+        while True:
+            try:
+                held = await asyncio.to_thread(
+                    self.outbox.earlier_sends_held, job.contact_id, job.message_id
+                )
+            except Exception:
+                # The database is unreachable: the answer goes now rather than wait for it
+                # (order is a courtesy; the answer is what was asked for).
+                log.warning("could not look for older sends of message %s's contact; sending",
+                            job.message_id, exc_info=True)  # fmt: skip
+                return
+            if all(message_id in self._claims for message_id in held):
+                return
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, EARLIER_SEND_PAUSE_MAX)
 
     def _recording(self, job: SendJob) -> None:
         """A send is done, but the worker's recorder may write its outcome only later (it

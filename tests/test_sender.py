@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from bot.channels.base import ChannelAbilities, SendResult
 from bot.core.messages import Channel, Inbound, Language, Outbound
@@ -228,6 +229,134 @@ def test_a_contacts_later_turn_waits_for_the_earlier_ones_sends(
     finally:
         channel.gate.set()
         sender.close()
+
+
+class LineEnd(GatedChannel):
+    """One worker's end of the provider line both workers send through: `bodies`, shared,
+    is what the provider received, in order. A held end's calls wait for the gate."""
+
+    def __init__(self, bodies: list[str], held: bool) -> None:
+        super().__init__()
+        self.bodies = bodies
+        self.held = held
+
+    async def send_async(self, message: Outbound) -> SendResult:
+        import asyncio
+
+        if self.held:
+            await asyncio.to_thread(self.gate.wait, 30)
+        self.bodies.append(message.body)
+        return SendResult(f"SM{len(self.bodies):032d}", "queued")
+
+
+def two_workers(
+    runtime: Runtime, clock: FakeClock, across_workers: bool
+) -> tuple[list[str], LineEnd, list[tuple[InboxProcessor, AsyncSender]]]:
+    """Two workers' turn handlers and senders over one database (as on PostgreSQL and a
+    shared queue, where any worker takes any contact's turn). The first one's provider
+    calls wait for the gate; returns what the provider received, that gate and the pairs."""
+    claim = timedelta(seconds=runtime.settings.claim_seconds)
+    bodies: list[str] = []
+    ends = [LineEnd(bodies, held=True), LineEnd(bodies, held=False)]
+    workers = []
+    for end in ends:
+        outbox = Outbox(runtime.db, {Channel.SMS: end}, lambda i, d: None, clock=clock, claim=claim)
+        sender = AsyncSender(outbox, concurrency=4, across_workers=across_workers)
+        inbox = InboxProcessor(
+            runtime.db, runtime.bot, send=sender.submit, clock=clock, claim=claim
+        )
+        workers.append((inbox, sender))
+    return bodies, ends[0], workers
+
+
+def write(runtime: Runtime, clock: FakeClock, body: str, sid: str) -> int:
+    inbound = Inbound(Channel.SMS, "+9779833333333", body, provider_id=sid)
+    return accept(runtime.db, inbound, now=clock()).contact_id
+
+
+@pytest.mark.parametrize("across_workers", [True, False])
+def test_a_later_answer_from_another_worker_waits_for_the_earlier_one(
+    runtime: Runtime, clock: FakeClock, across_workers: bool
+) -> None:
+    """A contact wrote twice; worker A handled the first question and its answer waits in
+    A's sender (its provider call is slow), worker B handled the second: B's answer goes out
+    after A's, not before. Without the wait across workers (the embedded default's feeds
+    keep a contact on one worker) it would overtake it."""
+    contact_id = write(runtime, clock, "help", "SMo1")
+    assert outbound_rows(runtime) == []
+    bodies, held, [(inbox_a, sender_a), (inbox_b, sender_b)] = two_workers(
+        runtime, clock, across_workers
+    )
+    try:
+        assert inbox_a.process_contact(contact_id) == 1  # its answer waits at the provider
+        write(runtime, clock, "stop", "SMo2")
+        assert inbox_b.process_contact(contact_id) == 1
+        answers = [row.body for row in outbound_rows(runtime)]
+        assert len(answers) == 2 and answers[0] != answers[1]
+        for _ in range(30):  # B has had time to send, had it not waited
+            threading.Event().wait(0.01)
+        if not across_workers:
+            wait_idle(sender_b)
+            assert bodies == [answers[1]]  # overtaken: what the wait prevents
+            return
+        assert bodies == []
+        held.gate.set()
+        wait_idle(sender_a)
+        wait_idle(sender_b)
+        assert bodies == answers
+        assert [row.status for row in outbound_rows(runtime)] == ["queued", "queued"]
+    finally:
+        held.gate.set()
+        sender_a.close()
+        sender_b.close()
+
+
+def test_a_send_does_not_wait_for_a_row_whose_worker_died(
+    runtime: Runtime, clock: FakeClock
+) -> None:
+    """The older answer's worker is gone (its claim is not renewed): once that claim runs
+    out the later answer goes; the sweeper hands the older row to a worker of its own."""
+    contact_id = write(runtime, clock, "help", "SMd1")
+    bodies, held, [(inbox_a, sender_a), (inbox_b, sender_b)] = two_workers(runtime, clock, True)
+    try:
+        assert inbox_a.process_contact(contact_id) == 1  # A never gets its answer out
+        write(runtime, clock, "stop", "SMd2")
+        assert inbox_b.process_contact(contact_id) == 1
+        second = outbound_rows(runtime)[1].body
+        for _ in range(30):
+            threading.Event().wait(0.01)
+        assert bodies == []
+        clock.advance(runtime.settings.claim_seconds + 1)
+        wait_idle(sender_b)
+        assert bodies == [second]
+    finally:
+        held.gate.set()
+        sender_a.close()
+        sender_b.close()
+
+
+def test_a_send_goes_when_older_sends_cannot_be_looked_up(
+    runtime: Runtime, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database does not answer the question about older sends: the answer goes anyway
+    (it is what the person asked for), rather than waiting or being dropped."""
+    contact_id = write(runtime, clock, "help", "SMe1")
+    bodies, held, [(inbox_a, sender_a), (inbox_b, sender_b)] = two_workers(runtime, clock, True)
+
+    def unreachable(contact_id: int, message_id: int) -> list[int]:
+        raise OperationalError("SELECT", {}, Exception("server closed the connection"))
+
+    try:
+        assert inbox_a.process_contact(contact_id) == 1
+        monkeypatch.setattr(sender_b.outbox, "earlier_sends_held", unreachable)
+        write(runtime, clock, "stop", "SMe2")
+        assert inbox_b.process_contact(contact_id) == 1
+        wait_idle(sender_b)
+        assert bodies == [outbound_rows(runtime)[1].body]
+    finally:
+        held.gate.set()
+        sender_a.close()
+        sender_b.close()
 
 
 class SlowRecorderOutbox(Outbox):
