@@ -201,10 +201,14 @@ class InboxProcessor:
         clock: Callable[[], datetime] = utcnow,
         claim: timedelta = DEFAULT_CLAIM,
         phone_key: bytes | None = None,
+        across_workers: bool = False,
     ) -> None:
         self.db = db
         self.bot = bot
         self.claim = claim
+        # Other workers handle this contact's turns too (a shared queue): a turn's answers
+        # note the contact's older rows still held for sending, to go after them.
+        self.across_workers = across_workers
         # START forgets a kept opt-out of an erased person's number (issue 12).
         self.phone_key = phone_key
         self.send = send
@@ -405,6 +409,10 @@ class InboxProcessor:
             )
         if not turn.outbounds:
             return []
+        after: tuple[int, ...] = ()
+        if self.across_workers:
+            held = conn.execute(sql.held_sends, {"contact_id": contact.id, "now": now})
+            after = tuple(held.scalars())
         claimed_until = now + self.claim
         rows = [
             _reply_row(contact.id, out, now, message_id, seq, claimed_until)
@@ -412,7 +420,7 @@ class InboxProcessor:
         ]
         ids = list(conn.execute(sql.insert_outbound, rows).scalars())
         jobs = [
-            SendJob(i, contact.id, out, claimed_until=claimed_until)
+            SendJob(i, contact.id, out, claimed_until=claimed_until, after=after)
             for i, out, row in zip(ids, turn.outbounds, rows, strict=True)
             if row["status"] == MessageStatus.DISPATCHING
         ]

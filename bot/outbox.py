@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,8 +39,6 @@ log = logging.getLogger(__name__)
 DEFAULT_CLAIM = timedelta(seconds=120)
 # Claims renewed by one statement (Outbox.renew_claims): bounded so the statement stays small.
 RENEW_BATCH = 500
-# Enough to tell whether rows held elsewhere remain (those this worker holds are left out).
-EARLIER_HELD_LIMIT = 16
 # Twilio refuses a longer body (error 21617); so does every path that writes one here.
 MAX_BODY = 1600
 
@@ -89,6 +87,9 @@ class SendJob:
     # The claim this worker wrote on the row: the row is ours while it still holds this
     # value (bot/sender.py renews it, compare-and-set, before it runs out).
     claimed_until: datetime | None = None
+    # The contact's older rows some worker held for sending when this one was written (with
+    # a shared queue only): this one goes after them (bot/sender.py).
+    after: tuple[int, ...] = ()
 
 
 class MessageTooLong(ValueError):
@@ -319,29 +320,17 @@ class Outbox:
                 renewed.update((message_id, until) for message_id in ids)
         return renewed
 
-    def earlier_sends_held(self, contact_id: int, message_id: int) -> list[int]:
-        """The contact's conversation rows (not broadcasts) older than `message_id` that a
-        worker holds for sending now: dispatching, under a claim that has not run out.
-
-        With several workers taking contacts from one queue, two turns of one contact can be
-        handled by different workers, and the later answer must not overtake the earlier
-        one that waits in the other worker's sender (bot/sender.py waits for these rows).
-        A row whose worker died is no longer held once its claim runs out.
-        """
+    def still_held(self, message_ids: Sequence[int]) -> list[int]:
+        """Which of these rows a worker still holds for sending: dispatching, under a claim
+        that has not run out (one whose worker died is let go when its claim ends)."""
         with self.db.read() as session:
             return list(
                 session.scalars(
-                    select(Message.id)
-                    .where(
-                        Message.contact_id == contact_id,
-                        Message.direction == "out",
-                        Message.id < message_id,
+                    select(Message.id).where(
+                        Message.id.in_(message_ids),
                         Message.status == MessageStatus.DISPATCHING,
-                        Message.broadcast_run_id.is_(None),
                         Message.claimed_until > self.clock(),
                     )
-                    .order_by(Message.id)
-                    .limit(EARLIER_HELD_LIMIT)
                 )
             )
 

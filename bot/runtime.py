@@ -249,16 +249,7 @@ class Runtime:
         )
         # In a worker (background=True) provider calls overlap on the sender's event loop and
         # turns are committed in groups; otherwise (tests, the CLI) everything runs inline.
-        # A shared queue hands one contact's turns to any worker: sends then keep the
-        # contact's order across workers. The embedded default's feeds give each worker its
-        # own share of the contacts, which keeps it within the worker.
-        self.sender = (
-            AsyncSender(
-                self.outbox, settings.send_concurrency, across_workers=not self.inbound_feed
-            )
-            if background
-            else None
-        )
+        self.sender = AsyncSender(self.outbox, settings.send_concurrency) if background else None
         self.inbox = InboxProcessor(
             self.db,
             self.bot,
@@ -266,6 +257,10 @@ class Runtime:
             clock=clock,
             claim=timedelta(seconds=settings.claim_seconds),
             phone_key=settings.phone_key,
+            # A shared queue hands one contact's turns to any worker (and to two threads of
+            # one): answers keep the contact's order across them. The embedded default's
+            # feeds hand a contact to one thread of one worker at a time.
+            across_workers=background and not self.inbound_feed,
         )
         if background:
             self.inbox.start_group_commit()

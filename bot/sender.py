@@ -36,12 +36,8 @@ class AsyncSender:
     over (one turn's in order, and a turn's after the previous turn's: a contact who wrote
     twice while the worker was behind gets the answers in the order of the questions)."""
 
-    def __init__(self, outbox: Outbox, concurrency: int, across_workers: bool = False) -> None:
+    def __init__(self, outbox: Outbox, concurrency: int) -> None:
         self.outbox = outbox
-        # Other workers take this contact's turns too (a shared queue, not this worker's
-        # share of the contacts): a send first waits for the contact's older rows that
-        # another worker holds (`_after_earlier_sends`).
-        self.across_workers = across_workers
         self._loop = asyncio.new_event_loop()
         self._limit = asyncio.Semaphore(concurrency)
         self._pending: set[Future[None]] = set()
@@ -83,10 +79,11 @@ class AsyncSender:
         lock, users = self._contacts.get(contact_id, (asyncio.Lock(), 0))
         self._contacts[contact_id] = (lock, users + 1)
         try:
+            if jobs:
+                await self._after_earlier_sends(jobs[0])  # the turn's rows go in order
             async with lock:
                 for job in jobs:
                     try:
-                        await self._after_earlier_sends(job)
                         async with self._limit:
                             if await self._still_ours(job):
                                 await self.outbox.send_async(job)
@@ -109,27 +106,32 @@ class AsyncSender:
                 del self._contacts[contact_id]
 
     async def _after_earlier_sends(self, job: SendJob) -> None:
-        """With other workers handling this contact's turns too: waits until no older row of
-        the contact's conversation is held by another worker (sent, with its outcome
-        written, or its worker gone and its claim run out), so a contact who wrote twice
-        gets the answers in order even when two workers handled the two questions. Rows
-        this sender holds are already in order (the contact's lock). Ids only grow along a
-        contact's turns, so the oldest held row never waits for anyone: no cycle."""
-        if not self.across_workers or job.claimed_until is None:
+        """Waits until the contact's older rows that were held for sending when this one was
+        written (`job.after`: a shared queue hands a contact's turns to any worker, or to
+        two threads of this one) are sent: their outcome written, or sent by this sender.
+        A contact who wrote twice then gets the answers in order even when two workers
+        handled the two questions. Called before the contact's lock is taken, so this
+        sender's own older rows go first; ids only grow along a contact's turns, so the
+        oldest row never waits for anyone. A row whose worker died stops being held when
+        its claim runs out; after half a claim of waiting the answer goes regardless."""
+        if not job.after:
             return
         pause = EARLIER_SEND_PAUSE
+        give_up = self.outbox.clock() + self._margin
         while True:
             try:
-                held = await asyncio.to_thread(
-                    self.outbox.earlier_sends_held, job.contact_id, job.message_id
-                )
+                held = await asyncio.to_thread(self.outbox.still_held, job.after)
             except Exception:
                 # The database is unreachable: the answer goes now rather than wait for it
                 # (order is a courtesy; the answer is what was asked for).
                 log.warning("could not look for older sends of message %s's contact; sending",
                             job.message_id, exc_info=True)  # fmt: skip
                 return
-            if all(message_id in self._claims for message_id in held):
+            if all(message_id in self._done_sends for message_id in held):
+                return
+            if self.outbox.clock() > give_up:
+                log.warning("message %s waited half a claim for older sends %s; sending",
+                            job.message_id, held)  # fmt: skip
                 return
             await asyncio.sleep(pause)
             pause = min(pause * 2, EARLIER_SEND_PAUSE_MAX)

@@ -261,10 +261,9 @@ def two_workers(
     workers = []
     for end in ends:
         outbox = Outbox(runtime.db, {Channel.SMS: end}, lambda i, d: None, clock=clock, claim=claim)
-        sender = AsyncSender(outbox, concurrency=4, across_workers=across_workers)
-        inbox = InboxProcessor(
-            runtime.db, runtime.bot, send=sender.submit, clock=clock, claim=claim
-        )
+        sender = AsyncSender(outbox, concurrency=4)
+        inbox = InboxProcessor(runtime.db, runtime.bot, sender.submit, clock, claim,
+                               across_workers=across_workers)  # fmt: skip
         workers.append((inbox, sender))
     return bodies, ends[0], workers
 
@@ -311,6 +310,34 @@ def test_a_later_answer_from_another_worker_waits_for_the_earlier_one(
         sender_b.close()
 
 
+def test_a_later_turn_handed_over_first_by_another_thread_still_goes_second(
+    runtime: Runtime, clock: FakeClock
+) -> None:
+    """Two threads of one worker handled the contact's two turns (a shared queue can hand
+    a contact to both): the second thread handed its answer to the sender before the first
+    did. The first answer still goes first."""
+    contact_id = write(runtime, clock, "help", "SMt1")
+    bodies, _held, [_, (_inbox, sender)] = two_workers(runtime, clock, True)
+    claim = timedelta(seconds=runtime.settings.claim_seconds)
+    handed: list[list[SendJob]] = []
+    slow_thread = InboxProcessor(runtime.db, runtime.bot, handed.append, clock, claim,
+                                 across_workers=True)  # fmt: skip
+    fast_thread = InboxProcessor(runtime.db, runtime.bot, sender.submit, clock, claim,
+                                 across_workers=True)  # fmt: skip
+    try:
+        assert slow_thread.process_contact(contact_id) == 1  # committed, not handed over yet
+        write(runtime, clock, "stop", "SMt2")
+        assert fast_thread.process_contact(contact_id) == 1
+        for _ in range(30):
+            threading.Event().wait(0.01)
+        assert bodies == []
+        sender.submit(handed[0])
+        wait_idle(sender)
+        assert bodies == [row.body for row in outbound_rows(runtime)]
+    finally:
+        sender.close()
+
+
 def test_a_send_does_not_wait_for_a_row_whose_worker_died(
     runtime: Runtime, clock: FakeClock
 ) -> None:
@@ -343,12 +370,12 @@ def test_a_send_goes_when_older_sends_cannot_be_looked_up(
     contact_id = write(runtime, clock, "help", "SMe1")
     bodies, held, [(inbox_a, sender_a), (inbox_b, sender_b)] = two_workers(runtime, clock, True)
 
-    def unreachable(contact_id: int, message_id: int) -> list[int]:
+    def unreachable(message_ids: list[int]) -> list[int]:
         raise OperationalError("SELECT", {}, Exception("server closed the connection"))
 
     try:
         assert inbox_a.process_contact(contact_id) == 1
-        monkeypatch.setattr(sender_b.outbox, "earlier_sends_held", unreachable)
+        monkeypatch.setattr(sender_b.outbox, "still_held", unreachable)
         write(runtime, clock, "stop", "SMe2")
         assert inbox_b.process_contact(contact_id) == 1
         wait_idle(sender_b)

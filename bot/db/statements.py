@@ -114,6 +114,20 @@ class Statements:
             contacts.c.last_provider,
         ).where(contacts.c.id == bindparam("contact_id"))
 
+        # The contact's conversation rows (not broadcasts) a worker holds for sending now:
+        # with a shared queue, a turn's answers wait for these (bot/sender.py).
+        self.held_sends = (
+            select(messages.c.id)
+            .where(
+                messages.c.contact_id == bindparam("contact_id"),
+                messages.c.direction == "out",
+                messages.c.status == MessageStatus.DISPATCHING,
+                messages.c.broadcast_run_id.is_(None),
+                messages.c.claimed_until > bindparam("now"),
+            )
+            .order_by(messages.c.id)
+        )
+
         # The two oldest: the one to handle, and whether another waits behind it.
         self.oldest_received = (
             select(
