@@ -222,17 +222,22 @@ def _sentence_batch(featurizers: list[Any], classifier: Any) -> Any:
     per_message = [_sentence_features(f) for f in featurizers]
     classify = _sentence_classifier(classifier)
 
+    def one_by_one(messages: list[Any]) -> list[Any]:
+        for step in per_message:
+            messages = step(messages)
+        return list(classify(messages))
+
     def process(messages: list[Any]) -> list[Any]:
         blocks = []
         for featurizer in featurizers:
             vectorizer = featurizer.vectorizers.get(TEXT) if featurizer.vectorizers else None
+            if vectorizer is None or not messages:
+                return one_by_one(messages)
             joined = []
             for message in messages:
                 tokens = featurizer._get_processed_message_tokens_by_attribute(message, TEXT)
-                if vectorizer is None or not tokens:
-                    for step in per_message:
-                        messages = step(messages)
-                    return list(classify(messages))
+                if not tokens:
+                    return one_by_one(messages)
                 joined.append(" ".join(tokens))
             blocks.append(vectorizer.transform(joined))
         matrix = blocks[0] if len(blocks) == 1 else scipy.sparse.hstack(blocks, format="csr")
