@@ -410,7 +410,7 @@ class InboxProcessor:
         if not turn.outbounds:
             return []
         after: tuple[int, ...] = ()
-        if self.across_workers:
+        if self.across_workers and contact.version > 0:  # version 0: no turn before this one
             held = conn.execute(sql.held_sends, {"contact_id": contact.id, "now": now})
             after = tuple(held.scalars())
         claimed_until = now + self.claim

@@ -26,9 +26,9 @@ from bot.outbox import Outbox, SendJob
 log = logging.getLogger(__name__)
 
 # How often a send that waits for another worker's older row of the same contact looks
-# again: at first soon (that send is usually under way), then at most every half second.
+# again: at first soon (that send is usually under way), then at most every second.
 EARLIER_SEND_PAUSE = 0.02
-EARLIER_SEND_PAUSE_MAX = 0.5
+EARLIER_SEND_PAUSE_MAX = 1.0
 
 
 class AsyncSender:
@@ -48,6 +48,9 @@ class AsyncSender:
         # Rows whose send is done and whose outcome may not be written yet -> until when
         # their claims are kept (see _recording).
         self._done_sends: dict[int, datetime] = {}
+        # Rows of this sender that a later send of the same contact waits for (see
+        # _after_earlier_sends) -> resolved when the row's send is done.
+        self._waiters: dict[int, asyncio.Future[None]] = {}
         # One lock per contact with sends waiting (FIFO: batches start in submission order).
         self._contacts: dict[int, tuple[asyncio.Lock, int]] = {}
         self._thread = threading.Thread(target=self._loop.run_forever, name="sender", daemon=True)
@@ -79,7 +82,7 @@ class AsyncSender:
         lock, users = self._contacts.get(contact_id, (asyncio.Lock(), 0))
         self._contacts[contact_id] = (lock, users + 1)
         try:
-            if jobs:
+            if jobs and jobs[0].after:
                 await self._after_earlier_sends(jobs[0])  # the turn's rows go in order
             async with lock:
                 for job in jobs:
@@ -93,10 +96,13 @@ class AsyncSender:
                         # The row stays claimed; the sweeper hands it out again when the
                         # claim ends.
                         log.exception("sending message %s failed unexpectedly", job.message_id)
+                    finally:
+                        self._finished(job.message_id)
                     self._claims.pop(job.message_id, None)
         except BaseException:
             for job in jobs:
                 self._claims.pop(job.message_id, None)
+                self._finished(job.message_id)
             raise
         finally:
             lock, users = self._contacts[contact_id]
@@ -108,26 +114,33 @@ class AsyncSender:
     async def _after_earlier_sends(self, job: SendJob) -> None:
         """Waits until the contact's older rows that were held for sending when this one was
         written (`job.after`: a shared queue hands a contact's turns to any worker, or to
-        two threads of this one) are sent: their outcome written, or sent by this sender.
-        A contact who wrote twice then gets the answers in order even when two workers
-        handled the two questions. Called before the contact's lock is taken, so this
-        sender's own older rows go first; ids only grow along a contact's turns, so the
-        oldest row never waits for anyone. A row whose worker died stops being held when
-        its claim runs out; after half a claim of waiting the answer goes regardless."""
-        if not job.after:
-            return
+        two threads of this one) are sent: by this sender, or by another worker (its
+        outcome written). A contact who wrote twice then gets the answers in order even
+        when two workers handled the two questions. Called before the contact's lock is
+        taken, so this sender's own older rows go first; ids only grow along a contact's
+        turns, so the oldest row never waits for anyone. Rows this sender holds are waited
+        for here, without the database; another worker's are looked up, less and less
+        often. A row whose worker died stops being held when its claim runs out; after half
+        a claim of waiting the answer goes regardless."""
         pause = EARLIER_SEND_PAUSE
         give_up = self.outbox.clock() + self._margin
         while True:
+            waiting = [i for i in job.after if i not in self._done_sends]
+            mine = [i for i in waiting if i in self._claims]
+            if mine:
+                await self._sent(mine[0])
+                continue
+            if not waiting:
+                return
             try:
-                held = await asyncio.to_thread(self.outbox.still_held, job.after)
+                held = await asyncio.to_thread(self.outbox.still_held, waiting)
             except Exception:
                 # The database is unreachable: the answer goes now rather than wait for it
                 # (order is a courtesy; the answer is what was asked for).
                 log.warning("could not look for older sends of message %s's contact; sending",
                             job.message_id, exc_info=True)  # fmt: skip
                 return
-            if all(message_id in self._done_sends for message_id in held):
+            if all(i in self._done_sends for i in held):
                 return
             if self.outbox.clock() > give_up:
                 log.warning("message %s waited half a claim for older sends %s; sending",
@@ -135,6 +148,18 @@ class AsyncSender:
                 return
             await asyncio.sleep(pause)
             pause = min(pause * 2, EARLIER_SEND_PAUSE_MAX)
+
+    async def _sent(self, message_id: int) -> None:
+        """Until this sender is done with the row (sent, or given up)."""
+        waiter = self._waiters.get(message_id)
+        if waiter is None:
+            waiter = self._waiters[message_id] = self._loop.create_future()
+        await waiter
+
+    def _finished(self, message_id: int) -> None:
+        waiter = self._waiters.pop(message_id, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def _recording(self, job: SendJob) -> None:
         """A send is done, but the worker's recorder may write its outcome only later (it
