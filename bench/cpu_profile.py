@@ -325,9 +325,8 @@ def main() -> None:
     parser.add_argument(
         "--switch-interval",
         type=float,
-        default=0.005,
-        help="the worker's sys.setswitchinterval (bot worker keeps Python's 0.005; before "
-        "issue 15's last changes it set 0.0005)",
+        default=0.0005,
+        help="the worker's sys.setswitchinterval (bot/cli/worker.py sets 0.0005)",
     )
     parser.add_argument(
         "--gunicorn-rate",

