@@ -51,6 +51,9 @@ class AsyncSender:
         # Rows of this sender that a later send of the same contact waits for (see
         # _after_earlier_sends) -> resolved when the row's send is done.
         self._waiters: dict[int, asyncio.Future[None]] = {}
+        # Rows this sender dropped without sending them (a failure it did not expect, a row
+        # taken back) -> until when that is remembered (a claim).
+        self._dropped: dict[int, datetime] = {}
         # One lock per contact with sends waiting (FIFO: batches start in submission order).
         self._contacts: dict[int, tuple[asyncio.Lock, int]] = {}
         self._thread = threading.Thread(target=self._loop.run_forever, name="sender", daemon=True)
@@ -125,7 +128,7 @@ class AsyncSender:
         pause = EARLIER_SEND_PAUSE
         give_up = self.outbox.clock() + self._margin
         while True:
-            waiting = [i for i in job.after if i not in self._done_sends]
+            waiting = [i for i in job.after if not self._done_with_row(i)]
             mine = [i for i in waiting if i in self._claims]
             if mine:
                 await self._sent(mine[0])
@@ -140,7 +143,7 @@ class AsyncSender:
                 log.warning("could not look for older sends of message %s's contact; sending",
                             job.message_id, exc_info=True)  # fmt: skip
                 return
-            if all(i in self._done_sends for i in held):
+            if all(self._done_with_row(i) for i in held):
                 return
             if self.outbox.clock() > give_up:
                 log.warning("message %s waited half a claim for older sends %s; sending",
@@ -156,7 +159,14 @@ class AsyncSender:
             waiter = self._waiters[message_id] = self._loop.create_future()
         await waiter
 
+    def _done_with_row(self, message_id: int) -> bool:
+        """Whether this sender is done with the row: sent (its outcome maybe not written
+        yet), or dropped without sending (a later answer of the contact waits no more)."""
+        return message_id in self._done_sends or message_id in self._dropped
+
     def _finished(self, message_id: int) -> None:
+        if message_id not in self._done_sends:  # not sent: failed, or no longer ours
+            self._dropped[message_id] = self.outbox.clock() + self.outbox.claim_for
         waiter = self._waiters.pop(message_id, None)
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -207,6 +217,9 @@ class AsyncSender:
         taken back by the sweeper (this worker stalled past its claim): it is dropped here
         and will not be sent by this worker."""
         now = self.outbox.clock()
+        for message_id, remember_until in list(self._dropped.items()):
+            if remember_until < now:
+                del self._dropped[message_id]
         for message_id, keep_until in list(self._done_sends.items()):
             if keep_until < now or message_id not in self._claims:
                 self._claims.pop(message_id, None)

@@ -338,6 +338,44 @@ def test_a_later_turn_handed_over_first_by_another_thread_still_goes_second(
         sender.close()
 
 
+class FailsFirst(LineEnd):
+    """The first call fails in a way the sender did not expect (not a provider error)."""
+
+    failed = False
+
+    async def send_async(self, message: Outbound) -> SendResult:
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("a bug in the adapter")
+        return await super().send_async(message)
+
+
+def test_a_later_answer_does_not_wait_for_an_older_row_this_sender_dropped(
+    runtime: Runtime, clock: FakeClock
+) -> None:
+    """The older answer's send failed unexpectedly here (its row stays claimed for the
+    sweeper): the next answer of the contact, from this worker, goes at once rather than
+    waiting for that claim to run out."""
+    contact_id = write(runtime, clock, "help", "SMf1")
+    claim = timedelta(seconds=runtime.settings.claim_seconds)
+    bodies: list[str] = []
+    end = FailsFirst(bodies, held=False)
+    outbox = Outbox(runtime.db, {Channel.SMS: end}, lambda i, d: None, clock=clock, claim=claim)
+    sender = AsyncSender(outbox, concurrency=4)
+    inbox = InboxProcessor(runtime.db, runtime.bot, sender.submit, clock, claim,
+                           across_workers=True)  # fmt: skip
+    try:
+        assert inbox.process_contact(contact_id) == 1
+        wait_idle(sender)
+        assert bodies == [] and [r.status for r in outbound_rows(runtime)] == ["dispatching"]
+        write(runtime, clock, "stop", "SMf2")
+        assert inbox.process_contact(contact_id) == 1
+        wait_idle(sender)
+        assert bodies == [outbound_rows(runtime)[1].body]
+    finally:
+        sender.close()
+
+
 def test_a_send_does_not_wait_for_a_row_whose_worker_died(
     runtime: Runtime, clock: FakeClock
 ) -> None:
