@@ -47,8 +47,10 @@ def forgeries(phone: FakeAndroidPhone) -> list[Webhook]:
         no_stamp,
         tampered,
         resigned(real, "not-the-signing-key"),
-        resigned(real, phone.signing_key, stamp=str(now - 301)),  # stale
-        resigned(real, phone.signing_key, stamp=str(now + 301)),  # from the future
+        # Well outside the 300 s window: `now` is truncated to the second, so a stamp of
+        # now + 301 could land 300.01 s ahead of the check and pass (seen once in CI).
+        resigned(real, phone.signing_key, stamp=str(now - 305)),  # stale
+        resigned(real, phone.signing_key, stamp=str(now + 305)),  # from the future
         resigned(real, phone.signing_key, stamp="12.5"),
         Webhook(real.body, real.headers | {"X-Signature": "zz" * 32}),
     ]
