@@ -323,16 +323,11 @@ class Outbox:
     def still_held(self, message_ids: Sequence[int]) -> list[int]:
         """Which of these rows a worker still holds for sending: dispatching, under a claim
         that has not run out (one whose worker died is let go when its claim ends)."""
-        with self.db.read() as session:
-            return list(
-                session.scalars(
-                    select(Message.id).where(
-                        Message.id.in_(message_ids),
-                        Message.status == MessageStatus.DISPATCHING,
-                        Message.claimed_until > self.clock(),
-                    )
-                )
+        with self.db.begin_read() as conn:
+            held = conn.execute(
+                self.db.sql.still_held, {"ids": list(message_ids), "now": self.clock()}
             )
+            return list(held.scalars())
 
     def send(self, job: SendJob) -> None:
         """Hands a claimed message to its channel and records the outcome."""

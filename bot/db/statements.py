@@ -114,18 +114,25 @@ class Statements:
             contacts.c.last_provider,
         ).where(contacts.c.id == bindparam("contact_id"))
 
-        # The contact's conversation rows (not broadcasts) a worker holds for sending now:
-        # with a shared queue, a turn's answers wait for these (bot/sender.py).
+        # Held for sending by a worker now: dispatching, under a claim that has not run out.
+        held = (messages.c.status == MessageStatus.DISPATCHING) & (
+            messages.c.claimed_until > bindparam("now")
+        )
+        # The contact's conversation rows (not broadcasts) held for sending: with a shared
+        # queue, a turn's answers wait for these (bot/sender.py) ...
         self.held_sends = (
             select(messages.c.id)
             .where(
                 messages.c.contact_id == bindparam("contact_id"),
                 messages.c.direction == "out",
-                messages.c.status == MessageStatus.DISPATCHING,
                 messages.c.broadcast_run_id.is_(None),
-                messages.c.claimed_until > bindparam("now"),
+                held,
             )
             .order_by(messages.c.id)
+        )
+        # ... and which of them are still held (a worker died: let go when its claim ends).
+        self.still_held = select(messages.c.id).where(
+            messages.c.id.in_(bindparam("ids", expanding=True)), held
         )
 
         # The two oldest: the one to handle, and whether another waits behind it.
