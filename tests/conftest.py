@@ -229,3 +229,15 @@ def unpaced_runtime(env: dict[str, str], clock: FakeClock) -> Iterator[Runtime]:
     rt = Runtime(settings, huey=make_huey(settings, immediate=True), clock=clock)
     yield rt
     rt.close()
+
+
+def require_shipped_model() -> None:
+    """Skips a test of the real NLU model when `make train` has not run here; fails it in CI,
+    where `make test` trains the model first and a missing one is a broken set-up."""
+    from bot import processes
+
+    if processes.rasa_available():
+        return
+    if os.environ.get("CI") or os.environ.get("REQUIRE_POSTGRES"):
+        pytest.fail("Rasa and its model are required here: `make test` trains them (`make train`)")
+    pytest.skip("Rasa and its model: `make train`")

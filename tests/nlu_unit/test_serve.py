@@ -24,6 +24,7 @@ import pytest
 from bot import processes
 from nlu.client import RasaClient
 from nlu.serve import MAX_BODY, serve
+from tests.conftest import require_shipped_model
 
 TOKEN = "serve-token-0123456789"
 
@@ -202,10 +203,10 @@ print(json.dumps({"expected": expected, "one": one, "batched": batched}))
 """
 
 
-@pytest.mark.skipif(not processes.rasa_available(), reason="Rasa and its model: `make train`")
 def test_the_shipped_model_answers_exactly_as_rasas_own_agent() -> None:
     """The same intent, confidence, ranking and fields as `rasa run` gives (Agent.parse_message
     is what its /model/parse calls), one by one and in a batch."""
+    require_shipped_model()
     texts = [
         "what is social mobilization",
         "samajik parichalan vaneko k ho",
