@@ -237,3 +237,28 @@ def test_the_shipped_model_answers_exactly_as_rasas_own_agent() -> None:
             assert [r["name"] for r in mine["intent_ranking"]] == [
                 r["name"] for r in theirs["intent_ranking"]
             ]
+
+
+LOAD_ORDER_CHECK = """
+import sys, warnings, logging
+warnings.filterwarnings("ignore")
+logging.disable(logging.WARNING)
+sys.path.insert(0, sys.argv[1])
+from nlu.serve import Model
+Model(sys.argv[2])
+loaded = list(sys.modules)  # in the order they were first imported
+print(loaded.index("skops.io._trusted_types"), loaded.index("tensorflow"))
+"""
+
+
+def test_the_model_loads_skops_before_rasa_pulls_in_tensorflow() -> None:
+    """skops' trusted-type lists walk every loaded module per ufunc: built before TensorFlow
+    is imported, the model loads in half the time (nlu/serve.py Model)."""
+    require_shipped_model()
+    root = Path(processes.__file__).resolve().parents[1]
+    out = subprocess.run(
+        [str(processes.RASA_PYTHON), "-c", LOAD_ORDER_CHECK, str(root), str(processes.MODEL)],
+        capture_output=True, text=True, timeout=300, check=True, cwd=root,
+    )  # fmt: skip
+    skops_at, tensorflow_at = map(int, out.stdout.split())
+    assert skops_at < tensorflow_at
