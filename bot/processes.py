@@ -294,7 +294,10 @@ class Supervisor:
             elif child.state == "starting" and process is not None:
                 if child.ready is not None and child.ready():
                     child.state = "up"
-                    log.warning("%s is up again (pid %s)", child.name, process.pid)
+                    if child.restarts:
+                        log.warning("%s is up again (pid %s)", child.name, process.pid)
+                    else:  # the first start: nothing went wrong
+                        log.info("%s is up (pid %s)", child.name, process.pid)
                 elif now - child.started_at > READY_SECONDS:
                     log.error("%s not ready in %.0f s; starting it again", child.name,
                               READY_SECONDS)  # fmt: skip

@@ -4,6 +4,7 @@ stop Rasa (here a stand-in `rasa` executable) and other processes."""
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import time
@@ -122,6 +123,43 @@ def test_a_child_that_dies_is_restarted_with_backoff_logged_and_counted(
         child.process.wait()
         supervisor.check(now=child.started_at + processes.RESTART_RESET)
         assert child.restart_at == child.started_at + processes.RESTART_RESET + 0.5
+    finally:
+        processes.stop(supervisor.processes(), timeout=5)
+
+
+def test_a_child_that_becomes_ready_is_up_at_first_and_up_again_after_a_restart(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The first start of a slow starter (the NLU server) is not reported as a recovery."""
+    ready = [False]
+
+    def sleeper(restarted: bool) -> processes.Process:
+        return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+
+    child = processes.Child("rasa-1", sleeper, ready=lambda: ready[0])
+    child.spawn()
+    supervisor = processes.Supervisor([child], tmp_path / "processes.json")
+    caplog.set_level(logging.INFO, logger="bot")
+    try:
+        supervisor.check(now=child.started_at)
+        assert child.state == "starting" and "rasa-1 is up" not in caplog.text
+        ready[0] = True
+        supervisor.check(now=child.started_at + 1)
+        up = [r for r in caplog.records if "rasa-1 is up" in r.getMessage()]
+        assert [(r.levelno, "again" in r.getMessage()) for r in up] == [(logging.INFO, False)]
+        assert child.process is not None
+        child.process.kill()
+        child.process.wait()
+        ready[0] = False
+        supervisor.check(now=child.started_at + 2)  # noticed: down, restart in 0.5 s
+        supervisor.check(now=child.started_at + 2.6)  # started again, not ready yet
+        ready[0] = True
+        supervisor.check(now=child.started_at + 3)
+        up = [r for r in caplog.records if "rasa-1 is up" in r.getMessage()]
+        assert [(r.levelno, "again" in r.getMessage()) for r in up] == [
+            (logging.INFO, False),
+            (logging.WARNING, True),
+        ]
     finally:
         processes.stop(supervisor.processes(), timeout=5)
 
