@@ -473,6 +473,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     if args.quiet:  # Rasa's and TensorFlow's start-up chatter
         warnings.filterwarnings("ignore")
+        # Some of the libraries add filters of their own while they load (a "once" for
+        # DeprecationWarning among them), ahead of ours: their deprecation notices still
+        # reached the terminal of `make run`. Routed to a logger kept at ERROR, they do not.
+        logging.captureWarnings(True)
+        logging.getLogger("py.warnings").setLevel(logging.ERROR)
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         _quiet_structlog()
     model = Model(args.model)

@@ -32,14 +32,29 @@ MIN_REFUSED = 0.95
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[RasaClient]:
+def server_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("nlu") / "server.log"
+
+
+@pytest.fixture(scope="module")
+def client(server_log: Path) -> Iterator[RasaClient]:
     require_shipped_model()
     port, token = free_port(), "shipped-model-test-token"
-    server = processes.start_rasa(port, token)
+    server = processes.start_rasa(port, token, log_file=server_log)
     try:
         yield RasaClient([f"http://127.0.0.1:{port}"], timeout=30, token=token)
     finally:
         processes.stop([server])
+
+
+def test_the_server_starts_without_the_libraries_chatter(
+    client: RasaClient, server_log: Path
+) -> None:
+    """`bot run` starts it quiet: no deprecation notices of Rasa's libraries in the terminal
+    of `make run` (they were ten lines at every start)."""
+    assert client.parse("hello").intent is not None
+    text = server_log.read_text("utf-8", errors="replace")
+    assert "Warning" not in text, text
 
 
 @pytest.mark.parametrize("held_out", [EVAL_SET, HELDOUT_SET], ids=lambda p: p.name)
