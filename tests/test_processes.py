@@ -150,10 +150,12 @@ def test_ctrl_c_stops_bot_run_and_all_its_processes_cleanly(tmp_path: Path) -> N
     port, unused = free_port(), free_port()
     env = run_env(
         tmp_path / "var",
-        drop=("DATABASE_URL", "REDIS_URL", "RASA_TOKEN", "TWILIO_ACCOUNT_SID"),
+        drop=("DATABASE_URL", "REDIS_URL", "RASA_TOKEN", "TWILIO_ACCOUNT_SID",
+              "XDG_RUNTIME_DIR"),
         RASA_URL=f"http://127.0.0.1:{unused}",  # nothing listens: Rasa is not started
         LOG_LEVEL="INFO",
-    )
+        HOME=str(tmp_path / "home"),  # where gunicorn 27 would put its control socket
+    )  # fmt: skip
     log = tmp_path / "run.log"
     browsing = threading.Event()
     command = [sys.executable, "-m", "bot", "run", "--port", str(port)]
@@ -178,6 +180,8 @@ def test_ctrl_c_stops_bot_run_and_all_its_processes_cleanly(tmp_path: Path) -> N
     assert run.returncode == 0, output
     assert "SIGKILL" not in output and "Traceback" not in output, output
     assert seconds <= 5, f"stopping took {seconds:.1f} s"
+    # No control socket shared by every `bot web` of the user (bot/cli/web.py).
+    assert "Control socket" not in output and not (tmp_path / "home" / ".gunicorn").exists()
 
 
 # One contact's messages, and the replies each gets when everything is up. The FAQ question

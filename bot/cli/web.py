@@ -33,6 +33,10 @@ def web(host: str, port: int, workers: int, threads: int) -> None:
             self.cfg.set("graceful_timeout", 10)
             self.cfg.set("keepalive", 5)
             self.cfg.set("accesslog", None)
+            # gunicorn 27's control socket (for `gunicornc`, which nothing here uses) would
+            # live at one path per user ($HOME/.gunicorn/gunicorn.ctl), shared by every
+            # `bot web` of that user: one more way in, and a clash between two services.
+            self.cfg.set("control_socket_disable", True)
 
         def load(self) -> Any:  # in each gunicorn process, after the fork
             from bot.app import create_app

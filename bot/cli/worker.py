@@ -138,10 +138,10 @@ def wait_for_rasa(urls: Sequence[str], timeout: float = NLU_WAIT_SECONDS) -> boo
     """Waits until one of the Rasa servers answers; returns whether one did."""
     from bot.processes import answers, wait_until
 
-    log.warning("waiting for Rasa to load its model before handling messages")
+    log.info("waiting for Rasa to load its model before handling messages")
     ready = wait_until(lambda: any(answers(f"{url.rstrip('/')}/") for url in urls), timeout, 0.2)
     if ready:
-        log.warning("Rasa answers: handling messages")
+        log.info("Rasa answers: handling messages")
     else:
         log.error("Rasa did not answer in %.0f s: handling messages without it", timeout)
     return ready
