@@ -26,6 +26,7 @@ from testkit.fake_twilio import FakeTwilio
 from tests.support.builders import ACCOUNT_SID, AUTH_TOKEN, BASE_URL, SMS_FROM, WHATSAPP_FROM
 from tests.support.clock import FakeClock
 from tests.support.phone import Phone
+from tests.support.required import missing
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -98,9 +99,10 @@ def postgres_url() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
     except OperationalError as exc:
-        if os.environ.get("CI") or os.environ.get("REQUIRE_POSTGRES"):
-            pytest.fail(f"PostgreSQL is required here but unreachable: {exc}")
-        pytest.skip(f"PostgreSQL unreachable: {exc}")
+        missing(
+            f"PostgreSQL is required here but unreachable: {exc}",
+            f"PostgreSQL unreachable: {exc}",
+        )
     url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     upgrade(url)
     yield url
@@ -229,15 +231,3 @@ def unpaced_runtime(env: dict[str, str], clock: FakeClock) -> Iterator[Runtime]:
     rt = Runtime(settings, huey=make_huey(settings, immediate=True), clock=clock)
     yield rt
     rt.close()
-
-
-def require_shipped_model() -> None:
-    """Skips a test of the real NLU model when `make train` has not run here; fails it in CI,
-    where `make test` trains the model first and a missing one is a broken set-up."""
-    from bot import processes
-
-    if processes.rasa_available():
-        return
-    if os.environ.get("CI") or os.environ.get("REQUIRE_POSTGRES"):
-        pytest.fail("Rasa and its model are required here: `make test` trains them (`make train`)")
-    pytest.skip("Rasa and its model: `make train`")

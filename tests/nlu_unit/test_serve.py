@@ -24,7 +24,7 @@ import pytest
 from bot import processes
 from nlu.client import RasaClient
 from nlu.serve import MAX_BODY, serve
-from tests.conftest import require_shipped_model
+from tests.support.required import require_shipped_model
 
 TOKEN = "serve-token-0123456789"
 

@@ -20,7 +20,7 @@ from nlu.catalogue import Catalogue
 from nlu.client import RasaClient
 from nlu.evaluate import EVAL_SET, HELDOUT_SET, LANGS, Tally, evaluate, load_eval_set, report
 from testkit.servers import free_port
-from tests.conftest import require_shipped_model
+from tests.support.required import require_shipped_model
 
 # Measured at the commit that added this test: eval.yml 96.7 % (romanized 92.3 %),
 # heldout.yml 98.6 %, no wrong answers, every out-of-scope message refused. The floors leave

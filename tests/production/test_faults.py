@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from bot.db.models import Contact, Message, SurveyResponse
 from testkit.load import Outcome, percentile
 from testkit.servers import FakeProcess
+from tests.support.required import missing
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.topology import (
     POSTGRES,
@@ -48,9 +49,10 @@ def services_up() -> None:
         engine.connect().close()
         engine.dispose()
     except (redis.RedisError, OperationalError) as exc:
-        if os.environ.get("CI") or os.environ.get("REQUIRE_POSTGRES"):
-            pytest.fail(f"PostgreSQL and Redis are required here: {exc}")
-        pytest.skip(f"PostgreSQL or Redis unreachable: {exc}")
+        missing(
+            f"PostgreSQL and Redis are required here: {exc}",
+            f"PostgreSQL or Redis unreachable: {exc}",
+        )
 
 
 @pytest.fixture
