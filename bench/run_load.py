@@ -123,19 +123,25 @@ def start(
     port: int,
     channel: BenchChannel,
     extra: tuple[str, ...] = (),
+    log: Path | None = None,
 ) -> tuple[subprocess.Popen[bytes], StartResult]:
-    """Launches `bot run` in `tree`; returns once a webhook was accepted and answered."""
+    """Launches `bot run` in `tree`; returns once a webhook was accepted and answered. Its
+    output goes to `log` (appended), else nowhere."""
     url = f"http://127.0.0.1:{port}{channel.path}"
     rasa_port = free_port()
     while rasa_port == port:  # `port` is not bound yet: the kernel may offer it again
         rasa_port = free_port()
     launched = time.perf_counter()
-    process = subprocess.Popen(
-        [python, "-m", "bot", "run", "--port", str(port), "--rasa-port", str(rasa_port),
-         *extra],
-        cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        process_group=0,
-    )  # fmt: skip
+    output = log.open("ab") if log is not None else subprocess.DEVNULL
+    try:
+        process = subprocess.Popen(
+            [python, "-m", "bot", "run", "--port", str(port), "--rasa-port", str(rasa_port),
+             *extra],
+            cwd=tree, env=env, stdout=output, stderr=subprocess.STDOUT, process_group=0,
+        )  # fmt: skip
+    finally:
+        if log is not None:
+            output.close()  # type: ignore[union-attr]
     probe = Planned(0.0, "+9779700000001", "what is social mobilization?", "SMstartprobe")
     accepted = None
     while accepted is None:
@@ -292,7 +298,7 @@ def measure(
         "VAR_DIR": str(workdir),
         "SECRET_KEY": "bench-secret-key-0123456789",
         "PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": args.log_level,
     } | channel.env(f"http://127.0.0.1:{port}")
     database = f"bench_run_{uuid.uuid4().hex[:10]}"
     extra: tuple[str, ...] = ()
@@ -305,11 +311,12 @@ def measure(
         }
         extra = ("--web-workers", "4", "--workers", "2", "--schedulers", "2")
         _postgres(args.postgres, f'CREATE DATABASE "{database}"')
+    extra += tuple(args.run_args.split())
     process = None
     try:
         subprocess.run([python, "-m", "bot", "db", "upgrade"], cwd=tree, env=env, check=True,
                        capture_output=True, timeout=300)  # fmt: skip
-        process, started = start(tree, python, env, port, channel, extra)
+        process, started = start(tree, python, env, port, channel, extra, args.log)
         print(json.dumps({"start": asdict(started)}), flush=True)
         nlu = {n: s for n, s in process_states(workdir).items() if n.startswith("rasa")}
         if any(s.get("restarts") or s.get("state") != "up" for s in nlu.values()):
@@ -429,6 +436,10 @@ def main() -> None:
     )
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/13", help="--prod: Redis")
     parser.add_argument("--json", type=Path, help="write results here")
+    parser.add_argument("--log", type=Path, help="append the service's output here (else dropped)")
+    parser.add_argument("--run-args", default="", help="more options for `bot run`, e.g. "
+                        "'--workers 2'")  # fmt: skip
+    parser.add_argument("--log-level", default="WARNING", help="the service's LOG_LEVEL")
     args = parser.parse_args()
     tree = args.tree.resolve()
     python = sys.executable
