@@ -202,10 +202,12 @@ class InboxProcessor:
         claim: timedelta = DEFAULT_CLAIM,
         phone_key: bytes | None = None,
         across_workers: bool = False,
+        owner: str | None = None,
     ) -> None:
         self.db = db
         self.bot = bot
         self.claim = claim
+        self.owner = owner  # this worker's name on the answers it claims (bot/outbox.py)
         # Other workers handle this contact's turns too (a shared queue): a turn's answers
         # note the contact's older rows still held for sending, to go after them.
         self.across_workers = across_workers
@@ -415,7 +417,7 @@ class InboxProcessor:
             after = tuple(held.scalars())
         claimed_until = now + self.claim
         rows = [
-            _reply_row(contact.id, out, now, message_id, seq, claimed_until)
+            _reply_row(contact.id, out, now, message_id, seq, claimed_until, self.owner)
             for seq, out in enumerate(turn.outbounds)
         ]
         ids = list(conn.execute(sql.insert_outbound, rows).scalars())
@@ -440,6 +442,7 @@ def _reply_row(
     in_reply_to_id: int | None,
     seq: int,
     claimed_until: datetime,
+    owner: str | None = None,
 ) -> dict[str, Any]:
     """An answer of the bot's, claimed for sending by this worker.
 
@@ -461,6 +464,7 @@ def _reply_row(
         in_reply_to_id=in_reply_to_id,
         seq=seq,
         claimed_until=None if too_long else claimed_until,
+        claimed_by=None if too_long else owner,
         error_message=f"longer than {MAX_BODY} characters: not sent" if too_long else None,
     )
 

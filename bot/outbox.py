@@ -183,8 +183,12 @@ class Outbox:
         claim: timedelta = DEFAULT_CLAIM,
         routes: Mapping[str, ChannelAdapter] | None = None,
         failover: Failover | None = None,
+        owner: str | None = None,
     ) -> None:
         self.db = db
+        # This worker's name on the rows it claims (`bot worker --name`; see
+        # reclaim_dead_claims): None for an unnamed worker.
+        self.owner = owner
         # Routes' shared health and CHANNEL_ORDER (bot/failover.py): while a message's route
         # is down it goes by the contact's next route. None: no failover.
         self.failover = failover
@@ -250,6 +254,7 @@ class Outbox:
                 .values(
                     status=MessageStatus.DISPATCHING,
                     claimed_until=now + self.claim_for,
+                    claimed_by=self.owner,
                     updated_at=now,
                 )
             )
@@ -812,9 +817,13 @@ def reclaim_dead_claims(
     now: datetime,
     claimed_until: datetime | None = None,
     lease: timedelta = DEFAULT_CLAIM,
+    owner: str | None = None,
 ) -> list[int]:
     """Takes back sends whose worker died holding them (its claim ran out before
     `claimed_until`, by default `now`), handed out for `lease` (see `due_messages`).
+    With `owner` (a worker restarted under its dead predecessor's name, beside live
+    workers, before it claims anything itself) every row claimed under that name is taken
+    back, whatever its claim; others' rows when their claims run out (before `now`).
 
     The send may or may not have reached the provider. Marked RECOVERED, it goes back to a
     worker, which first asks the provider (a channel with `find_sent`) and adopts the message
@@ -822,11 +831,14 @@ def reclaim_dead_claims(
     A live worker renews the claims of the sends it holds (bot/sender.py), however long its
     own queue: only a dead (or stalled past its claim) worker's rows are taken back.
     """
+    ended = Message.claimed_until < (claimed_until or now)
+    if owner is not None:
+        ended = (Message.claimed_until < now) | (Message.claimed_by == owner)
     dead = (
         select(Message.id)
         .where(Message.direction == "out")
         .where(Message.status == MessageStatus.DISPATCHING)
-        .where(Message.claimed_until < (claimed_until or now))
+        .where(ended)
         .with_for_update(skip_locked=True)  # a row being renewed or recorded is alive
     )
     with db.write() as session:
@@ -837,6 +849,7 @@ def reclaim_dead_claims(
                 .values(
                     status=MessageStatus.PENDING,
                     claimed_until=now + lease,
+                    claimed_by=None,
                     next_attempt_at=None,
                     error_message=RECOVERED,
                     updated_at=now,

@@ -165,8 +165,12 @@ class Runtime:
         retry_policy: RetryPolicy | None = None,
         background: bool = False,
         deferred_enqueue: bool = False,
+        owner: str | None = None,
     ) -> None:
         self.settings = settings
+        # A worker's name on the messages it claims for sending (`bot worker --name`): its
+        # successor after a crash takes those back at once (sweep(orphaned=True)).
+        self.owner = owner
         self.clock = clock
         self.routes = installed_routes(settings)  # first: a bad CHANNEL_ORDER opens nothing
         # The long-running processes checkpoint SQLite's WAL in a thread of their own.
@@ -222,6 +226,7 @@ class Runtime:
             surveys=self.flows,
             send=self._send_broadcast_message,
             routes=self.routes,
+            owner=owner,
         )
         self.bot = Bot(
             content,
@@ -246,6 +251,7 @@ class Runtime:
             claim=timedelta(seconds=settings.claim_seconds),
             routes=default_routes(settings),
             failover=self.failover,
+            owner=owner,
         )
         # In a worker (background=True) provider calls overlap on the sender's event loop and
         # turns are committed in groups; otherwise (tests, the CLI) everything runs inline.
@@ -261,6 +267,7 @@ class Runtime:
             # one): answers keep the contact's order across them. The embedded default's
             # feeds hand a contact to one thread of one worker at a time.
             across_workers=background and not self.inbound_feed,
+            owner=owner,
         )
         if background:
             self.inbox.start_group_commit()
@@ -426,22 +433,28 @@ class Runtime:
     ) -> SweepReport:
         """Re-enqueues work that lost its task: waiting inbound, due retries, dead claims.
 
-        `orphaned`: no worker holds anything (the only one died and this one replaces it):
-        every waiting message and every claimed send is taken back now, without waiting for
-        RECOVER_AFTER_SECONDS and CLAIM_SECONDS to pass.
+        `orphaned`: this worker replaces one that died. Unnamed (`owner` None), it was the
+        only one: every waiting message and every claimed send is taken back now, without
+        waiting for RECOVER_AFTER_SECONDS and CLAIM_SECONDS to pass. Named, others are at work
+        beside it: the sends claimed under its name are taken back now, the rest as usual.
         """
         now = now or self.clock()
         waiting_since = now - timedelta(seconds=self.settings.recover_after_seconds)
         claims_end: datetime | None = None
+        leases_end: datetime | None = None
         if orphaned:
-            waiting_since = now
             claims_end = now + timedelta(seconds=self.settings.claim_seconds)
+            if self.owner is None:
+                waiting_since = now
+                leases_end = claims_end
         # What a sweep hands to the queue is not handed out again for a claim's length, even
         # if its task is still queued behind a backlog (a flood of repeated tasks otherwise).
         lease = timedelta(seconds=self.settings.claim_seconds)
-        contact_ids = waiting_contacts(self.db, waiting_since, limit, now, lease, claims_end)
-        due = due_messages(self.db, now, limit, lease, claims_end)
-        reclaimed = reclaim_dead_claims(self.db, now, claims_end, lease)
+        contact_ids = waiting_contacts(self.db, waiting_since, limit, now, lease, leases_end)
+        due = due_messages(self.db, now, limit, lease, leases_end)
+        reclaimed = reclaim_dead_claims(
+            self.db, now, claims_end, lease, self.owner if orphaned else None
+        )
         for run_id, status in stalled_runs(self.db, now, limit):
             if status == "planning":
                 self.enqueue_broadcast_plan(run_id)

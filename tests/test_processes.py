@@ -256,7 +256,7 @@ def test_bot_run_restarts_killed_processes_and_loses_nothing(tmp_path: Path) -> 
     with at_exit(twilio.stop), bot_run(command, env, log) as run, at_exit(watching.set):
         assert wait_until(lambda: _readyz(url)[0] == 200, 60, process=run), log.read_text()
         states = json.loads((var / "processes.json").read_text())["processes"]
-        assert sorted(states) == ["rasa-1", "scheduler-1", "web", "worker-1"], states
+        assert sorted(states) == ["rasa-1", "scheduler-1", "web", "worker-1", "worker-2"], states
         # Two pollers: a restarted worker is down for about half a second.
         watchers = [
             threading.Thread(target=_watch, args=(url, watching, seen), daemon=True)
@@ -304,6 +304,9 @@ def test_bot_run_restarts_killed_processes_and_loses_nothing(tmp_path: Path) -> 
         assert f"{name} (pid" in output and "killed by SIGKILL" in output, output
         assert f'bot_process_restarts_total{{process="{name}"}} 1.0' in metrics
     assert len(kills) == 3 and run.returncode == 0, output
+    # The restarted worker-1 took back at once what it had claimed, not worker-2's sends
+    # (claimed under their names; CLAIM_SECONDS is 120 s, the replies came within 60).
+    assert "taking back what the previous worker held" in output, output
     assert "Traceback" not in output, output
     recovered = {
         name: max(t for t, status, checks in seen if t >= at and name in checks) - at

@@ -62,6 +62,8 @@ class BroadcastPorts:
             sent) when the contact opted out meanwhile.
         routes: the installation's routes (CHANNEL_ORDER and its providers,
             bot/channel_order.py); None: CHANNEL_ORDER with provider names as written.
+        owner: this worker's name on the messages it claims for sending (`bot worker
+            --name`, bot/outbox.py reclaim_dead_claims); None: an unnamed worker.
     """
 
     db: Database
@@ -73,3 +75,4 @@ class BroadcastPorts:
     surveys: Surveys
     send: Callable[[int], bool]
     routes: Routes | None = None
+    owner: str | None = None

@@ -116,6 +116,7 @@ def _claim(
             .values(
                 status=MessageStatus.DISPATCHING,
                 claimed_until=now + timedelta(seconds=ports.settings.claim_seconds + 60),
+                claimed_by=ports.owner,
                 updated_at=now,
             )
             .returning(Message.id, Message.channel, Message.provider, Message.segments)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import sys
 from collections.abc import Callable
 
@@ -31,7 +32,13 @@ from bot.settings import Settings
 @click.option("--rasa-port", default=5005, show_default=True, type=int)
 @click.option("--rasa-servers", default=1, show_default=True, type=int, help="Rasa processes")
 @click.option("--web-workers", default=2, show_default=True, type=int, help="gunicorn processes")
-@click.option("--workers", default=1, show_default=True, type=int, help="`bot worker` processes")
+@click.option(
+    "--workers",
+    default=2,
+    show_default=True,
+    type=int,
+    help="`bot worker` processes (one uses at most one CPU: Python's global lock)",
+)
 @click.option("--schedulers", default=1, show_default=True, type=int, help="one is active")
 @click.option("--create-database", is_flag=True, help="create the PostgreSQL database if missing")
 def run(
@@ -88,21 +95,22 @@ def run(
         healthz = f"http://127.0.0.1:{port}/healthz"
         service = [_bot_child("web", web, env, ready=lambda: answers(healthz))]
         # A worker restarted after a crash takes back at once what the dead one held, instead
-        # of after CLAIM_SECONDS: safe only when it was the one worker using this database
-        # (an embedded SQLite one, which no other machine's worker can share).
+        # of after CLAIM_SECONDS. The one worker of an embedded SQLite database (which no
+        # other machine's worker can share) takes back everything; beside other workers, a
+        # worker claims its sends under a name of its own, unique to this `bot run`, and
+        # takes back what was claimed under that name.
         sqlite = settings.database_url.startswith("sqlite")
         alone = workers <= 1 and sqlite
         # A worker waits for the Rasa we started to load its model before handling messages
         # (they wait in the inbox meanwhile) rather than answering "try again later".
         first = ["worker", "--wait-for-nlu"] if started_rasa else ["worker"]
-        after_crash = [*first, "--after-crash"] if alone else first
         count = max(1, workers)
         for n in range(1, count + 1):
+            named = [] if alone else ["--name", f"{socket.gethostname()}:{os.getpid()}/worker-{n}"]
             # On SQLite each worker reads the waiting messages of its share of the contacts.
             share = ["--share", f"{n}/{count}"] if count > 1 and sqlite else []
-            service.append(
-                _bot_child(f"worker-{n}", [*first, *share], env, restarted=[*after_crash, *share])
-            )
+            args = [*first, *named, *share]
+            service.append(_bot_child(f"worker-{n}", args, env, restarted=[*args, "--after-crash"]))
         for n in range(1, max(1, schedulers) + 1):
             service.append(_bot_child(f"scheduler-{n}", ["scheduler"], env))
         for child in service:

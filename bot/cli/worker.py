@@ -24,9 +24,15 @@ log = logging.getLogger("bot")
 @click.command()
 @click.option("--sweep-every", default=10.0, show_default=True, help="seconds between sweeps")
 @click.option(
+    "--name",
+    default=None,
+    help="this worker's name on the sends it claims (unique among the database's workers)",
+)
+@click.option(
     "--after-crash",
     is_flag=True,
-    help="the only worker of this database died: take back what it held at once",
+    help="the worker of this --name died (without --name: the only worker of this "
+    "database): take back what it held at once",
 )
 @click.option(
     "--wait-for-nlu",
@@ -39,13 +45,17 @@ log = logging.getLogger("bot")
     show_default=True,
     help="K/N: on SQLite, handle the inbound messages of every Nth contact, the Kth share",
 )
-def worker(sweep_every: float, after_crash: bool, wait_for_nlu: bool, share: str) -> None:
+def worker(
+    sweep_every: float, name: str | None, after_crash: bool, wait_for_nlu: bool, share: str
+) -> None:
     """Runs the job queue consumer: handles inbound messages and sends the outbox.
 
     WORKER_CONCURRENCY threads handle messages; up to SEND_CONCURRENCY provider calls overlap.
-    With --after-crash (`bot run` restarting its one worker) the first sweep takes back the
-    dead worker's sends and messages at once, not after CLAIM_SECONDS/RECOVER_AFTER_SECONDS;
-    never give it while another worker uses the database (it would take that one's work).
+    With --after-crash (`bot run` restarting a worker that died) the first sweep takes back
+    the dead worker's sends at once, not after CLAIM_SECONDS: with --name, the sends it
+    claimed under that name (other workers keep theirs); without, everything, its waiting
+    messages too (not after RECOVER_AFTER_SECONDS), so never give it without --name while
+    another worker uses the database (it would take that one's work).
     With --wait-for-nlu (`bot run` starting Rasa beside it) messages wait in the inbox until
     Rasa has loaded its model, instead of being answered "we will answer soon".
     On the embedded default (SQLite) the worker finds inbound messages in the messages table
@@ -63,7 +73,7 @@ def worker(sweep_every: float, after_crash: bool, wait_for_nlu: bool, share: str
         # Webhook acknowledgements are the latency that matters; replies can trail by a few
         # milliseconds when the machine is busy (README: benchmark).
         os.nice(settings.worker_nice)
-    runtime = Runtime(settings, background=True)
+    runtime = Runtime(settings, background=True, owner=name)
     feed = runtime.make_feed(settings.worker_concurrency, part) if runtime.inbound_feed else None
     freeze_startup_heap()  # a collection must not stall a turn holding the write gate
     stop = threading.Event()
@@ -71,7 +81,8 @@ def worker(sweep_every: float, after_crash: bool, wait_for_nlu: bool, share: str
         wait_for_rasa(settings.rasa_urls)
 
     if after_crash:
-        # Before the consumer runs: every claim found is the dead worker's, none ours yet.
+        # Before the consumer runs: every claim found under our name (or, unnamed, at all) is
+        # the dead worker's, none ours yet.
         log.warning("taking back what the previous worker held: %s", runtime.sweep(orphaned=True))
 
     def sweeper() -> None:

@@ -155,6 +155,9 @@ class Message(Base):
     seq: Mapped[int | None] = mapped_column(Integer)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The worker holding a dispatching row (`bot worker --name`): one restarted after a crash
+    # takes back its own sends at once, not another live worker's (None: unnamed worker).
+    claimed_by: Mapped[str | None] = mapped_column(String(120))
     extra: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -294,3 +294,63 @@ def test_a_worker_replacing_a_dead_one_takes_back_its_claims_at_once(
     assert runtime.sweep(orphaned=True).reclaimed == 1
     adopted = outbound(runtime)
     assert len(twilio.sent) == 1 and adopted.provider_sid == twilio.sent[0].sid
+
+
+def test_a_named_worker_replacing_a_dead_one_takes_back_only_that_ones_claims(
+    settings, phone: Phone, runtime: Runtime, twilio: FakeTwilio, clock: FakeClock
+) -> None:
+    """`bot run` with several workers names them (`bot worker --name`): the answers a worker
+    claims carry its name, and its successor after a crash takes back at once the sends
+    claimed under that name, while another live worker's claims stay its own."""
+    from bot.queue import make_huey
+
+    runtime.inbox.owner = "host:7/worker-1"  # the turn's answer is claimed under its name
+    runtime.outbox.send = lambda job: None  # type: ignore[method-assign]  # dies mid-send
+    phone.send("help")
+    mine = outbound(runtime)
+    assert (mine.status, mine.claimed_by) == ("dispatching", "host:7/worker-1")
+    runtime.inbox.owner = "host:7/worker-2"
+    phone.send("hello")
+    theirs = outbound(runtime)
+    assert (theirs.status, theirs.claimed_by) == ("dispatching", "host:7/worker-2")
+    assert twilio.sent == []
+
+    restarted = Runtime(
+        settings, huey=make_huey(settings, immediate=True), clock=clock, owner="host:7/worker-1"
+    )
+    assert restarted.sweep(orphaned=True).reclaimed == 1
+    with restarted.db.read() as s:
+        statuses = dict(s.execute(select(Message.id, Message.status).where(Message.id.in_(
+            [mine.id, theirs.id]))).all())  # fmt: skip
+    assert statuses[theirs.id] == "dispatching"  # the live worker-2 still holds it
+    assert statuses[mine.id] == "queued" and [m.form["Body"] for m in twilio.sent] == [mine.body]
+    # Its claims run out only if worker-2 dies unseen: then any sweep takes them back.
+    clock.advance(settings.claim_seconds + 1)
+    assert restarted.sweep().reclaimed == 1
+    assert len(twilio.sent) == 2
+    restarted.close()
+
+
+def test_a_pending_send_is_claimed_under_the_workers_name(
+    settings, runtime: Runtime, clock: FakeClock
+) -> None:
+    from bot.queue import make_huey
+
+    named = Runtime(settings, huey=make_huey(settings, immediate=True), clock=clock, owner="w-3")
+    with named.db.write() as s:
+        contact = Contact(phone="+9779800000077", channel="sms")
+        s.add(contact)
+        s.flush()
+        row = Message(contact_id=contact.id, direction="out", channel="sms", body="hi",
+                      status="pending", language="en", kind="reply")  # fmt: skip
+        s.add(row)
+        s.flush()
+        message_id = row.id
+    assert named.outbox.claim(message_id)
+    with named.db.read() as s:
+        claimed = s.get(Message, message_id)
+        assert claimed is not None and (claimed.status, claimed.claimed_by) == (
+            "dispatching",
+            "w-3",
+        )
+    named.close()
