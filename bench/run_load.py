@@ -1,7 +1,7 @@
 """What `make run` starts, under FAQ load: `bot run` (Rasa, web, worker, scheduler) on 127.0.0.1.
 
 Topology: `python -m bot run` exactly as `make run` starts it (the real Rasa from
-`.venv-rasa` with `models/nlu.tar.gz`, gunicorn 2 × 8 threads, one worker, one scheduler,
+`.venv-rasa` with `models/nlu.tar.gz`, gunicorn 2 × 8 threads, two workers, one scheduler,
 embedded SQLite database and queue), sending to the fake Twilio API (answering every send
 after --api-delay s, 0.2 by default, as over the internet). Measures:
 
