@@ -206,7 +206,7 @@ class Runtime:
         )(self._send_retry)
         self.broadcast_plan_task = self.huey.task(name="broadcast_plan")(self._plan_broadcast)
         self.broadcast_send_task = self.huey.task(name="broadcast_send")(self._send_broadcast)
-        self.pacer = Pacer(settings.redis_url)
+        self.pacer = Pacer(settings.redis_url, var_dir=settings.var_dir)
         # Channel order and failover (bot/failover.py): routes' health shared by every process.
         self.failover = Failover(
             self.db,

@@ -1,7 +1,8 @@
 """Paces sends per sender in segments (or WhatsApp messages) per second, across processes.
 
-The `limits` library keeps the moving window (in memory, or in Redis when REDIS_URL is set,
-so every worker process draws from the same budget).
+The `limits` library keeps the moving window, where every worker process draws from the
+same budget: in Redis when REDIS_URL is set, else in a file the machine's processes share
+(bot/db/pace_store.py; in memory when given no directory).
 """
 
 from __future__ import annotations
@@ -9,10 +10,12 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from limits import RateLimitItem, RateLimitItemPerSecond
-from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
+
+from bot.db.pace_store import pace_storage
 
 # The biggest message the window must fit: 10 segments (1,530 GSM-7 characters).
 MAX_COST = 10
@@ -26,9 +29,9 @@ class Pacer:
         redis_url: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
         namespace: str = "bot-pace",
+        var_dir: Path | None = None,
     ) -> None:
-        uri = redis_url if redis_url else "memory://"
-        self._limiter = MovingWindowRateLimiter(storage_from_string(uri))
+        self._limiter = MovingWindowRateLimiter(pace_storage(redis_url, var_dir))
         self._sleep = sleep
         self._namespace = namespace
         self._items: dict[float, RateLimitItem] = {}

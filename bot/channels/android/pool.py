@@ -9,7 +9,8 @@ Every worker process sends through the same phones, so what they must agree on i
 - Turns: the live phone used longest ago that still has pace budget (round robin across
   workers: `last_used_at`).
 - Pace in the `limits` library's moving window, in Redis when REDIS_URL is set (as the
-  broadcasts' pacer, bot/broadcasts/pacing.py), else in this process.
+  broadcasts' pacer, bot/broadcasts/pacing.py), else in a file every process of the machine
+  shares (bot/db/pace_store.py: `bot run` starts two workers).
 - Handoffs (`android_handoffs`): a row per message handed to a phone, by the id we gave it,
   written before the call ("handing"). A call that ends without an answer leaves it in
   "doubt" (the phone may have taken the message, then stopped answering), and so does a
@@ -27,9 +28,9 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from limits import RateLimitItem, RateLimitItemPerMinute
-from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy import delete, select, update
@@ -38,6 +39,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.channels.android.settings import AndroidGateway, AndroidPhone
 from bot.db.database import Database
 from bot.db.models import AndroidHandoff, AndroidPhoneState, utcnow
+from bot.db.pace_store import pace_storage
 
 MAX_COST = 10  # segments of the longest message the pace window must hold
 KEEP_HANDOFFS = timedelta(days=2)  # settled handoffs are kept this long (for the doubts)
@@ -70,13 +72,14 @@ class Pool:
         key: bytes,
         redis_url: str | None = None,
         clock: Callable[[], datetime] = utcnow,
+        var_dir: Path | None = None,
     ) -> None:
         self.gateway = gateway
         self.phones = {p.name: p for p in gateway.phones}
         self.db = db
         self._key = key
         self.clock = clock
-        self._limiter = MovingWindowRateLimiter(storage_from_string(redis_url or "memory://"))
+        self._limiter = MovingWindowRateLimiter(pace_storage(redis_url, var_dir))
         window = max(1, math.ceil(MAX_COST / gateway.pace_per_minute))
         self._item: RateLimitItem = RateLimitItemPerMinute(
             max(1, round(gateway.pace_per_minute * window)), window

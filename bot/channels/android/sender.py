@@ -99,7 +99,9 @@ class AndroidChannel:
         # How long a send may wait for a phone's pace budget before it is retried later.
         self.wait_budget = max(1.0, settings.claim_seconds / 2)
         self.db = db or Database(settings.database_url)
-        self.pool = Pool(self.gateway, self.db, settings.phone_key, settings.redis_url)
+        self.pool = Pool(
+            self.gateway, self.db, settings.phone_key, settings.redis_url, var_dir=settings.var_dir
+        )
         self.session = requests.Session()
         adapter = HTTPAdapter(pool_connections=len(self.gateway.phones), pool_maxsize=4)
         self.session.mount("https://", adapter)
