@@ -31,6 +31,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from wtforms import EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
+from bot.db.pace_store import LOGIN_LIMITS_FILE, SharedFileStorage
 from bot.settings import Settings
 from dashboard import two_factor
 from dashboard.accounts import Account, authenticate, load_account
@@ -61,10 +62,12 @@ class SecondFactorForm(FlaskForm):
 
 
 def make_limiter(settings: Settings) -> RateLimiter:
-    """Counts login attempts in memory, or in Redis when REDIS_URL is set (all processes)."""
+    """Counts login attempts where every web process sees them: in Redis when REDIS_URL is
+    set, else in a file of the machine's (bot/db/pace_store.py)."""
     url = settings.redis_url
     if url is None:
-        return MovingWindowRateLimiter(storage_from_string("memory://"))
+        shared = SharedFileStorage(settings.var_dir / LOGIN_LIMITS_FILE, wrap_exceptions=True)
+        return MovingWindowRateLimiter(shared)
     if url.startswith("unix://"):
         url = "redis+unix://" + url[len("unix://") :]
     return MovingWindowRateLimiter(storage_from_string(url, wrap_exceptions=True))

@@ -1,5 +1,5 @@
-"""Where paces are counted: Redis when REDIS_URL is set, else a small SQLite file shared by
-every process of the machine.
+"""Where paces and limits are counted: Redis when REDIS_URL is set, else a small SQLite file
+shared by every process of the machine.
 
 Two paces must hold across processes: a sender number's broadcast pace
 (bot/broadcasts/pacing.py) and an Android phone's pace (bot/channels/android/pool.py), a
@@ -8,7 +8,9 @@ starts two workers on the embedded default, and each sends through the same numb
 phones: counted in each process's memory, as the `limits` library's "memory://" storage
 does, they would together send at twice the pace. So without Redis the moving windows live
 in `VAR_DIR/pace.db`, a file of their own (not the service's database: no write there waits
-for a pace, nor a pace for the service's writes), one row per unit spent.
+for a pace, nor a pace for the service's writes), one row per unit spent. The dashboard's
+sign-in limits likewise (`VAR_DIR/login-limits.db`): `bot run` starts two web processes, and
+an attacker whose attempts were counted per process would get twice the tries.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from pathlib import Path
 from limits.storage import MovingWindowSupport, Storage, storage_from_string
 
 PACE_FILE = "pace.db"
+LOGIN_LIMITS_FILE = "login-limits.db"
 SCHEMA = """
 BEGIN IMMEDIATE;
-CREATE TABLE IF NOT EXISTS spent (key TEXT NOT NULL, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS spent (key TEXT NOT NULL, at REAL NOT NULL, expires REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS spent_key_at ON spent (key, at);
+CREATE INDEX IF NOT EXISTS spent_expires ON spent (expires);
 CREATE TABLE IF NOT EXISTS counters
     (key TEXT PRIMARY KEY, value INTEGER NOT NULL, expires REAL NOT NULL);
 COMMIT;
@@ -98,16 +102,17 @@ class SharedFileStorage(Storage, MovingWindowSupport):
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 now = time.time()
-                self._conn.execute(
-                    "DELETE FROM spent WHERE key = ? AND at < ?", (key, now - expiry)
-                )
+                # Every key's spent units go when their window has passed: keys may name
+                # people (the dashboard's sign-in limits), kept no longer than that.
+                self._conn.execute("DELETE FROM spent WHERE expires < ?", (now,))
                 (count,) = self._conn.execute(
-                    "SELECT count(*) FROM spent WHERE key = ?", (key,)
+                    "SELECT count(*) FROM spent WHERE key = ? AND at >= ?", (key, now - expiry)
                 ).fetchone()
                 room = bool(count + amount <= limit)
                 if room:
                     self._conn.executemany(
-                        "INSERT INTO spent (key, at) VALUES (?, ?)", [(key, now)] * amount
+                        "INSERT INTO spent (key, at, expires) VALUES (?, ?, ?)",
+                        [(key, now, now + expiry)] * amount,
                     )
             except BaseException:
                 self._conn.execute("ROLLBACK")

@@ -119,6 +119,20 @@ def test_two_processes_share_the_count_in_redis(sqlite_site: Site) -> None:
         state.limiter.clear(state.settings.login_limit_ip, "login-ip", address)
 
 
+def test_two_processes_share_the_count_without_redis(sqlite_site: Site) -> None:
+    """`make run` starts two web processes: without Redis they count sign-in attempts in
+    one file of the machine's (VAR_DIR/login-limits.db), not each in its memory."""
+    first, second = (_limited(sqlite_site, "3 per 15 minutes", "100 per 5 minutes") for _ in "12")
+    one, two = first.test_client(), second.test_client()
+    email = "ghost@example.org"
+    assert _attempt(one, email) == 401
+    assert _attempt(two, email) == 401
+    assert _attempt(one, email) == 401
+    assert _attempt(two, email) == 429
+    assert _attempt(one, email) == 429
+    assert (sqlite_site.runtime.settings.var_dir / "login-limits.db").exists()
+
+
 def test_an_unreachable_limiter_store_refuses_with_503_not_500(sqlite_site: Site) -> None:
     app = _site_with(sqlite_site, REDIS_URL="redis://127.0.0.1:1/0")
     response = sign_in(app.test_client(), "coord@example.org", PASSWORD)
