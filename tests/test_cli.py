@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -130,3 +131,16 @@ def test_freeze_startup_heap_takes_what_is_loaded_out_of_the_collectors_walks() 
         assert not any(obj is loaded for obj in gc.get_objects(generation=2))
     finally:
         gc.unfreeze()
+
+
+def test_bot_run_starts_two_workers_where_there_are_two_cpus(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bot.cli import run as cli
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert cli.default_workers() == 2
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert cli.default_workers() == 1
+    monkeypatch.setattr(os, "cpu_count", lambda: None)
+    assert cli.default_workers() == 1

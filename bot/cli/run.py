@@ -34,8 +34,8 @@ from bot.settings import Settings
 @click.option("--web-workers", default=2, show_default=True, type=int, help="gunicorn processes")
 @click.option(
     "--workers",
-    default=2,
-    show_default=True,
+    default=lambda: default_workers(),
+    show_default="2, or 1 on a one-CPU machine",
     type=int,
     help="`bot worker` processes (one uses at most one CPU: Python's global lock)",
 )
@@ -128,6 +128,13 @@ def run(
         f"{web_workers} web, {workers} worker, {schedulers} scheduler processes"
     )
     sys.exit(supervise(children, settings.var_dir / PROCESSES_FILE))
+
+
+def default_workers() -> int:
+    """Two workers where there are two CPUs or more: one worker process alone stops at one
+    CPU, and two keep up with twice the messages (README: benchmark); a second one on a
+    single CPU would only add its own overhead."""
+    return 2 if (os.cpu_count() or 1) > 1 else 1
 
 
 def _bot_child(
