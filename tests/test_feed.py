@@ -249,3 +249,17 @@ def test_a_workers_share_is_k_of_n_and_a_bad_one_names_the_option() -> None:
         with pytest.raises(click.BadParameter) as caught:
             parse_share(bad)
         assert "--share" in caught.value.format_message()
+
+
+def test_a_workers_name_must_fit_its_column_and_a_bad_one_names_the_option() -> None:
+    from click.testing import CliRunner
+
+    from bot.cli.worker import check_name, worker
+
+    assert check_name(None) is None and check_name("host:42/worker-1") == "host:42/worker-1"
+    for bad in ("", "w" * 121):
+        with pytest.raises(click.BadParameter) as caught:
+            check_name(bad)
+        assert "--name" in caught.value.format_message()
+    result = CliRunner().invoke(worker, ["--name", "w" * 121])
+    assert result.exit_code == 2 and "--name" in result.output, result.output

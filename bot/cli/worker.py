@@ -26,6 +26,7 @@ log = logging.getLogger("bot")
 @click.option(
     "--name",
     default=None,
+    callback=lambda _ctx, _param, value: check_name(value),
     help="this worker's name on the sends it claims (unique among the database's workers)",
 )
 @click.option(
@@ -108,6 +109,19 @@ def worker(
 
 # Huey's threads beside an inbound feed: sends' retries and broadcasts only.
 QUEUE_THREADS_BESIDE_FEED = 4
+
+
+# The width of messages.claimed_by.
+NAME_LENGTH = 120
+
+
+def check_name(name: str | None) -> str | None:
+    """--name as given; click.BadParameter naming --name if it does not fit the column."""
+    if name is not None and not 0 < len(name) <= NAME_LENGTH:
+        raise click.BadParameter(
+            f"must be 1 to {NAME_LENGTH} characters (got {len(name)})", param_hint="--name"
+        )
+    return name
 
 
 def parse_share(text: str) -> tuple[int, int]:
