@@ -18,6 +18,8 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from limits.storage import MovingWindowSupport, Storage, storage_from_string
@@ -82,43 +84,42 @@ class SharedFileStorage(Storage, MovingWindowSupport):
     def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
         return sqlite3.Error
 
-    def _write(self, statements: list[tuple[str, tuple[object, ...]]]) -> list[list[tuple]]:  # type: ignore[type-arg]
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, this process's threads one at a time."""
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                results = [self._conn.execute(sql, args).fetchall() for sql, args in statements]
+                yield self._conn
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
-            return results
+
+    def _write(self, statements: list[tuple[str, tuple[object, ...]]]) -> list[list[tuple]]:  # type: ignore[type-arg]
+        with self._transaction() as conn:
+            return [conn.execute(sql, args).fetchall() for sql, args in statements]
 
     # -- the moving window --------------------------------------------------------------
 
     def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
         if amount > limit:
             return False
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                now = time.time()
-                # Every key's spent units go when their window has passed: keys may name
-                # people (the dashboard's sign-in limits), kept no longer than that.
-                self._conn.execute("DELETE FROM spent WHERE expires < ?", (now,))
-                (count,) = self._conn.execute(
-                    "SELECT count(*) FROM spent WHERE key = ? AND at >= ?", (key, now - expiry)
-                ).fetchone()
-                room = bool(count + amount <= limit)
-                if room:
-                    self._conn.executemany(
-                        "INSERT INTO spent (key, at, expires) VALUES (?, ?, ?)",
-                        [(key, now, now + expiry)] * amount,
-                    )
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
-            return room
+        with self._transaction() as conn:
+            now = time.time()
+            # Every key's spent units go when their window has passed: keys may name people
+            # (the dashboard's sign-in limits), kept no longer than that.
+            conn.execute("DELETE FROM spent WHERE expires < ?", (now,))
+            (count,) = conn.execute(
+                "SELECT count(*) FROM spent WHERE key = ? AND at >= ?", (key, now - expiry)
+            ).fetchone()
+            room = bool(count + amount <= limit)
+            if room:
+                conn.executemany(
+                    "INSERT INTO spent (key, at, expires) VALUES (?, ?, ?)",
+                    [(key, now, now + expiry)] * amount,
+                )
+        return room
 
     def get_moving_window(self, key: str, limit: int, expiry: int) -> tuple[float, int]:
         now = time.time()
