@@ -30,6 +30,7 @@ with this harness. Bounded: every phase has a time limit.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -132,16 +133,13 @@ def start(
     while rasa_port == port:  # `port` is not bound yet: the kernel may offer it again
         rasa_port = free_port()
     launched = time.perf_counter()
-    output = log.open("ab") if log is not None else subprocess.DEVNULL
-    try:
+    with log.open("ab") if log is not None else contextlib.nullcontext(None) as output:
         process = subprocess.Popen(
             [python, "-m", "bot", "run", "--port", str(port), "--rasa-port", str(rasa_port),
              *extra],
-            cwd=tree, env=env, stdout=output, stderr=subprocess.STDOUT, process_group=0,
+            cwd=tree, env=env, stdout=output or subprocess.DEVNULL, stderr=subprocess.STDOUT,
+            process_group=0,
         )  # fmt: skip
-    finally:
-        if log is not None:
-            output.close()  # type: ignore[union-attr]
     probe = Planned(0.0, "+9779700000001", "what is social mobilization?", "SMstartprobe")
     accepted = None
     while accepted is None:
