@@ -139,17 +139,31 @@ class AcceptBatcher:
         self._calls.close()
 
     def _write(self, batch: list[_Webhook]) -> list[Accepted | BaseException]:
-        try:
-            with self.db.begin_held() as conn:
-                return [
-                    store_inbound(conn, self.db, w.inbound, w.simulated, w.now, self.phone_key)
-                    for w in batch
-                ]
-        except Exception as exc:
-            if len(batch) == 1:
-                return [exc]
-        # Find the one that fails; the others are stored.
-        return [self._write([one])[0] for one in batch]
+        return store_batch(
+            self.db, [(w.inbound, w.simulated, w.now) for w in batch], self.phone_key
+        )
+
+
+def store_batch(
+    db: Database,
+    batch: list[tuple[Inbound, bool, datetime]],
+    phone_key: bytes | None,
+) -> list[Accepted | BaseException]:
+    """Stores many inbound messages (each with `simulated` and its arrival time) in one
+    transaction, on the calling thread's held connection (`Database.begin_held`). When it
+    fails, each is written again alone, so one bad message fails alone: one outcome per
+    message, in order, an `Accepted` or what storing it raised."""
+    try:
+        with db.begin_held() as conn:
+            return [
+                store_inbound(conn, db, inbound, simulated, now, phone_key)
+                for inbound, simulated, now in batch
+            ]
+    except Exception as exc:
+        if len(batch) == 1:
+            return [exc]
+    # Find the one that fails; the others are stored.
+    return [store_batch(db, [one], phone_key)[0] for one in batch]
 
 
 def contact_state(contact: Any, channel: Channel) -> ContactState:

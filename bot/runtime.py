@@ -35,12 +35,20 @@ from bot.db.database import Database
 from bot.db.models import utcnow
 from bot.failover import Failover
 from bot.feed import InboxFeed
-from bot.inbox import AcceptBatcher, Accepted, InboxProcessor, accept, waiting_contacts
-from bot.metrics import timed_nlu
+from bot.inbox import (
+    AcceptBatcher,
+    Accepted,
+    InboxProcessor,
+    accept,
+    store_batch,
+    waiting_contacts,
+)
+from bot.metrics import INBOUND, timed_nlu
 from bot.outbox import Outbox, RetryPolicy, SendJob, due_messages, reclaim_dead_claims
 from bot.queue import SqliteQueueStorage, make_huey
 from bot.sender import AsyncSender
 from bot.settings import Settings, SettingsError
+from bot.spool import InboundSpool
 from bot.surveys import sync_versions
 from flows.answers import Vocabulary
 from flows.engine import Kit
@@ -276,6 +284,7 @@ class Runtime:
         # finds the stored message (RECOVER_AFTER_SECONDS) — nothing is lost either way.
         self._enqueuer: BatchThread[int] | None = None
         self._accept_batcher: AcceptBatcher | None = None
+        self._spool: InboundSpool | None = None
         self._deferred_enqueue = deferred_enqueue
         # The embedded default's workers read waiting messages from the table (bot/feed.py).
         self.feed: InboxFeed | None = None
@@ -307,6 +316,36 @@ class Runtime:
         else:
             self.enqueue_contact(accepted.contact_id)
         return accepted
+
+    def receive(self, inbound: Inbound) -> Accepted | None:
+        """A provider's webhook's message, before the webhook is answered: stored (the
+        `Accepted`), or, in the web on the embedded default, spooled (None): written to this
+        process's spool file and stored by its mover a moment later (bot/spool.py), so that
+        the acknowledgement never waits for SQLite's write lock, which the workers share."""
+        if self._deferred_enqueue and self.db.is_sqlite and inbound.provider_id:
+            self.spool().put(inbound, self.clock())
+            return None
+        return self.accept(inbound)
+
+    def spool(self) -> InboundSpool:
+        """The web's inbound spool on SQLite, started on first use (after gunicorn forked):
+        it also moves what a web process that died left in its spool."""
+        if self._spool is None:
+            with _ENQUEUER_LOCK:
+                if self._spool is None:
+                    self._spool = InboundSpool(
+                        self.settings.var_dir / "spool",
+                        store=lambda batch: store_batch(self.db, batch, self.settings.phone_key),
+                        stored=self._spooled_stored,
+                    )
+        return self._spool
+
+    def _spooled_stored(self, inbound: Inbound, accepted: Accepted) -> None:
+        INBOUND.labels(inbound.channel.value, str(accepted.duplicate).lower()).inc()
+        if accepted.duplicate:
+            log.info("repeated delivery acknowledged (%s)", inbound.provider_id)
+        elif not self.inbound_feed:
+            self._enqueue_later(accepted.contact_id)
 
     def _accepter(self) -> AcceptBatcher:
         if self._accept_batcher is None:  # made on first use: after gunicorn has forked
@@ -474,6 +513,8 @@ class Runtime:
         self.db.stop_checkpoints()
         if self.feed is not None:
             self.feed.close()
+        if self._spool is not None:
+            self._spool.close()
         if self._accept_batcher is not None:
             self._accept_batcher.close()
         if self._enqueuer is not None:

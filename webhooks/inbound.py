@@ -19,16 +19,22 @@ log = logging.getLogger(__name__)
 STORE_ERRORS = (DBAPIError, PoolTimeout)
 
 
-def store(inbound: Inbound) -> Accepted:
+def store(inbound: Inbound) -> Accepted | None:
     """Stores `inbound` for the worker and counts it; aborts with 503 when it could not be
-    stored (not stored, so not acknowledged: the provider's retry or fallback delivers it)."""
+    stored (not stored, so not acknowledged: the provider's retry or fallback delivers it).
+    None: spooled (the web on the embedded default, bot/spool.py), counted once stored."""
     runtime = current_app.extensions["bot"]
     with logs.context(sid=inbound.provider_id):
         try:
-            accepted: Accepted = runtime.accept(inbound)
+            accepted: Accepted | None = runtime.receive(inbound)
         except STORE_ERRORS:
             log.exception("could not store the inbound message; answering 503")
             abort(503)
+        except OSError:
+            log.exception("could not spool the inbound message; answering 503")
+            abort(503)
+        if accepted is None:
+            return None
         INBOUND.labels(inbound.channel.value, str(accepted.duplicate).lower()).inc()
         if accepted.duplicate:
             log.info("repeated delivery acknowledged")

@@ -47,6 +47,11 @@ def web(host: str, port: int, workers: int, threads: int) -> None:
             # to 5 ms each time it wants the GIL back, and the acknowledgements with it.
             sys.setswitchinterval(SWITCH_INTERVAL)
             app = create_app(settings_or_exit())
+            runtime = app.extensions["bot"]
+            if runtime.db.is_sqlite:
+                # Started now, not at the first webhook: it moves what a web process that
+                # died left in its spool file (bot/spool.py).
+                runtime.spool()
             freeze_startup_heap()
             return app
 
