@@ -339,7 +339,8 @@ class InboundSpool:
         for start in range(0, len(records), self._max_batch):
             if not self._move(records[start : start + self._max_batch], stop_on_outage=True):
                 return  # the file stays for the next attempt
-        log.warning(
+        log.log(
+            logging.WARNING if records or damaged else logging.INFO,
             "moved %s messages from the spool of a web process that stopped (%s)%s",
             len(records),
             path.name,
