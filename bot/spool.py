@@ -216,25 +216,28 @@ class InboundSpool:
                     break
                 assert isinstance(item, _Record)
                 batch.append(item)
-            try:
-                if not self._move(batch, stop_on_outage=False):
-                    break
-            except Exception:
-                log.exception("the inbox mover failed on a batch of %s", len(batch))
+            if not self._move(batch, stop_on_outage=False) and self._close_requested.is_set():
+                break
 
     def _move(self, batch: list[_Record], stop_on_outage: bool) -> bool:
         """Stores `batch`, retrying while the database is out; False when it gave up
         (`stop_on_outage`, or the spool is closing): the records stay in their files."""
         delay = RETRY_FIRST
+        kept = True
         while batch:
-            outcomes = self._store([(r.inbound, False, r.now) for r in batch])
+            try:
+                outcomes = self._store([(r.inbound, False, r.now) for r in batch])
+            except Exception as exc:  # not one outcome per message: all of them share it
+                outcomes = [exc] * len(batch)
             retry = []
             for record, outcome in zip(batch, outcomes, strict=True):
                 if isinstance(outcome, OUTAGE):
                     retry.append(record)
                     continue
                 if isinstance(outcome, BaseException):
-                    self._reject(record, outcome)
+                    if not self._reject(record, outcome):
+                        kept = False  # it stays in its file, for whoever recovers it
+                        continue
                 else:
                     try:
                         self._stored(record.inbound, outcome)
@@ -257,21 +260,32 @@ class InboundSpool:
                 )
                 self._close_requested.wait(delay)
                 delay = min(delay * 2, RETRY_MAX)
-        return True
+        return kept
 
-    def _reject(self, record: _Record, exc: BaseException) -> None:
+    def _reject(self, record: _Record, exc: BaseException) -> bool:
+        """Sets a message the database refused aside in REJECTED; False when even that
+        failed (the message stays where it is)."""
         path = self.directory / REJECTED
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
-            os.write(fd, encode(record.inbound, record.now))
-        finally:
-            os.close(fd)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                os.write(fd, encode(record.inbound, record.now))
+            finally:
+                os.close(fd)
+        except OSError:
+            log.exception(
+                "the database refused spooled message %s (%s), and it could not be set aside",
+                record.inbound.provider_id,
+                type(exc).__name__,
+            )
+            return False
         log.error(
             "the database refused spooled message %s (%s); kept in %s",
             record.inbound.provider_id,
             type(exc).__name__,
             path,
         )
+        return True
 
     def _done(self, record: _Record) -> None:
         segment = record.segment
@@ -281,13 +295,16 @@ class InboundSpool:
             segment.pending -= 1
             if segment.pending:
                 return
-            if segment.retired:
-                _scrub(segment.fd, segment.size)
-                segment.path.unlink(missing_ok=True)
-                os.close(segment.fd)
-            elif segment.size:
-                _scrub(segment.fd, segment.size)
-                segment.size = 0
+            try:
+                if segment.retired:
+                    _scrub(segment.fd, segment.size)
+                    segment.path.unlink(missing_ok=True)
+                    os.close(segment.fd)
+                elif segment.size:
+                    _scrub(segment.fd, segment.size)
+                    segment.size = 0
+            except OSError:  # stored all the same; the file goes with its process
+                log.exception("could not empty the spool file %s", segment.path.name)
 
     def _open_segment(self) -> _Segment:
         self._opened += 1
@@ -301,7 +318,12 @@ class InboundSpool:
 
     def _recover(self) -> None:
         """Moves the records of files whose process died, then deletes those files."""
-        for path in sorted(self.directory.glob("*.jsonl")):
+        try:
+            paths = sorted(self.directory.glob("*.jsonl"))
+        except OSError:
+            log.exception("could not list the spool folder %s", self.directory)
+            return
+        for path in paths:
             if path.name == REJECTED:
                 continue
             try:

@@ -307,3 +307,28 @@ def test_a_killed_web_process_s_messages_are_moved_once_and_a_cut_line_left_out(
     assert sum(accepted.duplicate for _, accepted in spool.stored) == 3
     assert "1 cut-short lines left out" in caplog.text
     spool.spool.close()
+
+
+def test_a_store_that_raises_sets_its_batch_aside_and_the_mover_goes_on(
+    tmp_path: Path, database: Database
+) -> None:
+    """Not an outage, not one outcome per message: a bug. The batch is kept in
+    rejected.jsonl, and the messages after it are stored."""
+    calls = {"n": 0}
+
+    def store(batch: list[tuple[Inbound, bool, datetime]]) -> list[Accepted | BaseException]:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("a bug")
+        return store_batch(database, batch, None)
+
+    directory = tmp_path / "spool"
+    stored: list[str] = []
+    spool = InboundSpool(directory, store, lambda i, a: stored.append(i.provider_id or ""))
+    spool.put(_inbound(1), utcnow())
+    _until(lambda: (directory / REJECTED).exists())
+    spool.put(_inbound(2), utcnow())
+    _until(lambda: stored == ["SMspool2"])
+    spool.close()
+    (line,) = (directory / REJECTED).read_bytes().splitlines()
+    assert decode(line)[0].provider_id == "SMspool1"
