@@ -48,7 +48,7 @@ from bot.outbox import Outbox, RetryPolicy, SendJob, due_messages, reclaim_dead_
 from bot.queue import SqliteQueueStorage, make_huey
 from bot.sender import AsyncSender
 from bot.settings import Settings, SettingsError
-from bot.spool import InboundSpool
+from bot.spool import InboundSpool, spool_folder
 from bot.surveys import sync_versions
 from flows.answers import Vocabulary
 from flows.engine import Kit
@@ -334,7 +334,7 @@ class Runtime:
             with _ENQUEUER_LOCK:
                 if self._spool is None:
                     self._spool = InboundSpool(
-                        self.settings.var_dir / "spool",
+                        spool_folder(self.settings.var_dir),
                         store=lambda batch: store_batch(self.db, batch, self.settings.phone_key),
                         stored=self._spooled_stored,
                     )

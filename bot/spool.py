@@ -1,6 +1,6 @@
 """The web's inbound spool on the embedded default: a webhook is acknowledged once its message
-is in the spool file of the web process that took it; a thread of that process moves it
-into the database right after.
+is in the spool file, and the mover, a thread of one web process, stores it in the database
+right after, in the order the messages were written.
 
 Why (issue 15). On SQLite one writer runs at a time, and the workers write too. Measured at
 300 msg/s on `make run` with the workers far behind (a 2-core machine, calibration 134–207):
@@ -17,17 +17,19 @@ the process dying as the database's own commits do (SQLite in WAL mode with
 and both survive a crash of the process, not the machine losing power first). A write that
 fails (a full disk) is undone and the webhook answered 503, as when the database refuses it.
 
-Files: `var/spool/<pid>-<n>-<random>.jsonl`, mode 0600, one JSON record per line, each held
-with an exclusive `flock` by the process writing it (created under a dot-name, locked, then
-renamed, so nobody takes a file before its owner holds it). Once every record of a file is in
-the database the file is overwritten with zeros and emptied (or deleted, once a newer file
-took its place): copies of messages do not linger beside the database. A file nobody holds
-belongs to a process that died: any web process moves its records (when its spool starts
-and every `RECOVER_EVERY` seconds), then deletes it. A record stored twice that way (stored,
-then its process died before emptying the file) is stored once: every spooled message has
-its provider's id, which the inbox deduplicates. A record the database refuses for good (not
-an outage: that is retried until it ends) is appended to `rejected.jsonl` beside them and
-logged as an error, not dropped.
+Order. Every web process appends to one file, `var/spool/inbox.jsonl` (mode 0600, one JSON
+line per message), under an exclusive `flock` on it, so the file's order is the order the
+webhooks were acknowledged in. One process at a time moves it (whoever holds the `flock` on
+`mover.lock`; when its process dies another takes over within `ELECT_EVERY`): a contact's
+second message, acknowledged after the first on another web process, is stored after it.
+
+Once its lines are stored the mover overwrites them with zeros and cuts them off (copies of
+messages do not linger beside the database). A new mover starts from the top of the file:
+lines its predecessor stored but had not cut off yet are stored again and found to be there
+(every spooled message has its provider's id, which the inbox deduplicates). A line a crash
+cut short (its webhook was never answered) is dropped and logged. While the database is out
+the mover waits and tries again, in order; a message it refuses for good is appended to
+`rejected.jsonl` beside the spool and logged as an error, not dropped.
 """
 
 from __future__ import annotations
@@ -36,8 +38,6 @@ import fcntl
 import json
 import logging
 import os
-import queue
-import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -54,16 +54,29 @@ from bot.inbox import Accepted
 
 log = logging.getLogger(__name__)
 
-# A file takes new records until it is this large; then a new one is begun.
-SEGMENT_BYTES = 1 << 20
-# How often a web process looks for the files of processes that died.
-RECOVER_EVERY = 5.0
+SPOOL = "inbox.jsonl"
+MOVER_LOCK = "mover.lock"
+# The mover looks at the file this often (at once for its own process's messages).
+POLL = 0.005
+# A process that does not move tries to take over this often.
+ELECT_EVERY = 0.5
+# Stored lines are cut off the file once nothing new came (the mover caught up), or under
+# load once they make this many bytes (each cut holds up the writers for a moment).
+COMPACT_BYTES = 64 * 1024
+# An unfinished last line this old, nobody writing: its writer died mid-line.
+STALE_LINE = 1.0
 # The database could not take anything (an outage, its lock held for 30 s): try again later.
 OUTAGE = (OperationalError, InterfaceError, PoolTimeout)
 REJECTED = "rejected.jsonl"
 # Backoff while the database is out, seconds.
 RETRY_FIRST = 0.1
 RETRY_MAX = 5.0
+
+
+def spool_folder(var_dir: Path) -> Path:
+    """Where the web keeps its spool (under VAR_DIR)."""
+    return var_dir / "spool"
+
 
 Store = Callable[[list[tuple[Inbound, bool, datetime]]], list[Accepted | BaseException]]
 
@@ -100,30 +113,21 @@ def decode(line: bytes) -> tuple[Inbound, datetime]:
     return inbound, datetime.fromisoformat(record["now"])
 
 
-@dataclass(eq=False)
-class _Segment:
-    path: Path
-    fd: int
-    size: int = 0
-    pending: int = 0  # records written here and not yet in the database
-    retired: bool = False  # a newer file takes the records now
-
-
 @dataclass(frozen=True)
 class _Record:
     inbound: Inbound
     now: datetime
-    segment: _Segment | None  # None: recovered from a dead process's file
-
-
-_STOP = object()
+    end: int  # where its line ends in the file
 
 
 class InboundSpool:
     """Spools webhooks' messages (`put`) and moves them into the database in batches.
 
+    Every web process of the machine appends to one file; one of them, whichever holds the
+    mover's lock, moves its lines into the database in the order they were written.
+
     `store` writes a batch and returns one outcome per message (bot.inbox.store_batch);
-    `stored` is called in the moving thread for each message once it is in the database.
+    `stored` is called in the moving process for each message once it is in the database.
     """
 
     def __init__(
@@ -132,20 +136,26 @@ class InboundSpool:
         store: Store,
         stored: Callable[[Inbound, Accepted], None],
         max_batch: int = 64,
-        segment_bytes: int = SEGMENT_BYTES,
-        recover_every: float = RECOVER_EVERY,
+        compact_bytes: int = COMPACT_BYTES,
+        poll: float = POLL,
+        elect_every: float = ELECT_EVERY,
     ) -> None:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.directory = directory
+        self.path = directory / SPOOL
         self._store = store
         self._stored = stored
         self._max_batch = max_batch
-        self._segment_bytes = segment_bytes
-        self._recover_every = recover_every
-        self._lock = threading.Lock()
-        self._opened = 0
-        self._segment = self._open_segment()
-        self._queue: queue.SimpleQueue[_Record | object] = queue.SimpleQueue()
+        self._compact_bytes = compact_bytes
+        self._poll = poll
+        self._elect_every = elect_every
+        # Appends (O_APPEND, under an exclusive flock on the file: whole lines, in one order
+        # for every process); the mover reads and rewrites through a second descriptor.
+        self._append_fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self._fd = os.open(self.path, os.O_RDWR)
+        self._mover_fd = os.open(directory / MOVER_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        self._lock = threading.Lock()  # one appending thread of this process at a time
+        self._wake = threading.Event()
         self._close_requested = threading.Event()
         self._thread = threading.Thread(target=self._run, name="inbox-mover", daemon=True)
         self._thread.start()
@@ -153,101 +163,113 @@ class InboundSpool:
     # -- the webhook's side ---------------------------------------------------------------
 
     def put(self, inbound: Inbound, now: datetime) -> None:
-        """Writes the message to this process's spool file; it is moved into the database
-        shortly after. Raises OSError when it could not be written (nothing of it is left)."""
+        """Appends the message to the spool file; it is moved into the database shortly
+        after. Raises OSError when it could not be written (nothing of it is left)."""
         if not inbound.provider_id:
             raise ValueError("only messages with a provider id are spooled (deduplication)")
         line = encode(inbound, now)
         with self._lock:
-            segment = self._segment
+            fcntl.flock(self._append_fd, fcntl.LOCK_EX)
             try:
-                written = os.pwrite(segment.fd, line, segment.size)
-                if written != len(line):
-                    raise OSError(f"spool: wrote {written} of {len(line)} bytes")
-            except OSError:
-                os.ftruncate(segment.fd, segment.size)  # no half record before the next
-                raise
-            segment.size += len(line)
-            segment.pending += 1
-            if segment.size >= self._segment_bytes:
-                segment.retired = True
-                self._segment = self._open_segment()
-            self._queue.put(_Record(inbound, now, segment))
-
-    @property
-    def pending(self) -> int:
-        """Records in this process's files that are not yet in the database."""
-        return self._queue.qsize()
+                size = os.fstat(self._append_fd).st_size
+                if size and os.pread(self._fd, 1, size - 1) != b"\n":
+                    size = self._cut_short_line(size)  # a writer died mid-line
+                try:
+                    written = os.write(self._append_fd, line)
+                    if written != len(line):
+                        raise OSError(f"spool: wrote {written} of {len(line)} bytes")
+                except OSError:
+                    os.ftruncate(self._fd, size)  # no half record before the next
+                    raise
+            finally:
+                fcntl.flock(self._append_fd, fcntl.LOCK_UN)
+        self._wake.set()
 
     def close(self, timeout: float = 30.0) -> None:
-        """Moves what is spooled (while the database takes it), then stops. What is left
-        stays in the file, for the next web process to move."""
+        """Moves what is spooled (while the database takes it), then stops moving; what is
+        left stays in the file for the next mover."""
         self._close_requested.set()
-        self._queue.put(_STOP)
+        self._wake.set()
         self._thread.join(timeout=timeout)
+        for fd in (self._mover_fd, self._append_fd, self._fd):
+            os.close(fd)
 
     # -- the mover ------------------------------------------------------------------------
 
     def _run(self) -> None:
-        self._recover()
-        next_scan = time.monotonic() + self._recover_every
-        stopping = False
-        while not stopping:
+        while not self._close_requested.is_set():
             try:
-                first = self._queue.get(timeout=max(0.0, next_scan - time.monotonic()))
-            except queue.Empty:
-                first = None
-            if time.monotonic() >= next_scan:
-                self._recover()
-                next_scan = time.monotonic() + self._recover_every
-            if first is None:
+                fcntl.flock(self._mover_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # another process moves; take over if it dies
+                self._close_requested.wait(self._elect_every)
                 continue
-            if first is _STOP:
-                break
-            assert isinstance(first, _Record)
-            batch = [first]
-            while len(batch) < self._max_batch:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    stopping = True
-                    break
-                assert isinstance(item, _Record)
-                batch.append(item)
-            if not self._move(batch, stop_on_outage=False) and self._close_requested.is_set():
-                break
+            try:
+                self._move_all()
+                return  # closing
+            except Exception:
+                log.exception("the inbox mover failed; it starts again in 1 s")
+            finally:
+                fcntl.flock(self._mover_fd, fcntl.LOCK_UN)
+            self._close_requested.wait(1.0)
 
-    def _move(self, batch: list[_Record], stop_on_outage: bool) -> bool:
-        """Stores `batch`, retrying while the database is out; False when it gave up
-        (`stop_on_outage`, or the spool is closing): the records stay in their files."""
+    def _move_all(self) -> None:
+        """As the mover: reads the file from the start (what a dead mover left is stored
+        again and found to be stored), stores each line in order, and keeps the file short."""
+        offset = 0  # what is before it is in the database (or set aside)
+        stale: tuple[int, float] | None = None  # the file's size with an unfinished line, since
+        while True:
+            closing = self._close_requested.is_set()
+            size = os.fstat(self._fd).st_size
+            data = os.pread(self._fd, size - offset, offset) if size > offset else b""
+            lines_end = data.rfind(b"\n") + 1
+            records, damaged = _parse(data[:lines_end], offset)
+            for start in range(0, len(records), self._max_batch):
+                batch = records[start : start + self._max_batch]
+                if not self._move(batch):
+                    return  # closing during an outage: the lines stay for the next mover
+                offset = batch[-1].end
+            if damaged:
+                log.warning("%s damaged lines in the spool left out", damaged)
+            offset = size - (len(data) - lines_end) if lines_end else offset
+            if closing:
+                return
+            if size == offset:
+                stale = None
+            elif stale is None or stale[0] != size:
+                stale = (size, time.monotonic())
+            # Compacting takes the writers' lock: under load only every `compact_bytes`.
+            if offset and ((size == offset and not records) or offset >= self._compact_bytes):
+                offset = self._compact(offset)
+            elif stale is not None and time.monotonic() - stale[1] > STALE_LINE:
+                offset = self._compact(offset)  # the writer of that line died mid-write
+                stale = None
+            self._wake.wait(self._poll)
+            self._wake.clear()
+
+    def _move(self, batch: list[_Record]) -> bool:
+        """Stores `batch`, retrying while the database is out; False when the spool is
+        closing during an outage (the records stay in the file)."""
         delay = RETRY_FIRST
-        kept = True
         while batch:
             try:
                 outcomes = self._store([(r.inbound, False, r.now) for r in batch])
             except Exception as exc:  # not one outcome per message: all of them share it
                 outcomes = [exc] * len(batch)
-            retry = []
+            retry: list[_Record] = []
             for record, outcome in zip(batch, outcomes, strict=True):
                 if isinstance(outcome, OUTAGE):
                     retry.append(record)
-                    continue
-                if isinstance(outcome, BaseException):
-                    if not self._reject(record, outcome):
-                        kept = False  # it stays in its file, for whoever recovers it
-                        continue
+                elif isinstance(outcome, BaseException):
+                    self._reject(record, outcome)
                 else:
                     try:
                         self._stored(record.inbound, outcome)
                     except Exception:
                         log.exception("after storing a spooled message")
-                self._done(record)
             batch = retry
             if batch:
                 reason = next(o for o in outcomes if isinstance(o, OUTAGE))
-                if stop_on_outage or self._close_requested.is_set():
+                if self._close_requested.is_set():
                     log.warning(
                         "the database does not take spooled messages; %s stay in the spool",
                         len(batch),
@@ -260,11 +282,11 @@ class InboundSpool:
                 )
                 self._close_requested.wait(delay)
                 delay = min(delay * 2, RETRY_MAX)
-        return kept
+        return True
 
-    def _reject(self, record: _Record, exc: BaseException) -> bool:
-        """Sets a message the database refused aside in REJECTED; False when even that
-        failed (the message stays where it is)."""
+    def _reject(self, record: _Record, exc: BaseException) -> None:
+        """Sets a message the database refused aside in REJECTED (or, if even that fails,
+        in the log: one message must not stop every one behind it)."""
         path = self.directory / REJECTED
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -278,102 +300,64 @@ class InboundSpool:
                 record.inbound.provider_id,
                 type(exc).__name__,
             )
-            return False
+            return
         log.error(
             "the database refused spooled message %s (%s); kept in %s",
             record.inbound.provider_id,
             type(exc).__name__,
             path,
         )
-        return True
 
-    def _done(self, record: _Record) -> None:
-        segment = record.segment
-        if segment is None:
-            return
+    def _compact(self, offset: int) -> int:
+        """Under the writers' lock: the lines not yet stored move to the start of the file,
+        what was stored is overwritten with zeros and cut off. Returns the new offset (0)."""
+        # This process's writers hold `_lock` (a flock is shared by the threads of the
+        # process that took it), the others' the flock.
         with self._lock:
-            segment.pending -= 1
-            if segment.pending:
-                return
+            fcntl.flock(self._append_fd, fcntl.LOCK_EX)
             try:
-                if segment.retired:
-                    _scrub(segment.fd, segment.size)
-                    segment.path.unlink(missing_ok=True)
-                    os.close(segment.fd)
-                elif segment.size:
-                    _scrub(segment.fd, segment.size)
-                    segment.size = 0
-            except OSError:  # stored all the same; the file goes with its process
-                log.exception("could not empty the spool file %s", segment.path.name)
-
-    def _open_segment(self) -> _Segment:
-        self._opened += 1
-        name = f"{os.getpid()}-{self._opened}-{secrets.token_hex(4)}.jsonl"
-        hidden = self.directory / f".{name}"
-        fd = os.open(hidden, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        path = self.directory / name
-        os.rename(hidden, path)
-        return _Segment(path, fd)
-
-    def _recover(self) -> None:
-        """Moves the records of files whose process died, then deletes those files."""
-        try:
-            paths = sorted(self.directory.glob("*.jsonl"))
-        except OSError:
-            log.exception("could not list the spool folder %s", self.directory)
-            return
-        for path in paths:
-            if path.name == REJECTED:
-                continue
-            try:
-                fd = os.open(path, os.O_RDWR)
-            except FileNotFoundError:
-                continue  # another process recovered it
-            try:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    continue  # its process is alive (this one's own files too)
-                if os.fstat(fd).st_nlink == 0:
-                    continue  # recovered and deleted since we listed it
-                self._recover_file(path, fd)
-            except Exception:
-                log.exception("could not recover the spool file %s", path.name)
+                return self._compact_locked(offset)
             finally:
-                os.close(fd)
+                fcntl.flock(self._append_fd, fcntl.LOCK_UN)
 
-    def _recover_file(self, path: Path, fd: int) -> None:
-        size = os.fstat(fd).st_size
-        data = os.pread(fd, size, 0) if size else b""
-        records = []
-        damaged = 0
-        for line in data.split(b"\n"):
-            if not line.strip(b"\0"):
-                continue
-            try:
-                inbound, now = decode(line)
-            except (ValueError, KeyError, TypeError):
-                # A line cut short by a crash: its webhook was never answered 200.
-                damaged += 1
-                continue
-            records.append(_Record(inbound, now, None))
-        for start in range(0, len(records), self._max_batch):
-            if not self._move(records[start : start + self._max_batch], stop_on_outage=True):
-                return  # the file stays for the next attempt
-        log.log(
-            logging.WARNING if records or damaged else logging.INFO,
-            "moved %s messages from the spool of a web process that stopped (%s)%s",
-            len(records),
-            path.name,
-            f"; {damaged} cut-short lines left out" if damaged else "",
-        )
-        _scrub(fd, size)
-        path.unlink(missing_ok=True)
+    def _compact_locked(self, offset: int) -> int:
+        size = os.fstat(self._fd).st_size
+        tail = os.pread(self._fd, size - offset, offset) if size > offset else b""
+        cut = tail.rfind(b"\n") + 1
+        if cut < len(tail):  # nobody writes now: a line left unfinished is a dead one's
+            log.warning("a spooled line cut short by a crash left out (never acknowledged)")
+            tail = tail[:cut]
+        if tail:
+            os.pwrite(self._fd, tail, 0)
+        if size > len(tail):
+            os.pwrite(self._fd, bytes(size - len(tail)), len(tail))
+        os.ftruncate(self._fd, len(tail))
+        return 0
+
+    def _cut_short_line(self, size: int) -> int:
+        """Under the writers' lock: drops an unfinished last line (its writer died before
+        answering); returns the new size."""
+        data = os.pread(self._fd, size, 0)
+        keep = data.rfind(b"\n") + 1
+        log.warning("a spooled line cut short by a crash left out (never acknowledged)")
+        os.pwrite(self._fd, bytes(size - keep), keep)
+        os.ftruncate(self._fd, keep)
+        return keep
 
 
-def _scrub(fd: int, size: int) -> None:
-    """Overwrites a spool file's records with zeros, then empties it."""
-    if size:
-        os.pwrite(fd, bytes(size), 0)
-    os.ftruncate(fd, 0)
+def _parse(data: bytes, offset: int) -> tuple[list[_Record], int]:
+    """The records of whole lines read at `offset`, and how many lines were damaged."""
+    records = []
+    damaged = 0
+    position = offset
+    for line in data.split(b"\n")[:-1]:
+        position += len(line) + 1
+        if not line.strip(b"\0"):
+            continue
+        try:
+            inbound, now = decode(line)
+        except (ValueError, KeyError, TypeError):
+            damaged += 1
+            continue
+        records.append(_Record(inbound, now, position))
+    return records, damaged

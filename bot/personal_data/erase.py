@@ -50,6 +50,7 @@ from bot.personal_data.jobs import purge_tasks
 from bot.personal_data.tallies import fold
 from bot.privacy import mask_phone
 from bot.settings import PROJECT_ROOT, Settings
+from bot.spool import SPOOL, spool_folder
 
 log = logging.getLogger(__name__)
 
@@ -286,7 +287,11 @@ def erase(
         except Exception:
             log.exception("could not purge the job queue; its tasks hold ids only")
             report.physical.append("job queue: could not be purged (see the log)")
-    skip = live_files([*_database_files(db.url), settings.queue_path])
+    # The web's spool (bot/spool.py) is written and emptied by live processes; its lines
+    # are in the database within milliseconds, where the erasure finds them.
+    skip = live_files(
+        [*_database_files(db.url), settings.queue_path, spool_folder(settings.var_dir) / SPOOL]
+    )
     report.files = scrub_folders(
         work_folders(settings) if folders is None else folders,
         phone_forms(phone),
