@@ -191,6 +191,9 @@ class InboundSpool:
         self._close_requested.set()
         self._wake.set()
         self._thread.join(timeout=timeout)
+        if self._thread.is_alive():  # stuck in the database: its files stay open for it
+            log.warning("the inbox mover did not stop within %.0f s", timeout)
+            return
         for fd in (self._mover_fd, self._append_fd, self._fd):
             os.close(fd)
 

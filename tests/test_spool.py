@@ -174,7 +174,10 @@ def test_two_processes_share_one_file_and_one_mover_in_the_order_written(
     assert len(first.stored) == 40 and second.stored == []  # one mover
     first.spool.close()  # its process ends
     second.spool.put(_inbound(40), utcnow())
-    _until(lambda: [i for i, _ in second.stored] == ["SMspool40"])
+    _until(lambda: "SMspool40" in [i for i, _ in second.stored])
+    # What the first had stored but not yet cut off the file is found to be stored.
+    assert [i for i, a in second.stored if not a.duplicate] == ["SMspool40"]
+    assert _stored_ids(database) == [f"SMspool{n}" for n in range(41)]
     second.spool.close()
 
 
