@@ -60,9 +60,11 @@ MOVER_LOCK = "mover.lock"
 POLL = 0.005
 # A process that does not move tries to take over this often.
 ELECT_EVERY = 0.5
-# Stored lines are cut off the file once nothing new came (the mover caught up), or under
-# load once they make this many bytes (each cut holds up the writers for a moment).
+# Stored lines are cut off the file once nothing new came for IDLE seconds, or under load
+# once they make this many bytes (each cut holds up the writers for a moment).
 COMPACT_BYTES = 64 * 1024
+# Seconds without a new line after which the stored ones are cut off.
+IDLE = 0.2
 # An unfinished last line this old, nobody writing: its writer died mid-line.
 STALE_LINE = 1.0
 # The database could not take anything (an outage, its lock held for 30 s): try again later.
@@ -220,6 +222,7 @@ class InboundSpool:
         again and found to be stored), stores each line in order, and keeps the file short."""
         offset = 0  # what is before it is in the database (or set aside)
         stale: tuple[int, float] | None = None  # the file's size with an unfinished line, since
+        last_new = time.monotonic()  # when lines last came
         while True:
             closing = self._close_requested.is_set()
             size = os.fstat(self._fd).st_size
@@ -233,6 +236,8 @@ class InboundSpool:
                 offset = batch[-1].end
             if damaged:
                 log.warning("%s damaged lines in the spool left out", damaged)
+            if lines_end:
+                last_new = time.monotonic()
             offset = size - (len(data) - lines_end) if lines_end else offset
             if closing:
                 return
@@ -240,8 +245,10 @@ class InboundSpool:
                 stale = None
             elif stale is None or stale[0] != size:
                 stale = (size, time.monotonic())
-            # Compacting takes the writers' lock: under load only every `compact_bytes`.
-            if offset and ((size == offset and not records) or offset >= self._compact_bytes):
+            # Compacting takes the writers' lock (and costs a few system calls): once the
+            # lines stop coming for a moment, or under load every `compact_bytes`.
+            idle = size == offset and time.monotonic() - last_new > IDLE
+            if offset and (idle or offset >= self._compact_bytes):
                 offset = self._compact(offset)
             elif stale is not None and time.monotonic() - stale[1] > STALE_LINE:
                 offset = self._compact(offset)  # the writer of that line died mid-write
