@@ -319,8 +319,8 @@ class Runtime:
 
     def receive(self, inbound: Inbound) -> Accepted | None:
         """A provider's webhook's message, before the webhook is answered: stored (the
-        `Accepted`), or, in the web on the embedded default, spooled (None): written to this
-        process's spool file and stored by its mover a moment later (bot/spool.py), so that
+        `Accepted`), or, in the web on the embedded default, spooled (None): appended to the
+        spool file and stored by the mover a moment later, in order (bot/spool.py), so that
         the acknowledgement never waits for SQLite's write lock, which the workers share."""
         if self._deferred_enqueue and self.db.is_sqlite and inbound.provider_id:
             self.spool().put(inbound, self.clock())
@@ -328,8 +328,8 @@ class Runtime:
         return self.accept(inbound)
 
     def spool(self) -> InboundSpool:
-        """The web's inbound spool on SQLite, started on first use (after gunicorn forked):
-        it also moves what a web process that died left in its spool."""
+        """The web's inbound spool on SQLite, started on first use (after gunicorn forked);
+        its mover stores what every web process spooled, in one process at a time."""
         if self._spool is None:
             with _ENQUEUER_LOCK:
                 if self._spool is None:

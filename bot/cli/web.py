@@ -49,8 +49,8 @@ def web(host: str, port: int, workers: int, threads: int) -> None:
             app = create_app(settings_or_exit())
             runtime = app.extensions["bot"]
             if runtime.db.is_sqlite:
-                # Started now, not at the first webhook: it moves what a web process that
-                # died left in its spool file (bot/spool.py).
+                # Started now, not at the first webhook: this process may be the one that
+                # stores what the others spool, or take over when that one dies (bot/spool.py).
                 runtime.spool()
             freeze_startup_heap()
             return app
