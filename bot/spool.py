@@ -56,8 +56,10 @@ log = logging.getLogger(__name__)
 
 SPOOL = "inbox.jsonl"
 MOVER_LOCK = "mover.lock"
-# The mover looks at the file this often (at once for its own process's messages).
+# The mover looks at the file this often (at once for its own process's messages)...
 POLL = 0.005
+# ... and, after a second without new lines, this often (an idle service stays idle).
+POLL_IDLE = 0.05
 # A process that does not move tries to take over this often.
 ELECT_EVERY = 0.5
 # Stored lines are cut off the file once nothing new came for IDLE seconds, or under load
@@ -253,7 +255,9 @@ class InboundSpool:
             elif stale is not None and time.monotonic() - stale[1] > STALE_LINE:
                 offset = self._compact(offset)  # the writer of that line died mid-write
                 stale = None
-            self._wake.wait(self._poll)
+            self._wake.wait(
+                self._poll if time.monotonic() - last_new < 1.0 else max(self._poll, POLL_IDLE)
+            )
             self._wake.clear()
 
     def _move(self, batch: list[_Record]) -> bool:
