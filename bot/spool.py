@@ -121,7 +121,6 @@ def decode(line: bytes) -> tuple[Inbound, datetime]:
 class _Record:
     inbound: Inbound
     now: datetime
-    end: int  # where its line ends in the file
 
 
 class InboundSpool:
@@ -230,12 +229,10 @@ class InboundSpool:
             size = os.fstat(self._fd).st_size
             data = os.pread(self._fd, size - offset, offset) if size > offset else b""
             lines_end = data.rfind(b"\n") + 1
-            records, damaged = _parse(data[:lines_end], offset)
+            records, damaged = _parse(data[:lines_end])
             for start in range(0, len(records), self._max_batch):
-                batch = records[start : start + self._max_batch]
-                if not self._move(batch):
+                if not self._move(records[start : start + self._max_batch]):
                     return  # closing during an outage: the lines stay for the next mover
-                offset = batch[-1].end
             if damaged:
                 log.warning("%s damaged lines in the spool left out", damaged)
             if lines_end:
@@ -359,13 +356,11 @@ class InboundSpool:
         return keep
 
 
-def _parse(data: bytes, offset: int) -> tuple[list[_Record], int]:
-    """The records of whole lines read at `offset`, and how many lines were damaged."""
+def _parse(data: bytes) -> tuple[list[_Record], int]:
+    """The records of whole lines, and how many lines were damaged."""
     records = []
     damaged = 0
-    position = offset
     for line in data.split(b"\n")[:-1]:
-        position += len(line) + 1
         if not line.strip(b"\0"):
             continue
         try:
@@ -373,5 +368,5 @@ def _parse(data: bytes, offset: int) -> tuple[list[_Record], int]:
         except (ValueError, KeyError, TypeError):
             damaged += 1
             continue
-        records.append(_Record(inbound, now, position))
+        records.append(_Record(inbound, now))
     return records, damaged
