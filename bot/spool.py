@@ -237,7 +237,7 @@ class InboundSpool:
                 log.warning("%s damaged lines in the spool left out", damaged)
             if lines_end:
                 last_new = time.monotonic()
-            offset = size - (len(data) - lines_end) if lines_end else offset
+            offset += lines_end  # whole lines: stored, set aside or damaged
             if closing:
                 return
             if size == offset:
