@@ -319,17 +319,20 @@ class Runtime:
 
     def receive(self, inbound: Inbound) -> Accepted | None:
         """A provider's webhook's message, before the webhook is answered: stored (the
-        `Accepted`), or, in the web on the embedded default, spooled (None): appended to the
-        spool file and stored by the mover a moment later, in order (bot/spool.py), so that
-        the acknowledgement never waits for SQLite's write lock, which the workers share."""
-        if self._deferred_enqueue and self.db.is_sqlite and inbound.provider_id:
+        `Accepted`), or, in the web with INBOUND_SPOOL (the embedded default's), spooled
+        (None): appended to the spool file and stored by the mover a moment later, in order
+        (bot/spool.py), so that the acknowledgement never waits for the database, which the
+        workers share (SQLite's write lock; PostgreSQL's CPU on a shared machine)."""
+        if self._deferred_enqueue and self.settings.inbound_spool and inbound.provider_id:
             self.spool().put(inbound, self.clock())
             return None
         return self.accept(inbound)
 
     def spool(self) -> InboundSpool:
-        """The web's inbound spool on SQLite, started on first use (after gunicorn forked);
-        its mover stores what every web process spooled, in one process at a time."""
+        """The web's inbound spool, started on first use (after gunicorn forked); its mover
+        stores what every web process of the machine spooled, in one process at a time. On
+        PostgreSQL each record is flushed to the disk before the webhook is answered, as
+        PostgreSQL's commits are."""
         if self._spool is None:
             with _ENQUEUER_LOCK:
                 if self._spool is None:
@@ -337,6 +340,7 @@ class Runtime:
                         spool_folder(self.settings.var_dir),
                         store=lambda batch: store_batch(self.db, batch, self.settings.phone_key),
                         stored=self._spooled_stored,
+                        sync=not self.db.is_sqlite,
                     )
         return self._spool
 

@@ -168,6 +168,9 @@ class Settings:
     worker_concurrency: int = 16
     send_concurrency: int = 64
     worker_nice: int = 5
+    # The web acknowledges a webhook once its message is in a spool file on its own disk
+    # (bot/spool.py); on by default on SQLite, and by `bot run` for what it starts.
+    inbound_spool: bool = True
     queue_name: str = "bot"
     nlu_timeout_seconds: float = 1.0
     recover_after_seconds: int = 30
@@ -449,6 +452,10 @@ class Settings:
             ),
             send_concurrency=_int("SEND_CONCURRENCY", get("SEND_CONCURRENCY") or "64", 1, 1024),
             worker_nice=_int("WORKER_NICE", get("WORKER_NICE") or "5", 0, 19),
+            inbound_spool=_bool(
+                "INBOUND_SPOOL",
+                get("INBOUND_SPOOL") or ("true" if database_url.startswith("sqlite") else "false"),
+            ),
             queue_name=get("QUEUE_NAME") or "bot",
             nlu_timeout_seconds=_int("NLU_TIMEOUT_MS", get("NLU_TIMEOUT_MS") or "1000", 50, 60000)
             / 1000,

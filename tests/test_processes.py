@@ -434,3 +434,57 @@ def run_processes(session: int) -> list[str]:
         if int(fields[3]) == session:  # after the state, ppid and pgrp comes the session
             found.append(cmdline)
     return found
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_bot_run_on_postgres_acknowledges_from_the_spool_and_answers_in_order(
+    tmp_path: Path, database_url: str, deployment: dict[str, str]
+) -> None:
+    """`bot run` on PostgreSQL and Redis (as `make run-prod`): the web acknowledges once the
+    message is in the spool file (INBOUND_SPOOL, set by `bot run`), flushed to the disk, and
+    the mover stores it in PostgreSQL; with one of the web's processes killed mid-burst,
+    every webhook is acknowledged, each message stored and answered once, in order."""
+    command, url, twilio, env = _quiet_bot_run(tmp_path)
+    env |= {key: deployment[key] for key in ("DATABASE_URL", "REDIS_URL", "QUEUE_NAME")}
+    env.pop("INBOUND_SPOOL", None)  # `bot run`'s own default
+    command = [*command[:-2], "--web-workers", "2", "--workers", "2"]
+    log = tmp_path / "run.log"
+    contacts, seconds = 60, 6.0
+    plan = [Planned(at, sender, body) for at, sender, body in _restart_plan(contacts, seconds)]
+    expected = sum(RESTART_REPLIES.values())
+    var = Path(env["VAR_DIR"])
+
+    def kill_a_web_process() -> None:
+        master = json.loads((var / "processes.json").read_text())["processes"]["web"]["pid"]
+        children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+        os.kill(int(children[0]), signal.SIGKILL)
+
+    with at_exit(twilio.stop), bot_run(command, env, log) as run:
+        webhook = f"{url}/webhooks/twilio/messages"
+        assert wait_until(lambda: _readyz(url)[0] == 200, 90, process=run), log.read_text()
+        killer = threading.Timer(seconds * 0.5, kill_a_web_process)
+        killer.start()
+        outcomes = send(webhook, plan, ACCOUNT, retry=5)
+        killer.join()
+        total = expected * contacts
+        answered = lambda: twilio.get("/_count")["sent"] >= total  # noqa: E731
+        assert wait_until(answered, 90, interval=0.5), f"{twilio.get('/_count')} of {total}"
+        time.sleep(1.5)  # anything sent twice would arrive now
+        sent = twilio.get("/_received")["sent"]
+    output = log.read_text()
+    assert Counter(o.status for o in outcomes) == {200: len(plan)}, output
+    assert (var / "spool" / "inbox.jsonl").exists()  # the spool took them
+    per_contact: dict[str, list[str]] = {}
+    for reply in sorted(sent, key=lambda r: float(r["at"])):
+        per_contact.setdefault(str(reply["to"]), []).append(str(reply["body"]))
+    assert len(per_contact) == contacts
+    assert {len(bodies) for bodies in per_contact.values()} == {expected}  # none twice
+    # In order: the survey's first question comes right after SURVEY, so its replies are
+    # the same for every contact only when each contact's messages were handled in order.
+    assert len({tuple(bodies) for bodies in per_contact.values()}) == 1, per_contact
+    engine = create_engine(deployment["DATABASE_URL"])
+    with Session(engine) as s:
+        inbound = Counter(s.scalars(select(Message.status).where(Message.direction == "in")))
+    engine.dispose()
+    assert inbound == {"processed": len(plan)}, inbound
+    assert "Traceback" not in output, output

@@ -38,6 +38,7 @@ def test_embedded_default_needs_nothing(tmp_path: Path) -> None:
         ("SECRET_KEY", "short"),
         ("SIMULATOR_ENABLED", "perhaps"),
         ("BOT_ENV", "staging"),
+        ("INBOUND_SPOOL", "sometimes"),
     ],
 )
 def test_malformed_setting_is_named(name: str, value: str, tmp_path: Path) -> None:
@@ -316,3 +317,12 @@ def test_worker_concurrency_defaults_to_the_database_kind_unless_set() -> None:
     )
     assert (embedded.worker_concurrency, production.worker_concurrency) == (16, 4)
     assert chosen.worker_concurrency == 8
+
+
+def test_the_inbound_spool_is_on_for_sqlite_and_off_for_postgres_unless_set(tmp_path: Path) -> None:
+    postgres = {"DATABASE_URL": "postgresql://bot@127.0.0.1/bot"}
+    assert Settings.from_mapping(base(tmp_path)).inbound_spool
+    assert not Settings.from_mapping(base(tmp_path) | postgres).inbound_spool
+    chosen = Settings.from_mapping(base(tmp_path) | postgres | {"INBOUND_SPOOL": "true"})
+    assert chosen.inbound_spool
+    assert not Settings.from_mapping(base(tmp_path) | {"INBOUND_SPOOL": "false"}).inbound_spool

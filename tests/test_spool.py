@@ -213,6 +213,56 @@ def test_a_write_that_fails_leaves_nothing_and_raises(
     spool.close()
 
 
+def test_with_sync_each_record_is_flushed_before_put_returns(
+    tmp_path: Path, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL (sync) an acknowledged message is on the disk, as a commit is."""
+    directory = tmp_path / "spool"
+    flushed: list[int] = []
+    real_fdatasync = os.fdatasync
+
+    def fdatasync(fd: int) -> None:
+        flushed.append(os.fstat(fd).st_size)
+        real_fdatasync(fd)
+
+    monkeypatch.setattr("bot.spool.os.fdatasync", fdatasync)
+    spool = _Spool(directory, database, sync=True)
+    spool.spool.put(_inbound(1), utcnow())
+    assert flushed and flushed[-1] == (directory / SPOOL).stat().st_size  # its line included
+    _until(lambda: len(spool.stored) == 1)
+    spool.spool.close()
+
+    # A flush that fails: the webhook is not acknowledged (OSError, a 503), the line stays,
+    # and the provider's repeat is found to be stored already: stored once.
+    def failing(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr("bot.spool.os.fdatasync", failing)
+    again = _Spool(directory, database, sync=True)
+    with pytest.raises(OSError):
+        again.spool.put(_inbound(2), utcnow())
+    monkeypatch.setattr("bot.spool.os.fdatasync", real_fdatasync)
+    again.spool.put(_inbound(2), utcnow())
+    _until(lambda: [i for i, _ in again.stored].count("SMspool2") == 2)
+    assert [i for i, a in again.stored if not a.duplicate] == ["SMspool2"]
+    assert _stored_ids(database) == ["SMspool1", "SMspool2"]
+    again.spool.close()
+
+
+def test_without_sync_nothing_is_flushed(
+    tmp_path: Path, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite (synchronous=NORMAL: commits are not flushed either) a put costs no flush."""
+    flushed: list[int] = []
+    monkeypatch.setattr("bot.spool.os.fdatasync", flushed.append)
+    spool = _Spool(tmp_path / "spool", database, compact_bytes=500)
+    for n in range(10):
+        spool.spool.put(_inbound(n, body="x" * 100), utcnow())
+    _until(lambda: len(spool.stored) == 10)
+    spool.spool.close()
+    assert flushed == []
+
+
 def test_an_outage_is_waited_out_and_nothing_is_lost(tmp_path: Path, database: Database) -> None:
     outage = {"left": 3}
 

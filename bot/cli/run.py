@@ -75,6 +75,9 @@ def run(
     started_rasa = False
     try:
         env = dict(os.environ)
+        # Everything `bot run` starts shares this machine's disk: the web acknowledges a
+        # webhook once its message is in the spool there, on PostgreSQL too (bot/spool.py).
+        env.setdefault("INBOUND_SPOOL", "true")
         nlu = ", ".join(settings.rasa_urls) or "off (no model: run `make train`)"
         if not settings.rasa_urls and rasa_available():
             ports = [rasa_port + n for n in range(max(1, rasa_servers))]

@@ -48,7 +48,7 @@ def web(host: str, port: int, workers: int, threads: int) -> None:
             sys.setswitchinterval(SWITCH_INTERVAL)
             app = create_app(settings_or_exit())
             runtime = app.extensions["bot"]
-            if runtime.db.is_sqlite:
+            if runtime.settings.inbound_spool:
                 # Started now, not at the first webhook: this process may be the one that
                 # stores what the others spool, or take over when that one dies (bot/spool.py).
                 runtime.spool()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select
 
 from bot.db.models import Contact, Message
@@ -180,11 +181,18 @@ def test_get_is_not_allowed(client) -> None:  # type: ignore[no-untyped-def]
     assert client.get(MESSAGES_PATH).status_code == 405
 
 
+@pytest.mark.parametrize(
+    "settings_overrides",
+    [{"INBOUND_SPOOL": "true"}, {"INBOUND_SPOOL": "false"}],
+    ids=["spool", "no-spool"],
+)
 def test_deferred_enqueue_answers_without_waiting_for_the_queue(
     settings,
     clock,
     twilio: FakeTwilio,  # type: ignore[no-untyped-def]
 ) -> None:
+    """The web, on SQLite and PostgreSQL, with the spool (acknowledged once the message is in
+    the spool file, stored by the mover) and without (acknowledged once stored)."""
     from bot.app import create_app
     from bot.queue import make_huey
     from tests.support.phone import Phone
@@ -198,6 +206,15 @@ def test_deferred_enqueue_answers_without_waiting_for_the_queue(
         assert len(twilio.wait_for(1, timeout=10)) == 1
         phone.send("LANG")
         phone.send("HELP")
-        assert len(twilio.wait_for(3, timeout=10)) == 3
+        sent = twilio.wait_for(3, timeout=10)
+        assert len(sent) == 3
+        # In order: LANG switched to Nepali before the second HELP was answered.
+        assert not _devanagari(sent[0].form["Body"]) and _devanagari(sent[2].form["Body"])
+        spool_file = settings.var_dir / "spool" / "inbox.jsonl"
+        assert spool_file.exists() == settings.inbound_spool
     finally:
         runtime.close()
+
+
+def _devanagari(text: str) -> bool:
+    return any("\u0900" <= c <= "\u097f" for c in text)
