@@ -580,6 +580,16 @@ def _local_secret(var_dir: Path) -> str:
     return key
 
 
+def setting_given(
+    name: str, env: Mapping[str, str] | None = None, dotenv: Path | None = None
+) -> bool:
+    """True when `name` is set in the environment or in `.env` (where load_settings looks)."""
+    if name in (os.environ if env is None else env):
+        return True
+    dotenv_path = dotenv if dotenv is not None else PROJECT_ROOT / ".env"
+    return dotenv_path.is_file() and name in _parse_dotenv(dotenv_path)
+
+
 def load_settings(env: Mapping[str, str] | None = None, dotenv: Path | None = None) -> Settings:
     """Builds settings from `.env` (if present) overlaid by the process environment.
 

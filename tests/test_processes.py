@@ -479,9 +479,13 @@ def test_bot_run_on_postgres_acknowledges_from_the_spool_and_answers_in_order(
         per_contact.setdefault(str(reply["to"]), []).append(str(reply["body"]))
     assert len(per_contact) == contacts
     assert {len(bodies) for bodies in per_contact.values()} == {expected}  # none twice
-    # In order: the survey's first question comes right after SURVEY, so its replies are
-    # the same for every contact only when each contact's messages were handled in order.
-    assert len({tuple(bodies) for bodies in per_contact.values()}) == 1, per_contact
+    # In order: each contact's replies are the same sequence only when its messages were
+    # handled in the order they came. A webhook the kill cut off came again a second later,
+    # maybe after that contact's next one: those contacts are left out.
+    retried = {o.planned.sender for o in outcomes if o.attempts > 1}
+    kinds = Counter(tuple(b) for to, b in per_contact.items() if to not in retried)
+    assert len(kinds) == 1, [(n, [b[:40] for b in k]) for k, n in kinds.items()]
+    assert sum(kinds.values()) >= contacts - len(retried) > contacts // 2
     engine = create_engine(deployment["DATABASE_URL"])
     with Session(engine) as s:
         inbound = Counter(s.scalars(select(Message.status).where(Message.direction == "in")))

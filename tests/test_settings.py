@@ -326,3 +326,15 @@ def test_the_inbound_spool_is_on_for_sqlite_and_off_for_postgres_unless_set(tmp_
     chosen = Settings.from_mapping(base(tmp_path) | postgres | {"INBOUND_SPOOL": "true"})
     assert chosen.inbound_spool
     assert not Settings.from_mapping(base(tmp_path) | {"INBOUND_SPOOL": "false"}).inbound_spool
+
+
+def test_a_setting_is_given_by_the_environment_or_the_dotenv_file(tmp_path: Path) -> None:
+    """`bot run` turns INBOUND_SPOOL on for what it starts unless it was set either way."""
+    from bot.settings import setting_given
+
+    dotenv = tmp_path / ".env"
+    assert not setting_given("INBOUND_SPOOL", {}, dotenv)
+    assert setting_given("INBOUND_SPOOL", {"INBOUND_SPOOL": "false"}, dotenv)
+    dotenv.write_text("INBOUND_SPOOL=false\n")
+    assert setting_given("INBOUND_SPOOL", {}, dotenv)
+    assert not setting_given("WORKER_NICE", {}, dotenv)

@@ -24,7 +24,7 @@ from bot.processes import (
     stop,
     supervise,
 )
-from bot.settings import Settings
+from bot.settings import Settings, setting_given
 
 
 @click.command()
@@ -76,8 +76,10 @@ def run(
     try:
         env = dict(os.environ)
         # Everything `bot run` starts shares this machine's disk: the web acknowledges a
-        # webhook once its message is in the spool there, on PostgreSQL too (bot/spool.py).
-        env.setdefault("INBOUND_SPOOL", "true")
+        # webhook once its message is in the spool there, on PostgreSQL too (bot/spool.py),
+        # unless the environment or .env says otherwise.
+        if not setting_given("INBOUND_SPOOL"):
+            env["INBOUND_SPOOL"] = "true"
         nlu = ", ".join(settings.rasa_urls) or "off (no model: run `make train`)"
         if not settings.rasa_urls and rasa_available():
             ports = [rasa_port + n for n in range(max(1, rasa_servers))]

@@ -159,3 +159,14 @@ class Database:
             self._gate.close()
             self._gate = None
             self._write_gate = nullcontext()
+
+
+# PostgreSQL's "deadlock detected" and "could not serialize access": the transaction was
+# rolled back whole, and the same statements may simply run again.
+_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def retryable(exc: BaseException) -> bool:
+    """True when `exc` is a transaction the database rolled back to break a deadlock (or a
+    serialization conflict): nothing of it was written, and writing it again is safe."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) in _RETRYABLE_SQLSTATES
