@@ -580,16 +580,6 @@ def _local_secret(var_dir: Path) -> str:
     return key
 
 
-def setting_given(
-    name: str, env: Mapping[str, str] | None = None, dotenv: Path | None = None
-) -> bool:
-    """True when `name` is set in the environment or in `.env` (where load_settings looks)."""
-    if name in (os.environ if env is None else env):
-        return True
-    dotenv_path = dotenv if dotenv is not None else PROJECT_ROOT / ".env"
-    return dotenv_path.is_file() and name in _parse_dotenv(dotenv_path)
-
-
 def load_settings(env: Mapping[str, str] | None = None, dotenv: Path | None = None) -> Settings:
     """Builds settings from `.env` (if present) overlaid by the process environment.
 
@@ -597,9 +587,22 @@ def load_settings(env: Mapping[str, str] | None = None, dotenv: Path | None = No
         env: the environment; defaults to ``os.environ``.
         dotenv: the `.env` file; defaults to `.env` in the project root.
     """
+    return Settings.from_mapping(_sources(env, dotenv))
+
+
+def setting_given(
+    name: str, env: Mapping[str, str] | None = None, dotenv: Path | None = None
+) -> bool:
+    """True when `name` is set in the environment or in `.env` (where load_settings looks)."""
+    return name in _sources(env, dotenv)
+
+
+def _sources(env: Mapping[str, str] | None, dotenv: Path | None) -> dict[str, str]:
+    """`.env` (if present; `.env` in the project root by default) overlaid by the
+    environment (``os.environ`` by default)."""
     merged: dict[str, str] = {}
     dotenv_path = dotenv if dotenv is not None else PROJECT_ROOT / ".env"
     if dotenv_path.is_file():
         merged.update(_parse_dotenv(dotenv_path))
     merged.update(os.environ if env is None else env)
-    return Settings.from_mapping(merged)
+    return merged
