@@ -285,6 +285,7 @@ class Runtime:
         self._enqueuer: BatchThread[int] | None = None
         self._accept_batcher: AcceptBatcher | None = None
         self._spool: InboundSpool | None = None
+        self._closed = False
         self._deferred_enqueue = deferred_enqueue
         # The embedded default's workers read waiting messages from the table (bot/feed.py).
         self.feed: InboxFeed | None = None
@@ -513,7 +514,11 @@ class Runtime:
         return SweepReport(len(contact_ids), len(due), len(reclaimed))
 
     def close(self) -> None:
-        """Finishes sends under way and releases database connections."""
+        """Finishes sends under way and releases database connections. Once: later calls
+        (the exit handler of bot/app.py after an explicit close) do nothing."""
+        if self._closed:
+            return
+        self._closed = True
         self.db.stop_checkpoints()
         if self.feed is not None:
             self.feed.close()

@@ -45,6 +45,7 @@ the mover waits and tries again, in order; a message it refuses for good is appe
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import logging
@@ -186,6 +187,8 @@ class InboundSpool:
             raise ValueError("only messages with a provider id are spooled (deduplication)")
         line = encode(inbound, now)
         with self._lock:
+            if self._append_fd < 0:
+                raise OSError(errno.EBADF, "the spool is closed")  # shutting down: a 503
             fcntl.flock(self._append_fd, fcntl.LOCK_EX)
             try:
                 size = os.fstat(self._append_fd).st_size
@@ -213,8 +216,15 @@ class InboundSpool:
         if self._thread.is_alive():  # stuck in the database: its files stay open for it
             log.warning("the inbox mover did not stop within %.0f s", timeout)
             return
-        for fd in (self._mover_fd, self._append_fd, self._fd):
-            os.close(fd)
+        # Once: a second close (an exit handler after an explicit close) must not close
+        # descriptor numbers the process has since given to other files, nor may a late
+        # put write to them (it gets EBADF: a 503, nothing written).
+        with self._lock:
+            fds = (self._mover_fd, self._append_fd, self._fd)
+            self._mover_fd = self._append_fd = self._fd = -1
+        for fd in fds:
+            if fd >= 0:
+                os.close(fd)
 
     # -- the mover ------------------------------------------------------------------------
 
@@ -341,6 +351,8 @@ class InboundSpool:
         # This process's writers hold `_lock` (a flock is shared by the threads of the
         # process that took it), the others' the flock.
         with self._lock:
+            if self._append_fd < 0:
+                raise OSError(errno.EBADF, "the spool is closed")  # shutting down: a 503
             fcntl.flock(self._append_fd, fcntl.LOCK_EX)
             try:
                 return self._compact_locked(offset)

@@ -282,6 +282,29 @@ def test_an_outage_is_waited_out_and_nothing_is_lost(tmp_path: Path, database: D
     spool.close()
 
 
+def test_closing_twice_leaves_other_files_alone_and_a_late_put_fails(
+    tmp_path: Path, database: Database
+) -> None:
+    """An exit handler closes again after an explicit close: the descriptor numbers the
+    spool had may belong to other files by then."""
+    spool = _Spool(tmp_path / "spool", database)
+    spool.spool.put(_inbound(1), utcnow())
+    spool.spool.close()
+    other = tmp_path / "other"
+    fds = [os.open(other, os.O_RDWR | os.O_CREAT) for _ in range(3)]  # reuse the numbers
+    try:
+        spool.spool.close()
+        with pytest.raises(OSError):
+            spool.spool.put(_inbound(2), utcnow())
+        for fd in fds:
+            os.fstat(fd)  # still open
+        assert other.read_bytes() == b""
+    finally:
+        for fd in fds:
+            os.close(fd)
+    assert _stored_ids(database) == ["SMspool1"]
+
+
 def test_what_an_outage_keeps_at_close_is_moved_by_the_next_mover(
     tmp_path: Path, database: Database
 ) -> None:

@@ -218,3 +218,28 @@ def test_deferred_enqueue_answers_without_waiting_for_the_queue(
 
 def _devanagari(text: str) -> bool:
     return any("\u0900" <= c <= "\u097f" for c in text)
+
+
+@pytest.mark.parametrize("settings_overrides", [{"INBOUND_SPOOL": "true"}], ids=["spool"])
+def test_a_webhook_after_close_is_refused_and_closing_again_is_harmless(
+    settings,
+    clock,
+    twilio: FakeTwilio,  # type: ignore[no-untyped-def]
+) -> None:
+    """gunicorn's exit handler closes the runtime once more after an explicit close; a
+    webhook still arriving then gets a 503 (the provider retries), nothing half-written."""
+    from bot.app import create_app
+    from bot.queue import make_huey
+
+    runtime = Runtime(
+        settings, huey=make_huey(settings, immediate=True), clock=clock, deferred_enqueue=True
+    )
+    client = create_app(settings, runtime).test_client()
+    Phone(client, twilio).send("HELP")
+    assert len(twilio.wait_for(1, timeout=10)) == 1
+    runtime.close()
+    runtime.close()
+    spool_file = settings.var_dir / "spool" / "inbox.jsonl"
+    before = spool_file.read_bytes()
+    assert post_signed(client, MESSAGES_PATH, twilio_form("HELP")).status_code == 503
+    assert spool_file.read_bytes() == before
