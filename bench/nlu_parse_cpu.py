@@ -32,7 +32,7 @@ from nlu.evaluate import EVAL_SETS, load_eval_set
 def rasa_run(port: int, token: str, model: Path) -> list[str]:
     """`rasa run` itself: only it can swap models over HTTP (`PUT /model`), which this bench
     needs; `bot run` serves the model with nlu/serve.py (bench/nlu_server_cpu.py)."""
-    return [str(RASA_PYTHON.parent / "rasa"), "run", "--enable-api", "--auth-token", token,
+    return [str(RASA_PYTHON.parent / "rasa"), "run", "--enable-api", f"--auth-token={token}",
             "-i", "127.0.0.1", "-p", str(port), "--model", str(model), "--quiet"]  # fmt: skip
 
 

@@ -18,6 +18,7 @@ import secrets
 import statistics
 import subprocess
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -29,13 +30,18 @@ from nlu.client import RasaClient
 from nlu.evaluate import EVAL_SETS, load_eval_set
 from testkit.servers import free_port
 
-SERVERS = {"rasa run": rasa_run, "nlu.serve": rasa_command}
+# (port, token, model) -> the command; nlu.serve takes the token from RASA_TOKEN (below).
+SERVERS: dict[str, Callable[[int, str, Path], list[str]]] = {
+    "rasa run": rasa_run,
+    "nlu.serve": lambda port, _token, model: rasa_command(port, model),
+}
 
 
 def measure(name: str, model: Path, texts: list[str], threads: int) -> tuple[float, float, float]:
     """(start s, CPU ms per parse one at a time, CPU ms per parse from `threads` threads)."""
     port, token = free_port(), secrets.token_urlsafe(16)
-    env = {**ONE_THREAD, **os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**ONE_THREAD, **os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+           "RASA_TOKEN": token}  # fmt: skip
     began = time.monotonic()
     server = subprocess.Popen(
         SERVERS[name](port, token, model),

@@ -62,16 +62,19 @@ def rasa_token(settings: Settings) -> str:
     return settings.rasa_token or secrets.token_urlsafe(32)
 
 
-def rasa_command(
-    port: int, token: str, model: Path | None = None, extra: Sequence[str] = ()
-) -> list[str]:
-    """The NLU server on 127.0.0.1:port with the trained model; its parse API wants `token`.
+def rasa_command(port: int, model: Path | None = None, extra: Sequence[str] = ()) -> list[str]:
+    """The NLU server on 127.0.0.1:port with the trained model; its parse API wants the
+    token `spawn_rasa` puts in its environment (RASA_TOKEN).
 
     `nlu/serve.py` in Rasa's virtualenv: Rasa's own loader and components behind the parse
     API of `rasa run --enable-api`, at well under half its CPU per parse (issue 15). It
     serves nothing but parses; RASA_URL may still point at a `rasa run` elsewhere.
+
+    The token is not an argument: a command line is readable by every user of the machine
+    (`ps`), and a random token starting with "-" (1 in 64 of `token_urlsafe`'s) was taken
+    by argparse for an option, so that the server exited with code 2 at every restart.
     """
-    return [str(RASA_PYTHON), "-m", "nlu.serve", "--auth-token", token,
+    return [str(RASA_PYTHON), "-m", "nlu.serve",
             "-i", "127.0.0.1", "-p", str(port), "--model", str(model or MODEL),
             "--quiet", *extra]  # fmt: skip
 
@@ -128,8 +131,8 @@ def spawn_rasa(
 ) -> Process:
     """Starts Rasa's server on 127.0.0.1:port and returns at once (`start_rasa` waits); at a
     lower CPU priority by `nice` (it works for the workers, not for the webhooks)."""
-    command = rasa_command(port, token, model, extra)
-    environment = {**ONE_THREAD, **(os.environ if env is None else env)}
+    command = rasa_command(port, model, extra)
+    environment = {**ONE_THREAD, **(os.environ if env is None else env), "RASA_TOKEN": token}
     # `python -m nlu.serve` finds this project's nlu package from any working directory.
     environment["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(PROJECT_ROOT), environment.get("PYTHONPATH", "")) if p

@@ -1,7 +1,7 @@
 """The NLU server `bot run` starts: the trained Rasa pipeline behind Rasa's own parse API.
 
-Runs in `.venv-rasa` (Python 3.10, Rasa Open Source 3.6): `python -m nlu.serve --model
-models/nlu.tar.gz -i 127.0.0.1 -p 5005 --auth-token T`. It answers what the service asks of
+Runs in `.venv-rasa` (Python 3.10, Rasa Open Source 3.6): `RASA_TOKEN=T python -m nlu.serve
+--model models/nlu.tar.gz -i 127.0.0.1 -p 5005`. It answers what the service asks of
 `rasa run --enable-api`, in the same shapes, so RASA_URL may point at either:
 
 - `GET /` -> 200 "Hello from Rasa: <version>" (readiness);
@@ -458,14 +458,24 @@ async def serve(
     worker.cancel()
 
 
-def main(argv: list[str] | None = None) -> None:
+def arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line (and RASA_TOKEN) of `python -m nlu.serve`."""
     parser = argparse.ArgumentParser(prog="python -m nlu.serve", description=__doc__)
     parser.add_argument("--model", "-m", required=True, help="the trained model (.tar.gz)")
     parser.add_argument("-i", "--interface", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, default=5005)
-    parser.add_argument("--auth-token", help="the token every parse request must carry")
+    parser.add_argument(
+        "--auth-token",
+        default=os.environ.get("RASA_TOKEN") or None,
+        help="the token every parse request must carry (default: RASA_TOKEN from the "
+        "environment, where other users cannot read it as they can a command line)",
+    )
     parser.add_argument("--quiet", action="store_true", help="log warnings and errors only")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = arguments(argv)
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -19,11 +19,21 @@ from bot.settings import Settings
 from tests.support.builders import add_contact
 
 
-def test_rasa_is_started_with_an_auth_token() -> None:
-    command = processes.rasa_command(5005, "the-token-0123456789")
+@pytest.mark.parametrize("token", ["the-token-0123456789", "-starts-like-an-option"])
+def test_rasa_takes_its_auth_token_from_the_environment(
+    token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not on the command line, which every user of the machine can read; and a random
+    token starting with "-" (1 in 64) made nlu.serve's argparse exit with code 2."""
+    from nlu.serve import arguments
+
+    command = processes.rasa_command(5005)
     assert command[1:3] == ["-m", "nlu.serve"]
-    assert command[command.index("--auth-token") + 1] == "the-token-0123456789"
     assert command[command.index("-i") + 1] == "127.0.0.1"
+    monkeypatch.setenv("RASA_TOKEN", token)
+    parsed = arguments(command[3:])
+    assert parsed.auth_token == token and parsed.port == 5005
+    assert not any(token in part for part in command)
 
 
 def test_bot_run_gives_rasa_and_every_process_one_token(

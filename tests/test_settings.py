@@ -218,8 +218,9 @@ def test_every_procfile_process_runs_with_production_defaults() -> None:
 
 
 def test_procfile_rasa_requires_the_token() -> None:
+    """Joined by "=": a token starting with "-" would otherwise be taken for an option."""
     rasa = procfile_processes()["rasa"]
-    assert "--enable-api" in rasa and "--auth-token ${RASA_TOKEN" in rasa
+    assert "--enable-api" in rasa and "--auth-token=${RASA_TOKEN" in rasa
 
 
 # Providers' own settings (issue 11): parsed by bot/channels/<name>/settings.py, kept in
