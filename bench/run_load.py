@@ -127,7 +127,7 @@ def start(
     log: Path | None = None,
 ) -> tuple[subprocess.Popen[bytes], StartResult]:
     """Launches `bot run` in `tree`; returns once a webhook was accepted and answered. Its
-    output goes to `log` (appended), else nowhere."""
+    output goes to `log` (appended), else nowhere; a failure to start quotes its end."""
     url = f"http://127.0.0.1:{port}{channel.path}"
     rasa_port = free_port()
     while rasa_port == port:  # `port` is not bound yet: the kernel may offer it again
@@ -146,7 +146,7 @@ def start(
         elapsed = time.perf_counter() - launched
         if elapsed > START_SECONDS or process.poll() is not None:
             stop([process])
-            raise SystemExit(f"bot run in {tree} accepted no webhook in {elapsed:.0f} s")
+            raise SystemExit(f"bot run in {tree} accepted no webhook in {elapsed:.0f} s{tail(log)}")
         (outcome,) = channel.deliver(url, [probe], timeout=2.0)
         if outcome.status == 200:
             accepted = time.perf_counter() - launched
@@ -155,9 +155,19 @@ def start(
     while not any(r["to"] == probe.sender for r in channel.received()):
         if time.perf_counter() - launched > START_SECONDS:
             stop([process])
-            raise SystemExit(f"bot run in {tree} did not answer in {START_SECONDS:.0f} s")
+            raise SystemExit(
+                f"bot run in {tree} did not answer in {START_SECONDS:.0f} s{tail(log)}"
+            )
         time.sleep(0.1)
     return process, StartResult(round(accepted, 2), round(time.perf_counter() - launched, 2))
+
+
+def tail(log: Path | None, lines: int = 40) -> str:
+    """The last lines of the service's output, for a failure's message ("" without one)."""
+    if log is None or not log.exists():
+        return ""
+    end = log.read_bytes()[-20_000:].decode(errors="replace").splitlines()[-lines:]
+    return "\n--- the end of bot run's output:\n" + "\n".join(end)
 
 
 def webhook_buckets(url: str) -> dict[float, float]:
@@ -314,12 +324,14 @@ def measure(
     try:
         subprocess.run([python, "-m", "bot", "db", "upgrade"], cwd=tree, env=env, check=True,
                        capture_output=True, timeout=300)  # fmt: skip
-        process, started = start(tree, python, env, port, channel, extra, args.log)
+        # Kept in the scratch directory when not asked for: a failure quotes its end.
+        log = args.log or workdir / "bot-run.log"
+        process, started = start(tree, python, env, port, channel, extra, log)
         print(json.dumps({"start": asdict(started)}), flush=True)
         nlu = {n: s for n, s in process_states(workdir).items() if n.startswith("rasa")}
         if any(s.get("restarts") or s.get("state") != "up" for s in nlu.values()):
             # The worker gave up waiting and answers without it: figures would not be these.
-            raise SystemExit(f"the NLU server did not come up in {tree}: {nlu}")
+            raise SystemExit(f"the NLU server did not come up in {tree}: {nlu}{tail(log)}")
         processes = pids(workdir)
         if args.prod:  # the database and queue servers work for the service too
             processes |= server_pids()
@@ -436,7 +448,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write results here")
     parser.add_argument("--log", type=Path, help="append the service's output here (else dropped)")
     parser.add_argument("--run-args", default="", help="more options for `bot run`, e.g. "
-                        "'--workers 2'")  # fmt: skip
+                        "'--workers 2' (a single option: --run-args=--option)")  # fmt: skip
     parser.add_argument("--log-level", default="WARNING", help="the service's LOG_LEVEL")
     args = parser.parse_args()
     tree = args.tree.resolve()
