@@ -351,8 +351,6 @@ class InboundSpool:
         # This process's writers hold `_lock` (a flock is shared by the threads of the
         # process that took it), the others' the flock.
         with self._lock:
-            if self._append_fd < 0:
-                raise OSError(errno.EBADF, "the spool is closed")  # shutting down: a 503
             fcntl.flock(self._append_fd, fcntl.LOCK_EX)
             try:
                 return self._compact_locked(offset)
