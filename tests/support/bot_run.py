@@ -16,16 +16,17 @@ from tests.support.builders import ACCOUNT_SID, AUTH_TOKEN, SMS_FROM
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# A `rasa` for `bot run` to start and supervise: the fake Rasa on the port and with the token
-# of `rasa run -p PORT --auth-token T`, sure that "what are the steps" is a FAQ question.
+# A `rasa` for `bot run` to start and supervise: the fake Rasa on the port of `-p PORT` and
+# with the token of RASA_TOKEN in its environment (as nlu/serve.py takes them; it exits
+# without one), sure that "what are the steps" is a FAQ question.
 STAND_IN_RASA = """#!{python}
-import sys
+import os, sys
 sys.path.insert(0, {root!r})
 from testkit.fake_rasa import FakeRasa
 from testkit.servers import serve
 argv = sys.argv
 {loading}rasa = FakeRasa(port=int(argv[argv.index("-p") + 1]))
-rasa.token = argv[argv.index("--auth-token") + 1]
+rasa.token = os.environ["RASA_TOKEN"]
 rasa.answers["what are the steps"] = [("faq_steps", 0.95)]
 serve(rasa.start())
 """
