@@ -33,6 +33,7 @@ def init_app(app: Flask, runtime: Runtime, settings: Settings | None = None) -> 
     from dashboard import views  # noqa: F401 - registers the routes on the blueprint
     from dashboard.blueprint import DashboardState, bp
     from dashboard.login import init_login, make_limiter
+    from dashboard.sessions import CookieSessions
     from dashboard.templating import install_filters
 
     settings = settings or runtime.settings
@@ -45,6 +46,7 @@ def init_app(app: Flask, runtime: Runtime, settings: Settings | None = None) -> 
         # coordinator may leave a reply half-written over lunch.
         WTF_CSRF_TIME_LIMIT=None,
     )
+    app.session_interface = CookieSessions()
     init_login(app)
     _allow_uploads(app)  # before CSRFProtect reads the form under the application's limit
     csrf = CSRFProtect(app)
