@@ -148,6 +148,16 @@ def _phone_sender(name: str, value: str, whatsapp: bool) -> str:
     return f"whatsapp:{bare}" if whatsapp else bare
 
 
+def _shared_keys(value: str | None) -> tuple[str, ...]:
+    keys = tuple(key.strip() for key in value.split(",")) if value else ()
+    if not all(keys):
+        raise SettingsError(
+            "TWILIO_WEBHOOK_SHARED_KEYS must be SharedKey secrets separated by commas, "
+            "none of them empty"
+        )
+    return keys
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the service needs to know about its deployment."""
@@ -157,6 +167,9 @@ class Settings:
     var_dir: Path = DEFAULT_VAR_DIR
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = field(default=None, repr=False)
+    # The SharedKey secrets Twilio signs webhooks with when a Webhook Rule says so
+    # (bot/channels/twilio/signatures.py); two while one key replaces another.
+    twilio_webhook_shared_keys: tuple[str, ...] = field(default=(), repr=False)
     twilio_messaging_service_sid: str | None = None
     twilio_sms_from: str | None = None
     twilio_whatsapp_from: str | None = None
@@ -418,6 +431,7 @@ class Settings:
             var_dir=var_dir,
             twilio_account_sid=account_sid,
             twilio_auth_token=auth_token,
+            twilio_webhook_shared_keys=_shared_keys(get("TWILIO_WEBHOOK_SHARED_KEYS")),
             twilio_messaging_service_sid=service_sid,
             twilio_sms_from=_phone_sender("TWILIO_SMS_FROM", sms_from, False) if sms_from else None,
             twilio_whatsapp_from=(

@@ -27,7 +27,7 @@ PROVIDER = Provider(
     webhook="bot.channels.twilio.webhook:bp",
     statuses=STATUSES,
     errors=meaning,
-    secret_settings=frozenset({"twilio_auth_token"}),
+    secret_settings=frozenset({"twilio_auth_token", "twilio_webhook_shared_keys"}),
     # Its settings stay in bot/settings.py (twilio_*), as does its pace: it is the channels'
     # default adapter, paced as "sms" (1 segment/s per long code) and "whatsapp".
 )

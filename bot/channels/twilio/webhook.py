@@ -3,7 +3,8 @@
 Register `{PUBLIC_URL}/webhooks/twilio/messages` as the number's (or Messaging Service's)
 incoming-message URL; the sender asks for status callbacks at `/webhooks/twilio/status`.
 Each view checks `X-Twilio-Signature` against the URL Twilio called (rebuilt from PUBLIC_URL
-behind a proxy), maps the form to an `Inbound`, stores it and answers at once with empty TwiML.
+behind a proxy) and the secret that signed it, the Auth Token or a SharedKey (signatures.py),
+maps the form to an `Inbound`, stores it and answers at once with empty TwiML.
 A malformed request is a 4xx; a database that cannot store is a 503 (Twilio may retry).
 A repeated delivery is stored once: the inbox knows a message by its MessageSid. A status
 report is mapped to our status and its ErrorCode to what it means (statuses.py, errors.py)
@@ -15,9 +16,9 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Response, abort, current_app, request
-from twilio.request_validator import RequestValidator
 
 from bot.channels.twilio.errors import NAME, meaning
+from bot.channels.twilio.signatures import SIGNATURE_HEADER, SIGNATURE_SETTINGS_HEADER, signed
 from bot.channels.twilio.statuses import ours
 from bot.core.messages import Channel, Inbound
 from bot.phone import InvalidPhone, to_e164
@@ -52,11 +53,15 @@ def _signed_url() -> str:
 
 def _check_signature() -> None:
     request.form  # noqa: B018 - parse first: an oversized body is a 413 before anything else
-    token = _runtime().settings.twilio_auth_token
-    signature = request.headers.get("X-Twilio-Signature", "")
-    if not token or not signature:
-        abort(403)
-    if not RequestValidator(token).validate(_signed_url(), request.form, signature):
+    settings = _runtime().settings
+    if not signed(
+        _signed_url(),
+        request.form,
+        request.headers.get(SIGNATURE_HEADER, ""),
+        request.headers.get(SIGNATURE_SETTINGS_HEADER),
+        settings.twilio_auth_token,
+        settings.twilio_webhook_shared_keys,
+    ):
         abort(403)
 
 
