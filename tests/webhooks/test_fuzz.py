@@ -131,15 +131,31 @@ def test_random_status_callbacks(client, runtime: Runtime, form: dict[str, str])
     body=text,
     # What a header can carry (HTTP has no line breaks in a header value).
     signature=st.one_of(st.none(), st.text(st.characters(min_codepoint=32, max_codepoint=126))),
+    # Twilio's SharedKey header, which names the algorithm (bot/channels/twilio/signatures.py).
+    signature_settings=st.one_of(
+        st.none(),
+        st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=80),
+        st.builds(
+            "key=webhooks_sharedkey_x,algorithm={}".format,
+            st.sampled_from(["HMAC_SHA256", "hmac_sha1", "HMAC_SHA512", "", "none"]),
+        ),
+    ),
 )
 def test_unsigned_or_forged_webhooks_store_nothing(
-    client, runtime: Runtime, path: str, body: str, signature: str | None
+    client,
+    runtime: Runtime,
+    path: str,
+    body: str,
+    signature: str | None,
+    signature_settings: str | None,
 ) -> None:  # type: ignore[no-untyped-def]
     """An outsider without the auth token gets 403 (or 400 for a malformed request), never
     a 500, and nothing is stored: no contact, no message, no status report."""
     before = _row_counts(runtime)
     form = twilio_form(body) | {"MessageStatus": "delivered"}
     headers = {} if signature is None else {"X-Twilio-Signature": signature}
+    if signature_settings is not None:
+        headers["X-Twilio-Webhooks-Signature-Settings"] = signature_settings
     response = client.post(path, data=form, headers=headers)
     assert response.status_code in (400, 403), response.data
     assert _row_counts(runtime) == before
