@@ -24,6 +24,7 @@ from urllib.parse import urlparse
 
 from twilio.request_validator import (
     HMAC_SHA1,
+    SIGNATURE_HEADER,
     SIGNATURE_SETTINGS_HEADER,
     RequestValidator,
     add_port,
@@ -33,7 +34,6 @@ from twilio.request_validator import (
 
 log = logging.getLogger(__name__)
 
-SIGNATURE_HEADER = "X-Twilio-Signature"
 __all__ = ["SIGNATURE_HEADER", "SIGNATURE_SETTINGS_HEADER", "signed"]
 
 _WARN_EVERY = 60.0  # seconds between two warnings of one kind: a flood must not fill the log
