@@ -199,6 +199,9 @@ assert not any(q.startswith("_sentence_features") for q in steps), steps  # in t
 assert sum(q.startswith("_sentence_batch") for q in steps) == 1, steps
 one = [model.parse_now([t])[0] for t in texts]
 batched = model.parse_now(texts)
+batch = next(s for s in model._chain[1] if s.__qualname__.startswith("_sentence_batch"))
+scorer = batch.__closure__[batch.__code__.co_freevars.index("scorer")].cell_contents
+assert scorer and scorer[0] is not None, "the shipped model is scored from its counts"
 print(json.dumps({"expected": expected, "one": one, "batched": batched}))
 """
 
