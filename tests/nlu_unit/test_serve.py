@@ -242,6 +242,53 @@ def test_the_shipped_model_answers_exactly_as_rasas_own_agent() -> None:
             ]
 
 
+LINEAR_SCORES_CHECK = """
+import json, sys, warnings
+warnings.filterwarnings("ignore")
+sys.path.insert(0, sys.argv[1])
+import numpy as np, scipy.sparse
+from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.linear_model import LogisticRegression
+from nlu.serve import _LinearScores
+train = ["what is social mobilization", "samajik parichalan k ho", "stop sending me messages",
+         "who is a mobilizer", "hello there", "parichalak ko kaam", "thank you so much",
+         "सामाजिक परिचालन के हो", "mobilizer ko job", "namaste hajur"]
+labels = ["what", "what", "stop", "who", "greet", "who", "thanks", "what", "who", "greet"]
+texts = ["what is mobilization mobilization", "k ho", "zzz qqq", "परिचालक को हो", "hello hello"]
+out = {}
+for binary in (False, True):
+    vectorizers = [CountVectorizer(analyzer="word", ngram_range=(1, 2), binary=binary),
+                   CountVectorizer(analyzer="char_wb", ngram_range=(2, 5))]
+    blocks = [v.fit_transform(train) for v in vectorizers]
+    clf = LogisticRegression(max_iter=300).fit(scipy.sparse.hstack(blocks).tocsr(), labels)
+    scorer = _LinearScores.made_for(vectorizers, clf)
+    expected = clf.predict_proba(scipy.sparse.hstack([v.transform(texts) for v in vectorizers]))
+    got = scorer.probabilities([texts, texts])
+    out[str(binary)] = float(np.abs(got - expected).max())
+    out["narrower"] = _LinearScores.made_for(vectorizers[:1], clf) is None
+    two = LogisticRegression(solver="liblinear").fit(blocks[0], ["a", "b"] * 5)
+    out["one_vs_rest"] = _LinearScores.made_for(vectorizers[:1], two) is None
+print(json.dumps(out))
+"""
+
+
+def test_scores_from_counts_are_scikit_learns_probabilities() -> None:
+    """`_LinearScores` against `predict_proba` over the stacked count matrices, counted and
+    binary, with n-grams out of the vocabulary; and no scorer for a model it does not
+    compute (fewer columns than the weights, a one-vs-rest logistic regression)."""
+    require_shipped_model()
+    root = Path(processes.__file__).resolve().parents[1]
+    out = subprocess.run(
+        [str(processes.RASA_PYTHON), "-c", LINEAR_SCORES_CHECK, str(root)],
+        capture_output=True, text=True, timeout=120, check=True, cwd=root,
+    )  # fmt: skip
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["False"] < 1e-12
+    assert result["True"] < 1e-12
+    assert result["narrower"] is True
+    assert result["one_vs_rest"] is True
+
+
 LOAD_ORDER_CHECK = """
 import sys, warnings, logging
 warnings.filterwarnings("ignore")
