@@ -223,8 +223,10 @@ def _sentence_batch(featurizers: list[Any], classifier: Any) -> Any:
     from the features `_sentence_features` puts on each message (the same counts, the same
     sorted columns, the same order), without making a Features object, a COO copy and a
     one-row stack per message. Measured on the texts of nlu/eval.yml and nlu/heldout.yml
-    one at a time: see the README's issue-15 section. A batch with a message of no tokens,
-    or a featurizer without a text vectorizer, takes the per-message steps instead."""
+    one at a time: see the README's issue-15 section. When `_LinearScores` covers the model
+    (the shipped one), the same probabilities are summed from each text's counts and no
+    matrix is built at all. A batch with a message of no tokens, or a featurizer without a
+    text vectorizer, takes the per-message steps instead."""
     import scipy.sparse
     from rasa.shared.nlu.constants import TEXT
 
