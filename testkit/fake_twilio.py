@@ -8,14 +8,12 @@ be scripted per call, and every answer can be delayed (the real API takes ~200 m
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler
-from typing import Any
 from urllib.parse import parse_qs
 
 from testkit.servers import LoopbackServer, ScriptedFailures, serve
@@ -31,16 +29,6 @@ class Received:
     status: int
     sid: str | None = None
     at: float = field(default_factory=time.time)
-
-
-def _quiet_on_disconnect(report: Any) -> Any:
-    """A client that hangs up (a worker stopped mid-request) is not worth a traceback."""
-
-    def handle_error(request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            report(request, client_address)
-
-    return handle_error
 
 
 class FakeTwilio(ScriptedFailures, LoopbackServer):
@@ -92,8 +80,7 @@ class FakeTwilio(ScriptedFailures, LoopbackServer):
                 self.wfile.write(body)
 
         self._handler = Handler
-        server = self.listen(Handler)
-        server.handle_error = _quiet_on_disconnect(server.handle_error)  # type: ignore[method-assign]
+        self.listen(Handler)
 
     @property
     def sent(self) -> list[Received]:

@@ -24,11 +24,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hangs up mid-request (a process killed or stopped, a timeout) is not
+    worth a traceback in the output of what the test runs."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class LoopbackServer:
     """An HTTP server on a free 127.0.0.1 port, served from a daemon thread once started."""
 
     def listen(self, handler: type[BaseHTTPRequestHandler], port: int = 0) -> ThreadingHTTPServer:
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self.server = _QuietServer(("127.0.0.1", port), handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(
