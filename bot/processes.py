@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -350,7 +350,11 @@ class Supervisor:
             self.status_file.unlink(missing_ok=True)
 
 
-def supervise(children: Sequence[Child], status_file: Path | None = None) -> int:
+def supervise(
+    children: Sequence[Child],
+    status_file: Path | None = None,
+    stopping: threading.Event | None = None,
+) -> int:
     """Keeps the children running until we are told to stop (SIGINT, SIGTERM, SIGHUP), then
     stops every child; returns the exit code for the supervisor.
 
@@ -365,7 +369,30 @@ def supervise(children: Sequence[Child], status_file: Path | None = None) -> int
     consumer began a graceful stop and then an immediate one; a stop took 3 to 10 s and now
     and then ended with the arbiter SIGKILLing a worker that outlived its graceful_timeout
     ("Worker … was sent SIGKILL! Perhaps out of memory?").
+
+    `stopping`: the event of the caller's `stop_requests` (taken before it started the
+    children); without it, supervise takes the signals itself.
     """
+    with contextlib.ExitStack() as stack:
+        if stopping is None:
+            stopping = stack.enter_context(stop_requests())
+        supervisor = Supervisor(children, status_file)
+        try:
+            while not stopping.is_set():
+                supervisor.check()
+                stopping.wait(0.2)
+            stop(supervisor.processes())
+        finally:
+            supervisor.remove_status()
+    return 0
+
+
+@contextlib.contextmanager
+def stop_requests() -> Iterator[threading.Event]:
+    """Ctrl-C, SIGTERM and SIGHUP set the event instead of raising KeyboardInterrupt (or
+    ending the process) anywhere: a supervisor told to stop while it starts its children
+    stops every one it started, none half-started and left running. The previous handlers
+    are back afterwards."""
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -374,17 +401,11 @@ def supervise(children: Sequence[Child], status_file: Path | None = None) -> int
     # SIGHUP too: a closed terminal reaches only its foreground group, which is us alone.
     signals = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if os.name == "posix" else [])
     previous = {s: signal.signal(s, on_signal) for s in signals}
-    supervisor = Supervisor(children, status_file)
     try:
-        while not stopping.is_set():
-            supervisor.check()
-            stopping.wait(0.2)
-        stop(supervisor.processes())
+        yield stopping
     finally:
-        supervisor.remove_status()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    return 0
 
 
 def own_group() -> dict[str, object]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -60,6 +61,7 @@ def test_bot_run_gives_rasa_and_every_process_one_token(
     monkeypatch.setattr(cli, "spawn_rasa", lambda port, token, **_: started.append((port, token)))
     monkeypatch.setattr(subprocess, "Popen", Child)
     monkeypatch.setattr(cli, "supervise", lambda *_: 0)
+    monkeypatch.setattr(cli, "wait_until", lambda *_, **__: True)  # the web is ready at once
     monkeypatch.delenv("RASA_TOKEN", raising=False)
     with pytest.raises(SystemExit):
         assert cli.run.callback is not None
@@ -80,6 +82,89 @@ def test_bot_run_gives_rasa_and_every_process_one_token(
     assert all(Settings.from_mapping(env | base).rasa_token == token for env in children)
     # A set RASA_TOKEN is used as it is (a Rasa elsewhere that was started with it).
     assert processes.rasa_token(Settings.from_mapping(base | {"RASA_TOKEN": "t" * 20})) == "t" * 20
+
+
+class _Spawned:
+    """A child process as `bot run` sees it: recorded (its command's name) instead of run."""
+
+    def __init__(self, args: list[str], events: list[str]) -> None:
+        self.name = args[0]
+        self.stopped = False
+        events.append(self.name)
+
+    def poll(self) -> int | None:
+        return 0 if self.stopped else None
+
+
+def _run_without_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, web_ready: Any
+) -> tuple[list[str], list[list[str]]]:
+    """`bot run`'s callback with its processes recorded, not started (no Rasa: no model);
+    `web_ready(events)` stands for waiting until the web answers. Returns what happened in
+    order (the children spawned, "first admin", "waited") and what each `stop` was given."""
+    settings = Settings.from_mapping({"VAR_DIR": str(tmp_path), "SECRET_KEY": "k" * 32})
+    events: list[str] = []
+    stopped: list[list[str]] = []
+
+    def stop(children: list[_Spawned], **_: Any) -> None:
+        stopped.append([child.name for child in children])
+        for child in children:
+            child.stopped = True
+
+    def wait_until(*_: Any, **__: Any) -> bool:
+        events.append("waited")
+        return bool(web_ready(events))
+
+    monkeypatch.setattr(cli, "settings_or_exit", lambda: settings)
+    monkeypatch.setattr("bot.db.migrate.upgrade", lambda *_: None)
+    monkeypatch.setattr(cli, "_first_admin", lambda _: events.append("first admin"))
+    monkeypatch.setattr(cli, "rasa_available", lambda: False)
+    monkeypatch.setattr(cli, "spawn_bot", lambda args, *_, **__: _Spawned(args, events))
+    monkeypatch.setattr(cli, "wait_until", wait_until)
+    monkeypatch.setattr(cli, "stop", stop)
+    monkeypatch.setattr(cli, "supervise", lambda *_: 0)
+    with pytest.raises(SystemExit) as ended:
+        assert cli.run.callback is not None
+        cli.run.callback(
+            port=5000,
+            rasa_port=5005,
+            rasa_servers=1,
+            web_workers=2,
+            workers=2,
+            schedulers=1,
+            create_database=False,
+        )
+    assert ended.value.code == 0
+    return events, stopped
+
+
+def test_bot_run_starts_the_web_first_and_the_rest_once_it_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 15: webhooks accepted within seconds of a start. The workers' and the
+    scheduler's start-up shared the two cores with the web's; measured on a slow machine,
+    /healthz answered 10.2 s after `bot run` with everything started at once, 6.4-7.0 s with
+    the web first (README: issue 15)."""
+    events, stopped = _run_without_processes(tmp_path, monkeypatch, lambda _: True)
+    assert events == ["web", "first admin", "waited", "worker", "worker", "scheduler"]
+    assert stopped == []
+
+
+def test_ctrl_c_while_bot_run_starts_stops_what_it_started_and_starts_nothing_more(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while the web starts: no KeyboardInterrupt between a child's start and its
+    record (a worker and the scheduler were left running after `bot run` had stopped), and
+    nothing started after it."""
+
+    def interrupted(_: list[str]) -> bool:
+        os.kill(os.getpid(), signal.SIGINT)  # what the terminal sends
+        return False
+
+    events, stopped = _run_without_processes(tmp_path, monkeypatch, interrupted)
+    assert events == ["web", "first admin", "waited"]
+    assert stopped == [["web"]]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
 
 
 def test_python_m_bot_cli_is_the_same_command_tree_as_bot() -> None:

@@ -22,9 +22,15 @@ from bot.processes import (
     spawn_bot,
     spawn_rasa,
     stop,
+    stop_requests,
     supervise,
+    wait_until,
 )
 from bot.settings import Settings, setting_given
+
+# How long `bot run` waits for the web to answer before it starts the workers and the
+# scheduler all the same.
+WEB_FIRST_FOR = 30.0
 
 
 @click.command()
@@ -70,69 +76,92 @@ def run(
     if create_database:
         create_missing(settings.database_url)
     upgrade(settings.database_url)
-    _first_admin(settings)
     children: list[Child] = []
     started_rasa = False
-    try:
-        env = dict(os.environ)
-        # Everything `bot run` starts shares this machine's disk: the web acknowledges a
-        # webhook once its message is in the spool there, on PostgreSQL too (bot/spool.py),
-        # unless the environment or .env says otherwise.
-        if not setting_given("INBOUND_SPOOL"):
-            env["INBOUND_SPOOL"] = "true"
-        nlu = ", ".join(settings.rasa_urls) or "off (no model: run `make train`)"
-        if not settings.rasa_urls and rasa_available():
-            ports = [rasa_port + n for n in range(max(1, rasa_servers))]
-            # Rasa's HTTP API can replace the model: it answers only callers with this token.
-            env["RASA_TOKEN"] = token = rasa_token(settings)
-            for n, rasa in enumerate(ports, 1):
-                child = _rasa_child(f"rasa-{n}", rasa, token, settings.worker_nice)
-                child.spawn()  # loads its model while the rest starts ("starting" until then)
+    # From here Ctrl-C (or SIGTERM) is noted, not raised: every child started is stopped.
+    with stop_requests() as stopping:
+        try:
+            env = dict(os.environ)
+            # Everything `bot run` starts shares this machine's disk: the web acknowledges a
+            # webhook once its message is in the spool there, on PostgreSQL too (bot/spool.py),
+            # unless the environment or .env says otherwise.
+            if not setting_given("INBOUND_SPOOL"):
+                env["INBOUND_SPOOL"] = "true"
+            nlu = ", ".join(settings.rasa_urls) or "off (no model: run `make train`)"
+            if not settings.rasa_urls and rasa_available():
+                ports = [rasa_port + n for n in range(max(1, rasa_servers))]
+                # Rasa's HTTP API can replace the model: it answers only callers with this token.
+                env["RASA_TOKEN"] = token = rasa_token(settings)
+                for n, rasa in enumerate(ports, 1):
+                    child = _rasa_child(f"rasa-{n}", rasa, token, settings.worker_nice)
+                    child.spawn()  # loads its model while the rest starts ("starting" until then)
+                    children.append(child)
+                env["RASA_URL"] = nlu = ",".join(f"http://127.0.0.1:{p}" for p in ports)
+                started_rasa = True
+            # Every process writes its metrics here; /metrics on the web process reads them all.
+            metrics_dir = settings.var_dir / "metrics"
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+            metrics_dir.mkdir(parents=True)
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+            web = ["web", "--port", str(port), "--workers", str(web_workers)]
+            healthz = f"http://127.0.0.1:{port}/healthz"
+            service = [_bot_child("web", web, env, ready=lambda: answers(healthz))]
+            # A worker restarted after a crash takes back at once what the dead one held, instead
+            # of after CLAIM_SECONDS. The one worker of an embedded SQLite database (which no
+            # other machine's worker can share) takes back everything; beside other workers, a
+            # worker claims its sends under a name of its own, unique to this `bot run`, and
+            # takes back what was claimed under that name.
+            sqlite = settings.database_url.startswith("sqlite")
+            alone = workers <= 1 and sqlite
+            # A worker waits for the Rasa we started to load its model before handling messages
+            # (they wait in the inbox meanwhile) rather than answering "try again later".
+            first = ["worker", "--wait-for-nlu"] if started_rasa else ["worker"]
+            count = max(1, workers)
+            for n in range(1, count + 1):
+                named = (
+                    [] if alone else ["--name", f"{socket.gethostname()}:{os.getpid()}/worker-{n}"]
+                )
+                # On SQLite each worker reads the waiting messages of its share of the contacts.
+                share = ["--share", f"{n}/{count}"] if count > 1 and sqlite else []
+                args = [*first, *named, *share]
+                service.append(
+                    _bot_child(f"worker-{n}", args, env, restarted=[*args, "--after-crash"])
+                )
+            for n in range(1, max(1, schedulers) + 1):
+                service.append(_bot_child(f"scheduler-{n}", ["scheduler"], env))
+            web_child = service[0]
+            children.append(web_child)
+            web_child.spawn()
+            _first_admin(settings)  # while the web starts
+            # The web first: the others' start-up (imports, Rasa's model) would share the CPU with
+            # it, and webhooks wait in the inbox for them anyway.
+            wait_until(
+                lambda: stopping.is_set() or answers(healthz, timeout=0.5),
+                WEB_FIRST_FOR,
+                0.05,
+                web_child.process,
+            )
+            for child in service[1:]:
+                if stopping.is_set():
+                    break
                 children.append(child)
-            env["RASA_URL"] = nlu = ",".join(f"http://127.0.0.1:{p}" for p in ports)
-            started_rasa = True
-        # Every process writes its metrics here; /metrics on the web process reads them all.
-        metrics_dir = settings.var_dir / "metrics"
-        shutil.rmtree(metrics_dir, ignore_errors=True)
-        metrics_dir.mkdir(parents=True)
-        env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-        web = ["web", "--port", str(port), "--workers", str(web_workers)]
-        healthz = f"http://127.0.0.1:{port}/healthz"
-        service = [_bot_child("web", web, env, ready=lambda: answers(healthz))]
-        # A worker restarted after a crash takes back at once what the dead one held, instead
-        # of after CLAIM_SECONDS. The one worker of an embedded SQLite database (which no
-        # other machine's worker can share) takes back everything; beside other workers, a
-        # worker claims its sends under a name of its own, unique to this `bot run`, and
-        # takes back what was claimed under that name.
-        sqlite = settings.database_url.startswith("sqlite")
-        alone = workers <= 1 and sqlite
-        # A worker waits for the Rasa we started to load its model before handling messages
-        # (they wait in the inbox meanwhile) rather than answering "try again later".
-        first = ["worker", "--wait-for-nlu"] if started_rasa else ["worker"]
-        count = max(1, workers)
-        for n in range(1, count + 1):
-            named = [] if alone else ["--name", f"{socket.gethostname()}:{os.getpid()}/worker-{n}"]
-            # On SQLite each worker reads the waiting messages of its share of the contacts.
-            share = ["--share", f"{n}/{count}"] if count > 1 and sqlite else []
-            args = [*first, *named, *share]
-            service.append(_bot_child(f"worker-{n}", args, env, restarted=[*args, "--after-crash"]))
-        for n in range(1, max(1, schedulers) + 1):
-            service.append(_bot_child(f"scheduler-{n}", ["scheduler"], env))
-        for child in service:
-            children.append(child)
-            child.spawn()
-    except BaseException:
-        stop([child.process for child in children if child.process is not None])
-        raise
-    mode = "Twilio" if settings.twilio_enabled else "console channel (no Twilio account set)"
-    database = settings.database_url.split(":", 1)[0]
-    queue = "redis" if settings.redis_url else "embedded"
-    click.echo(
-        f"service on http://127.0.0.1:{port}  ·  dashboard: /dashboard  ·  outbound: {mode}"
-        f"  ·  NLU: {nlu}  ·  database: {database}  ·  queue: {queue}  ·  "
-        f"{web_workers} web, {workers} worker, {schedulers} scheduler processes"
-    )
-    sys.exit(supervise(children, settings.var_dir / PROCESSES_FILE))
+                child.spawn()
+        except BaseException:
+            stop([child.process for child in children if child.process is not None])
+            raise
+        if stopping.is_set():
+            stop([child.process for child in children if child.process is not None])
+            sys.exit(0)
+        mode = "Twilio" if settings.twilio_enabled else "console channel (no Twilio account set)"
+        database = settings.database_url.split(":", 1)[0]
+        queue = "redis" if settings.redis_url else "embedded"
+        click.echo(
+            f"service on http://127.0.0.1:{port}  ·  dashboard: /dashboard  ·  outbound: {mode}"
+            f"  ·  NLU: {nlu}  ·  database: {database}  ·  queue: {queue}  ·  "
+            f"{web_workers} web, {workers} worker, {schedulers} scheduler processes"
+        )
+        code = supervise(children, settings.var_dir / PROCESSES_FILE, stopping)
+    sys.exit(code)
 
 
 def default_workers() -> int:
