@@ -62,8 +62,10 @@ def run(
 
     Rasa is started from `.venv-rasa` with `models/nlu.tar.gz` (`make train`) unless RASA_URL
     points at a server that is already running. The web starts at once, without waiting for
-    Rasa to load its model: webhooks are accepted within seconds, and the messages wait in
-    the inbox until the worker, which starts handling them once Rasa answers, gets to them.
+    Rasa to load its model, and the workers and the scheduler once the web answers (their
+    start-up would share the CPU with the web's): webhooks are accepted within seconds, and
+    the messages wait in the inbox until the worker, which starts handling them once Rasa
+    answers, gets to them.
     The workers run at a lower CPU priority than the web (WORKER_NICE): when the machine is
     short of CPU, Twilio's webhooks are answered first and the replies trail. The NLU server
     runs at the workers' priority too: it works for them (measured at 300 msg/s: ack p99 70

@@ -22,6 +22,9 @@ def web(host: str, port: int, workers: int, threads: int) -> None:
     from gunicorn.app.base import BaseApplication
 
     settings_or_exit()  # fail fast, naming the bad setting, before gunicorn forks
+    # Imported once here, before gunicorn forks: its processes share those pages of memory
+    # and each only builds the app (the objects that start threads are made after the fork).
+    import bot.app  # noqa: F401
 
     class _App(BaseApplication):
         def load_config(self) -> None:
