@@ -64,16 +64,7 @@ def test_bot_run_gives_rasa_and_every_process_one_token(
     monkeypatch.setattr(cli, "wait_until", lambda *_, **__: True)  # the web is ready at once
     monkeypatch.delenv("RASA_TOKEN", raising=False)
     with pytest.raises(SystemExit):
-        assert cli.run.callback is not None
-        cli.run.callback(
-            port=5000,
-            rasa_port=5005,
-            rasa_servers=2,
-            web_workers=1,
-            workers=1,
-            schedulers=1,
-            create_database=False,
-        )
+        _bot_run(rasa_servers=2, web_workers=1, workers=1)
     tokens = {token for _, token in started}
     assert [port for port, _ in started] == [5005, 5006] and len(tokens) == 1
     token = tokens.pop()
@@ -82,6 +73,20 @@ def test_bot_run_gives_rasa_and_every_process_one_token(
     assert all(Settings.from_mapping(env | base).rasa_token == token for env in children)
     # A set RASA_TOKEN is used as it is (a Rasa elsewhere that was started with it).
     assert processes.rasa_token(Settings.from_mapping(base | {"RASA_TOKEN": "t" * 20})) == "t" * 20
+
+
+def _bot_run(rasa_servers: int, web_workers: int, workers: int) -> None:
+    """`bot run`'s callback, as `bot run --rasa-servers … --web-workers … --workers …`."""
+    assert cli.run.callback is not None
+    cli.run.callback(
+        port=5000,
+        rasa_port=5005,
+        rasa_servers=rasa_servers,
+        web_workers=web_workers,
+        workers=workers,
+        schedulers=1,
+        create_database=False,
+    )
 
 
 class _Spawned:
@@ -124,16 +129,7 @@ def _run_without_processes(
     monkeypatch.setattr(cli, "stop", stop)
     monkeypatch.setattr(cli, "supervise", lambda *_: 0)
     with pytest.raises(SystemExit) as ended:
-        assert cli.run.callback is not None
-        cli.run.callback(
-            port=5000,
-            rasa_port=5005,
-            rasa_servers=1,
-            web_workers=2,
-            workers=2,
-            schedulers=1,
-            create_database=False,
-        )
+        _bot_run(rasa_servers=1, web_workers=2, workers=2)
     assert ended.value.code == 0
     return events, stopped
 
