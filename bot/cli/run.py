@@ -107,31 +107,7 @@ def run(
             env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
             web = ["web", "--port", str(port), "--workers", str(web_workers)]
             healthz = f"http://127.0.0.1:{port}/healthz"
-            service = [_bot_child("web", web, env, ready=lambda: answers(healthz))]
-            # A worker restarted after a crash takes back at once what the dead one held, instead
-            # of after CLAIM_SECONDS. The one worker of an embedded SQLite database (which no
-            # other machine's worker can share) takes back everything; beside other workers, a
-            # worker claims its sends under a name of its own, unique to this `bot run`, and
-            # takes back what was claimed under that name.
-            sqlite = settings.database_url.startswith("sqlite")
-            alone = workers <= 1 and sqlite
-            # A worker waits for the Rasa we started to load its model before handling messages
-            # (they wait in the inbox meanwhile) rather than answering "try again later".
-            first = ["worker", "--wait-for-nlu"] if started_rasa else ["worker"]
-            count = max(1, workers)
-            for n in range(1, count + 1):
-                named = (
-                    [] if alone else ["--name", f"{socket.gethostname()}:{os.getpid()}/worker-{n}"]
-                )
-                # On SQLite each worker reads the waiting messages of its share of the contacts.
-                share = ["--share", f"{n}/{count}"] if count > 1 and sqlite else []
-                args = [*first, *named, *share]
-                service.append(
-                    _bot_child(f"worker-{n}", args, env, restarted=[*args, "--after-crash"])
-                )
-            for n in range(1, max(1, schedulers) + 1):
-                service.append(_bot_child(f"scheduler-{n}", ["scheduler"], env))
-            web_child = service[0]
+            web_child = _bot_child("web", web, env, ready=lambda: answers(healthz))
             children.append(web_child)
             web_child.spawn()
             _first_admin(settings)  # while the web starts
@@ -143,7 +119,7 @@ def run(
                 0.05,
                 web_child.process,
             )
-            for child in service[1:]:
+            for child in _workers_and_schedulers(settings, env, workers, schedulers, started_rasa):
                 if stopping.is_set():
                     break
                 children.append(child)
@@ -164,6 +140,33 @@ def run(
         )
         code = supervise(children, settings.var_dir / PROCESSES_FILE, stopping)
     sys.exit(code)
+
+
+def _workers_and_schedulers(
+    settings: Settings, env: dict[str, str], workers: int, schedulers: int, started_rasa: bool
+) -> list[Child]:
+    """The `bot worker` and `bot scheduler` children, not started."""
+    # A worker restarted after a crash takes back at once what the dead one held, instead of
+    # after CLAIM_SECONDS. The one worker of an embedded SQLite database (which no other
+    # machine's worker can share) takes back everything; beside other workers, a worker
+    # claims its sends under a name of its own, unique to this `bot run`, and takes back what
+    # was claimed under that name.
+    sqlite = settings.database_url.startswith("sqlite")
+    alone = workers <= 1 and sqlite
+    # A worker waits for the Rasa we started to load its model before handling messages (they
+    # wait in the inbox meanwhile) rather than answering "try again later".
+    first = ["worker", "--wait-for-nlu"] if started_rasa else ["worker"]
+    count = max(1, workers)
+    children = []
+    for n in range(1, count + 1):
+        named = [] if alone else ["--name", f"{socket.gethostname()}:{os.getpid()}/worker-{n}"]
+        # On SQLite each worker reads the waiting messages of its share of the contacts.
+        share = ["--share", f"{n}/{count}"] if count > 1 and sqlite else []
+        args = [*first, *named, *share]
+        children.append(_bot_child(f"worker-{n}", args, env, restarted=[*args, "--after-crash"]))
+    for n in range(1, max(1, schedulers) + 1):
+        children.append(_bot_child(f"scheduler-{n}", ["scheduler"], env))
+    return children
 
 
 def default_workers() -> int:
