@@ -125,10 +125,10 @@ def run(
                 children.append(child)
                 child.spawn()
         except BaseException:
-            stop([child.process for child in children if child.process is not None])
+            _stop_started(children)
             raise
         if stopping.is_set():
-            stop([child.process for child in children if child.process is not None])
+            _stop_started(children)
             sys.exit(0)
         mode = "Twilio" if settings.twilio_enabled else "console channel (no Twilio account set)"
         database = settings.database_url.split(":", 1)[0]
@@ -140,6 +140,11 @@ def run(
         )
         code = supervise(children, settings.var_dir / PROCESSES_FILE, stopping)
     sys.exit(code)
+
+
+def _stop_started(children: list[Child]) -> None:
+    """Stops every child started so far (a start cut short by Ctrl-C or an error)."""
+    stop([child.process for child in children if child.process is not None])
 
 
 def _workers_and_schedulers(
