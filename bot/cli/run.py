@@ -15,6 +15,7 @@ from bot.metrics import PROCESSES_FILE
 from bot.processes import (
     Child,
     Process,
+    Supervisor,
     answers,
     own_group,
     rasa_available,
@@ -79,6 +80,7 @@ def run(
         create_missing(settings.database_url)
     upgrade(settings.database_url)
     children: list[Child] = []
+    status: Supervisor | None = None
     started_rasa = False
     # From here Ctrl-C (or SIGTERM) is noted, not raised: every child started is stopped.
     with stop_requests() as stopping:
@@ -108,6 +110,10 @@ def run(
             web = ["web", "--port", str(port), "--workers", str(web_workers)]
             healthz = f"http://127.0.0.1:{port}/healthz"
             web_child = _bot_child("web", web, env, ready=lambda: answers(healthz))
+            rest = _workers_and_schedulers(settings, env, workers, schedulers, started_rasa)
+            # /readyz names the processes not started yet as down until they are up.
+            status = Supervisor([*children, web_child, *rest], settings.var_dir / PROCESSES_FILE)
+            status.write_status()
             children.append(web_child)
             web_child.spawn()
             _first_admin(settings)  # while the web starts
@@ -119,16 +125,16 @@ def run(
                 0.05,
                 web_child.process,
             )
-            for child in _workers_and_schedulers(settings, env, workers, schedulers, started_rasa):
+            for child in rest:
                 if stopping.is_set():
                     break
                 children.append(child)
                 child.spawn()
         except BaseException:
-            _stop_started(children)
+            _stop_started(children, status)
             raise
         if stopping.is_set():
-            _stop_started(children)
+            _stop_started(children, status)
             sys.exit(0)
         mode = "Twilio" if settings.twilio_enabled else "console channel (no Twilio account set)"
         database = settings.database_url.split(":", 1)[0]
@@ -142,9 +148,11 @@ def run(
     sys.exit(code)
 
 
-def _stop_started(children: list[Child]) -> None:
+def _stop_started(children: list[Child], status: Supervisor | None) -> None:
     """Stops every child started so far (a start cut short by Ctrl-C or an error)."""
     stop([child.process for child in children if child.process is not None])
+    if status is not None:
+        status.remove_status()
 
 
 def _workers_and_schedulers(
