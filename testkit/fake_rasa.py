@@ -10,6 +10,7 @@ import contextlib
 import json
 import time
 from http.server import BaseHTTPRequestHandler
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from testkit.servers import LoopbackServer, serve
@@ -58,8 +59,19 @@ class FakeRasa(LoopbackServer):
             def do_GET(self) -> None:
                 self._reply(200 if fake.status < 500 else fake.status, {"version": "3.6.21"})
 
+            def _payload(self) -> Any:
+                """The JSON body, or None (answered 400) when it is not whole: a client
+                killed mid-request sends less than its Content-Length."""
+                try:
+                    return json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                except ValueError:
+                    self._reply(400, {"status": "failure"})
+                    return None
+
             def do_PUT(self) -> None:
-                payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                payload = self._payload()
+                if payload is None:
+                    return
                 if urlsplit(self.path).path != "/model":
                     self._reply(404, {"status": "failure"})
                 elif self._authorized():
@@ -69,7 +81,9 @@ class FakeRasa(LoopbackServer):
                     self.end_headers()
 
             def do_POST(self) -> None:
-                payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                payload = self._payload()
+                if payload is None:
+                    return
                 if self.path == "/_status":  # for tests running the fake in a process
                     fake.status = int(payload["status"])
                     self._reply(200, {"status": fake.status})
