@@ -13,7 +13,8 @@ NAMED = re.compile(
 
 
 def _documents() -> list[Path]:
-    files = [ROOT / "README.md", ROOT / "bench" / "README.md", ROOT / "Makefile"]
+    files = [ROOT / "README.md", ROOT / "Makefile"]
+    files += [ROOT / "bench" / name for name in ("README.md", "HISTORY.md")]
     for folder in ("bench", "testkit", "tests"):
         files += sorted((ROOT / folder).rglob("*.py"))
     return [f for f in files if f.is_file()]
