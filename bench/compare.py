@@ -4,15 +4,19 @@ Machines here differ by several times in speed, and one machine's speed drifts w
 so figures are compared only inside one run: the base commit is checked out beside this one
 (a git worktree under var/bench-base/, with its own virtualenv, made once), and
 `bench.webhook_load` runs in each tree in turn, round after round, each printing its CPU
-calibration. Loopback only; every run is bounded by the benchmark's own limits.
+calibration. The order swaps every round (the base first in odd rounds, this tree in even
+ones), so that a machine slowing down or speeding up over the run favours neither tree.
+Loopback only; every run is bounded by the benchmark's own limits.
 
     .venv/bin/python -m bench.compare --base 156714e --rates 100 300 --duration 15 --rounds 2
 
 `--bench run` compares what `make run` starts instead (bench/run_load.py: `bot run` with the
 real Rasa, FAQ questions): this tree's harness drives each tree's service in turn, and the
-table adds the start (seconds until a webhook is accepted) and CPU ms per message of each
-process. The base tree gets links to this tree's `.venv-rasa`; both use one copy of the
-model taken at the start (var/bench-model/), so a retrain meanwhile changes neither.
+table adds the start (seconds until a webhook is accepted), CPU ms per message of each
+process, and this tree's total against the base's in the same round and at the same rate
+("vs base"), then the median of those per rate. The base tree gets links to this tree's
+`.venv-rasa`; both use one copy of the model taken at the start (var/bench-model/), so a
+retrain meanwhile changes neither.
 
     .venv/bin/python -m bench.compare --bench run --base 2a8e744 --rates 50 100 300 --rounds 2
 
@@ -27,11 +31,12 @@ import argparse
 import json
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from bench.channels import NAMES as CHANNELS
 
@@ -90,49 +95,105 @@ def same_model(tree: Path, model: Path) -> None:
     shutil.copyfile(model, target)
 
 
+def in_turn(trees: dict[str, Path], round_: int) -> list[tuple[str, Path]]:
+    """The trees in the order they run in `round_`: as given in odd rounds, reversed in even
+    ones (a drift of the machine's speed over the run then favours neither)."""
+    order = list(trees.items())
+    return order if round_ % 2 else order[::-1]
+
+
 def compare_services(args: argparse.Namespace, trees: dict[str, Path]) -> None:
     """`--bench run`: each tree's `bot run` in turn, one table."""
     model = ROOT / "var" / "bench-model" / "nlu.tar.gz"
     model.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(ROOT / "models" / "nlu.tar.gz", model)
-    rows = []
+    rows: list[ServiceRow] = []
     for round_ in range(1, args.rounds + 1):
-        for name, tree in trees.items():
+        for name, tree in in_turn(trees, round_):
             if tree != ROOT:
                 same_model(tree, model)
             calibration, result = run_service(tree, args)
             # One channel (Twilio) is written as before; several as a list, one per channel.
             for run in result.get("channels") or [result]:
-                label = f"{name} ({run.get('channel', 'twilio')})" if args.channels else name
+                channel = run.get("channel", "twilio") if args.channels else ""
+                label = f"{name} ({channel})" if channel else name
                 start = run["start"]
                 print(
                     f"round {round_} {label}: cpu_calibration_ms={calibration} accepted after "
                     f"{start['accepted_s']} s, answered after {start['answered_s']} s",
                     flush=True,
                 )
-                rows += [(round_, label, calibration, start, r) for r in run["phases"]]
+                base = name == next(iter(trees))
+                rows += [
+                    ServiceRow(round_, label, channel, base, calibration, start, r)
+                    for r in run["phases"]
+                ]
     print()
-    print("| round | tree | calibration ms | start: accepted / answered s | offered msg/s "
-          "| achieved | errors | lost | dup | out of order | ack p50 ms | ack p99 ms "
-          "| e2e p50 ms | e2e p99 ms | drain s | CPU ms/msg web / worker / Rasa / scheduler"
-          f"{' / PostgreSQL / Redis' if args.prod else ''} "
-          "| CPU ms/msg total | others' CPU % |")  # fmt: skip
-    print("|---" * 18 + "|")
-    for round_, name, calibration, start, r in sorted(rows, key=lambda x: (x[4]["rate"], x[0])):
-        cpu = r["cpu_ms"]
+    print("\n".join(service_table(rows, args.prod)))
+
+
+class ServiceRow(NamedTuple):
+    """One tree's figures at one rate in one round of `--bench run`."""
+
+    round: int
+    label: str
+    channel: str
+    base: bool
+    calibration: str
+    start: dict[str, Any]
+    phase: dict[str, Any]
+
+    def cpu_parts(self) -> list[float]:
+        """CPU ms per message: web, workers, NLU, scheduler (and with --prod the PostgreSQL
+        and Redis servers, which work for the service on the same cores)."""
+        cpu = self.phase["cpu_ms"]
         parts = [cpu.get("web", 0.0), sum(v for k, v in cpu.items() if k.startswith("worker")),
                  sum(v for k, v in cpu.items() if k.startswith("rasa")),
                  sum(v for k, v in cpu.items() if k.startswith("scheduler"))]  # fmt: skip
-        # --prod: the PostgreSQL and Redis servers work for the service on the same cores.
-        parts += [cpu[server] for server in ("postgres", "redis") if server in cpu]
-        print(
-            f"| {round_} | {name} | {calibration} | {start['accepted_s']} / "
+        return parts + [cpu[server] for server in ("postgres", "redis") if server in cpu]
+
+
+def service_table(rows: list[ServiceRow], prod: bool = False) -> list[str]:
+    """The `--bench run` table (rates, then rounds, the base first), each row of this tree
+    with its total CPU per message against the base's of the same round, rate and channel,
+    and a line per rate (and channel) with the median of those changes."""
+    key = lambda row: (row.channel, row.phase["rate"], row.round)  # noqa: E731
+    base_total = {key(row): sum(row.cpu_parts()) for row in rows if row.base}
+    lines = [
+        "| round | tree | calibration ms | start: accepted / answered s | offered msg/s "
+        "| achieved | errors | lost | dup | out of order | ack p50 ms | ack p99 ms "
+        "| e2e p50 ms | e2e p99 ms | drain s | CPU ms/msg web / worker / Rasa / scheduler"
+        f"{' / PostgreSQL / Redis' if prod else ''} "
+        "| CPU ms/msg total | vs base | others' CPU % |",
+        "|---" * 19 + "|",
+    ]
+    changes: dict[tuple[str, int], list[float]] = {}
+    ordered = sorted(rows, key=lambda row: (row.phase["rate"], row.round, not row.base))
+    for row in ordered:
+        r, start, parts = row.phase, row.start, row.cpu_parts()
+        total = sum(parts)
+        versus = ""
+        if not row.base and base_total.get(key(row)):
+            change = 100 * (total / base_total[key(row)] - 1)
+            changes.setdefault((row.channel, r["rate"]), []).append(change)
+            versus = f"{change:+.0f} %"
+        lines.append(
+            f"| {row.round} | {row.label} | {row.calibration} | {start['accepted_s']} / "
             f"{start['answered_s']} | {r['rate']} | {r['achieved_rate']} | {r['errors']} "
             f"| {r['lost']} | {r['duplicates']} | {r['out_of_order']} | {r['ack_p50_ms']} "
             f"| {r['ack_p99_ms']} | {r['e2e_p50_ms']} | {r['e2e_p99_ms']} | {r['drain_s']} "
-            f"| {' / '.join(f'{p:.2f}' for p in parts)} | {sum(parts):.2f} "
+            f"| {' / '.join(f'{p:.2f}' for p in parts)} | {total:.2f} | {versus} "
             f"| {r['others_cpu_pct']} |"
         )
+    lines.append("")
+    for (channel, rate), found in sorted(changes.items()):
+        each = ", ".join(f"{c:+.0f} %" for c in found)
+        where = f"{channel} at {rate}" if channel else f"{rate}"
+        lines.append(
+            f"CPU per message against the base, {where} msg/s: median "
+            f"{statistics.median(found):+.0f} % ({each})"
+        )
+    return lines
 
 
 def run(tree: Path, args: argparse.Namespace) -> tuple[str, list[dict[str, float]]]:
@@ -186,7 +247,7 @@ def main() -> None:
         return
     rows = []
     for round_ in range(1, args.rounds + 1):
-        for name, tree in trees.items():
+        for name, tree in in_turn(trees, round_):
             calibration, results = run(tree, args)
             print(f"round {round_} {name}: cpu_calibration_ms={calibration}", flush=True)
             rows += [(round_, name, calibration, r) for r in results]
