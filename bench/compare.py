@@ -14,9 +14,10 @@ Loopback only; every run is bounded by the benchmark's own limits.
 real Rasa, FAQ questions): this tree's harness drives each tree's service in turn, and the
 table adds the start (seconds until a webhook is accepted), CPU ms per message of each
 process, and this tree's total against the base's in the same round and at the same rate
-("vs base"), then the median of those per rate. The base tree gets links to this tree's
-`.venv-rasa`; both use one copy of the model taken at the start (var/bench-model/), so a
-retrain meanwhile changes neither.
+("vs base"); after it, per round, the highest rate each tree kept up with (0 errors, none
+lost, e2e p99 < 1 s there and at every lower rate), and per rate the median CPU change.
+The base tree gets links to this tree's `.venv-rasa`; both use one copy of the model taken
+at the start (var/bench-model/), so a retrain meanwhile changes neither.
 
     .venv/bin/python -m bench.compare --bench run --base 2a8e744 --rates 50 100 300 --rounds 2
 
@@ -153,10 +154,41 @@ class ServiceRow(NamedTuple):
         return parts + [cpu[server] for server in ("postgres", "redis") if server in cpu]
 
 
+SUSTAINED = "0 errors, none lost, e2e p99 < 1 s at that rate and every lower one offered"
+
+
+def kept_up(phase: dict[str, Any]) -> bool:
+    """The service kept up with this phase's rate: every webhook accepted, every message
+    answered, e2e p99 under a second."""
+    return phase["errors"] == 0 and phase["lost"] == 0 and phase["e2e_p99_ms"] < 1000
+
+
+def sustained(rows: list[ServiceRow]) -> dict[tuple[str, int], list[tuple[str, int]]]:
+    """Per channel and round, each tree (the base first) with the highest offered rate it
+    kept up with at that rate and every lower one (0: not even the lowest)."""
+    found: dict[tuple[str, int], list[tuple[str, int]]] = {}
+    for row in sorted(rows, key=lambda row: (not row.base, row.label)):
+        key = (row.channel, row.round)
+        if any(label == row.label for label, _ in found.get(key, [])):
+            continue
+        phases = sorted(
+            (r.phase for r in rows if (r.channel, r.round, r.label) == (*key, row.label)),
+            key=lambda phase: phase["rate"],
+        )
+        best = 0
+        for phase in phases:
+            if not kept_up(phase):
+                break
+            best = phase["rate"]
+        found.setdefault(key, []).append((row.label, best))
+    return found
+
+
 def service_table(rows: list[ServiceRow], prod: bool = False) -> list[str]:
     """The `--bench run` table (rates, then rounds, the base first), each row of this tree
-    with its total CPU per message against the base's of the same round, rate and channel,
-    and a line per rate (and channel) with the median of those changes."""
+    with its total CPU per message against the base's of the same round, rate and channel;
+    then per round the highest rate each tree kept up with, and per rate (and channel) the
+    median of the CPU changes."""
     key = lambda row: (row.channel, row.phase["rate"], row.round)  # noqa: E731
     base_total = {key(row): sum(row.cpu_parts()) for row in rows if row.base}
     lines = [
@@ -186,6 +218,10 @@ def service_table(rows: list[ServiceRow], prod: bool = False) -> list[str]:
             f"| {r['others_cpu_pct']} |"
         )
     lines.append("")
+    for (channel, round_), held in sorted(sustained(rows).items()):
+        where = f"{channel}, round {round_}" if channel else f"round {round_}"
+        each = ", ".join(f"{label} {rate or 'none'}" for label, rate in held)
+        lines.append(f"Highest rate kept up with, msg/s ({SUSTAINED}), {where}: {each}")
     for (channel, rate), found in sorted(changes.items()):
         each = ", ".join(f"{c:+.0f} %" for c in found)
         where = f"{channel} at {rate}" if channel else f"{rate}"

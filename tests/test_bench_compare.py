@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench.compare import ServiceRow, in_turn, service_table
+from bench.compare import ServiceRow, in_turn, service_table, sustained
 
 
 def _phase(rate: int, web: float, workers: tuple[float, ...], nlu: float) -> dict[str, Any]:
@@ -56,10 +56,33 @@ def test_each_row_of_this_tree_is_compared_with_the_base_of_its_round_and_rate()
     ]
     assert [c[17] for c in cells] == ["", "-50 %", "", "-50 %", "", "-55 %", "", "-25 %"]
     assert cells[1][15] == "2.00 / 3.60 / 0.40 / 0.00"  # the workers summed
-    assert lines[-2:] == [
+    assert lines[-4:] == [
+        "Highest rate kept up with, msg/s (0 errors, none lost, e2e p99 < 1 s at that rate and"
+        " every lower one offered), round 1: base 2a8e744 300, this commit 300",
+        "Highest rate kept up with, msg/s (0 errors, none lost, e2e p99 < 1 s at that rate and"
+        " every lower one offered), round 2: base 2a8e744 300, this commit 300",
         "CPU per message against the base, 100 msg/s: median -50 % (-50 %, -50 %)",
         "CPU per message against the base, 300 msg/s: median -40 % (-55 %, -25 %)",
     ]
+
+
+def test_the_highest_rate_kept_up_with_stops_at_the_first_rate_missed() -> None:
+    slow = _phase(200, 3.0, (5.0,), 4.0) | {"e2e_p99_ms": 2500.0}
+    lost = _phase(150, 3.0, (5.0,), 4.0) | {"lost": 1}
+    rows = [
+        _row(1, True, _phase(100, 3.0, (5.0,), 4.0)),
+        _row(1, True, slow),
+        _row(1, True, _phase(300, 3.0, (5.0,), 4.0)),  # fine again: does not count
+        _row(1, False, _phase(100, 2.0, (2.0,), 1.0)),
+        _row(1, False, _phase(200, 2.0, (2.0,), 1.0)),
+        _row(1, False, _phase(300, 2.0, (2.0,), 1.0) | {"errors": 3}),
+        _row(2, False, lost),
+        _row(2, True, _phase(150, 3.0, (5.0,), 4.0)),
+    ]
+    assert sustained(rows) == {
+        ("", 1): [("base 2a8e744", 100), ("this commit", 200)],
+        ("", 2): [("base 2a8e744", 150), ("this commit", 0)],
+    }
 
 
 def test_the_trees_take_turns_going_first() -> None:
