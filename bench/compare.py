@@ -166,22 +166,22 @@ def kept_up(phase: dict[str, Any]) -> bool:
 def sustained(rows: list[ServiceRow]) -> dict[tuple[str, int], list[tuple[str, int]]]:
     """Per channel and round, each tree (the base first) with the highest offered rate it
     kept up with at that rate and every lower one (0: not even the lowest)."""
-    found: dict[tuple[str, int], list[tuple[str, int]]] = {}
-    for row in sorted(rows, key=lambda row: (not row.base, row.label)):
-        key = (row.channel, row.round)
-        if any(label == row.label for label, _ in found.get(key, [])):
-            continue
-        phases = sorted(
-            (r.phase for r in rows if (r.channel, r.round, r.label) == (*key, row.label)),
-            key=lambda phase: phase["rate"],
-        )
-        best = 0
-        for phase in phases:
-            if not kept_up(phase):
-                break
-            best = phase["rate"]
-        found.setdefault(key, []).append((row.label, best))
-    return found
+    runs: dict[tuple[str, int], dict[str, list[dict[str, Any]]]] = {}
+    for row in sorted(rows, key=lambda row: (not row.base, row.phase["rate"])):
+        runs.setdefault((row.channel, row.round), {}).setdefault(row.label, []).append(row.phase)
+    return {key: [(label, highest_kept_up(phases)) for label, phases in trees.items()]
+            for key, trees in runs.items()}  # fmt: skip
+
+
+def highest_kept_up(phases: list[dict[str, Any]]) -> int:
+    """The highest rate of `phases` (lowest rate first) before the first one not kept up
+    with; 0 if that is the first."""
+    best = 0
+    for phase in phases:
+        if not kept_up(phase):
+            break
+        best = phase["rate"]
+    return best
 
 
 def service_table(rows: list[ServiceRow], prod: bool = False) -> list[str]:
