@@ -185,8 +185,9 @@ def highest_kept_up(phases: list[dict[str, Any]]) -> int:
 
 
 def service_table(rows: list[ServiceRow], prod: bool = False) -> list[str]:
-    """The `--bench run` table (rates, then rounds, the base first), each row of this tree
-    with its total CPU per message against the base's of the same round, rate and channel;
+    """The `--bench run` table (rates, then rounds, then channels, the base first), each row
+    of this tree with its total CPU per message against the base's of the same round, rate
+    and channel;
     then per round the highest rate each tree kept up with, and per rate (and channel) the
     median of the CPU changes."""
     key = lambda row: (row.channel, row.phase["rate"], row.round)  # noqa: E731
@@ -200,7 +201,8 @@ def service_table(rows: list[ServiceRow], prod: bool = False) -> list[str]:
         "|---" * 19 + "|",
     ]
     changes: dict[tuple[str, int], list[float]] = {}
-    ordered = sorted(rows, key=lambda row: (row.phase["rate"], row.round, not row.base))
+    # Each channel's base row right above this tree's (--channels runs several per tree).
+    ordered = sorted(rows, key=lambda r: (r.phase["rate"], r.round, r.channel, not r.base))
     for row in ordered:
         r, start, parts = row.phase, row.start, row.cpu_parts()
         total = sum(parts)
