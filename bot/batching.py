@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Generic, TypeVar
@@ -15,16 +16,31 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+# How often a batch waiting for company asks `hurry` again.
+LINGER_STEP = 0.005
+
+
 class BatchThread(Generic[T]):
     """Takes items from a queue and hands whatever has accumulated to `handle` at once.
 
     Under load batches grow by themselves (everything queued while the last batch was being
-    handled); when idle each item is handled alone, without waiting for company.
+    handled); when idle each item is handled alone, without waiting for company, unless
+    `linger` says otherwise: then a batch waits up to `linger` seconds for more items after
+    its first, and stops waiting as soon as `hurry()` is true (checked every LINGER_STEP).
     """
 
-    def __init__(self, handle: Callable[[list[T]], None], max_batch: int, name: str) -> None:
+    def __init__(
+        self,
+        handle: Callable[[list[T]], None],
+        max_batch: int,
+        name: str,
+        linger: float = 0.0,
+        hurry: Callable[[], bool] | None = None,
+    ) -> None:
         self._handle = handle
         self._max_batch = max_batch
+        self.linger = linger
+        self.hurry = hurry
         self._queue: queue.SimpleQueue[T | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -45,11 +61,18 @@ class BatchThread(Generic[T]):
             if first is None:
                 return
             batch = [first]
+            deadline = time.monotonic() + self.linger
             while len(batch) < self._max_batch:
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
-                    break
+                    left = deadline - time.monotonic()
+                    if left <= 0 or (self.hurry is not None and self.hurry()):
+                        break
+                    try:
+                        item = self._queue.get(timeout=min(left, LINGER_STEP))
+                    except queue.Empty:
+                        continue
                 if item is None:
                     stopping = True
                     break
@@ -87,6 +110,11 @@ class BatchCalls(Generic[T, R]):
     def close(self) -> None:
         """Handles what is queued, then stops."""
         self._thread.close()
+
+    def wait_for_company(self, linger: float, hurry: Callable[[], bool] | None = None) -> None:
+        """From the next batch on, waits as `BatchThread` says (`linger`, `hurry`)."""
+        self._thread.hurry = hurry
+        self._thread.linger = linger
 
     def _run(self, batch: list[tuple[T, Future[R]]]) -> None:
         try:

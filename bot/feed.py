@@ -106,6 +106,10 @@ class InboxFeed:
             self._busy.add(contact_id)
         self._ready.put(contact_id)
 
+    def backlogged(self) -> bool:
+        """True while contacts wait for a handler thread (every thread is taken)."""
+        return not self._ready.empty()
+
     @property
     def busy(self) -> int:
         """Contacts queued or being handled."""

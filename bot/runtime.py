@@ -36,6 +36,7 @@ from bot.db.models import utcnow
 from bot.failover import Failover
 from bot.feed import InboxFeed
 from bot.inbox import (
+    TURN_LINGER,
     AcceptBatcher,
     Accepted,
     InboxProcessor,
@@ -405,6 +406,10 @@ class Runtime:
         """This worker's inbound feed (the embedded default; see `inbound_feed`), not started:
         from now on `enqueue_contact` offers contacts to it."""
         self.feed = InboxFeed(self.db, self._feed_contact, threads, share)
+        if self.inbox.committer is not None:
+            # Turns come one by one from the feed's threads: a batch waits a little for
+            # company while a thread is free (bot/inbox.py TURN_LINGER).
+            self.inbox.committer.wait_for_company(TURN_LINGER, self.feed.backlogged)
         return self.feed
 
     def _feed_contact(self, contact_id: int) -> bool:

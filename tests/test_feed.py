@@ -263,3 +263,33 @@ def test_a_workers_name_must_fit_its_column_and_a_bad_one_names_the_option() -> 
         assert "--name" in caught.value.format_message()
     result = CliRunner().invoke(worker, ["--name", "w" * 121])
     assert result.exit_code == 2 and "--name" in result.output, result.output
+
+
+def test_backlogged_while_contacts_wait_for_a_handler_thread(db: Database) -> None:
+    """What the worker's turn committer asks before it waits for more turns (bot/runtime.py):
+    with every thread taken, waiting would hold up contacts already queued."""
+    release = threading.Event()
+    started = threading.Event()
+    inner = _handle_all(db, [])
+
+    def handle(contact_id: int) -> bool:
+        started.set()
+        release.wait(10)
+        return inner(contact_id)
+
+    feed = InboxFeed(db, handle, threads=1, poll=0.001)
+    assert not feed.backlogged()
+    _store(db, "+15550000001")
+    feed.start()
+    try:
+        assert started.wait(10)
+        assert not feed.backlogged()  # the one thread is taken, nobody waits
+        _store(db, "+15550000002")
+        _until(lambda: feed.busy == 2)
+        assert feed.backlogged()
+        release.set()
+        _until(lambda: feed.busy == 0)
+        assert not feed.backlogged()
+    finally:
+        release.set()
+        feed.close()
