@@ -499,10 +499,10 @@ DEADLOCK_RETRIES = 5
 # threads are not all taken (`GroupCommitter.wait_for_company`). Each transaction costs a
 # trip through the write gate, BEGIN, COMMIT and the WAL pages it rewrites, whatever it
 # holds: at 50 turns a second per worker (100 msg/s on `make run`), lone turns made the
-# committer a fifth of a worker's CPU. Measured on `make run` (bench/run_load.py, A/B, same
-# hour): 100 msg/s, workers 3.29-3.87 against 4.47 ms CPU per message, e2e p50 +40 ms;
-# 200 msg/s 2.97 against 3.79 ms, and e2e p99 0.53 s against 2.7 s (the CPU saved is what
-# let the workers keep up).
+# committer a fifth of a worker's CPU. Measured on `make run` against the commit before
+# (`bench.compare --bench run --base 8aa4dcc`, five rounds): CPU per message at 100 msg/s
+# -18 % to +10 %, median -10 % (the workers 3.36-4.38 against 3.75-4.86 ms), at 200 msg/s
+# median -11 %; e2e p50 at 100 msg/s +35-40 ms, the price of the wait.
 TURN_LINGER = 0.05
 
 
