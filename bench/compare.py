@@ -187,9 +187,8 @@ def highest_kept_up(phases: list[dict[str, Any]]) -> int:
 def service_table(rows: list[ServiceRow], prod: bool = False) -> list[str]:
     """The `--bench run` table (rates, then rounds, then channels, the base first), each row
     of this tree with its total CPU per message against the base's of the same round, rate
-    and channel;
-    then per round the highest rate each tree kept up with, and per rate (and channel) the
-    median of the CPU changes."""
+    and channel; then per round the highest rate each tree kept up with, and per rate (and
+    channel) the median of the CPU changes."""
     key = lambda row: (row.channel, row.phase["rate"], row.round)  # noqa: E731
     base_total = {key(row): sum(row.cpu_parts()) for row in rows if row.base}
     lines = [
