@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import hmac
 import json
@@ -419,8 +420,20 @@ class Server:
         self.batcher = batcher
         self.token = token
         self.version = version
+        self.connections: set[asyncio.Task[None]] = set()
+
+    async def close(self) -> None:
+        """Closes every open connection (keep-alive ones wait for their next request) and
+        waits until their sockets are closed."""
+        tasks = list(self.connections)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.connections.add(task)
         try:
             while True:
                 try:
@@ -449,6 +462,11 @@ class Server:
             return
         finally:
             writer.close()
+            try:
+                with contextlib.suppress(ConnectionError):
+                    await writer.wait_closed()  # closed for good before the loop may stop
+            finally:
+                self.connections.discard(task)
 
     async def _route(self, method: str, target: str, body: bytes) -> tuple[int, Any]:
         url = urlsplit(target)
@@ -539,9 +557,12 @@ async def serve(
     log.info("serving the model on http://%s:%d", host, bound)
     if started is not None:
         started(bound)
-    async with listener:
-        await stopping.wait()
+    await stopping.wait()
+    listener.close()  # no new connections; then the open ones (which wait_closed awaits on 3.12+)
+    await server.close()
+    await listener.wait_closed()
     worker.cancel()
+    await asyncio.gather(worker, return_exceptions=True)
 
 
 def arguments(argv: list[str] | None = None) -> argparse.Namespace:

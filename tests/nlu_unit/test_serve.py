@@ -8,6 +8,7 @@ it is installed (`make train`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import json
 import re
@@ -54,9 +55,9 @@ class StandInModel:
         ]
 
 
-@pytest.fixture
-def server() -> Iterator[tuple[int, StandInModel]]:
-    model = StandInModel(delay=0.02)
+@contextlib.contextmanager
+def running(model: StandInModel) -> Iterator[int]:
+    """`serve` on a loop of its own, in a thread; stopped (its loop closed) on leaving."""
     ports: list[int] = []
     ready = threading.Event()
     loop = asyncio.new_event_loop()
@@ -73,10 +74,20 @@ def server() -> Iterator[tuple[int, StandInModel]]:
     )
     thread.start()
     assert ready.wait(10)
-    yield ports[0], model
-    loop.call_soon_threadsafe(stopping.set)
-    thread.join(10)
-    loop.close()
+    try:
+        yield ports[0]
+    finally:
+        loop.call_soon_threadsafe(stopping.set)
+        thread.join(10)
+        assert not thread.is_alive(), "serve did not return once stopping was set"
+        loop.close()
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[int, StandInModel]]:
+    model = StandInModel(delay=0.02)
+    with running(model) as port:
+        yield port, model
 
 
 def request(port: int, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
@@ -154,6 +165,20 @@ def test_keeps_the_connection_for_the_next_request(server: tuple[int, StandInMod
             assert response.getheader("Connection") == "keep-alive"
     finally:
         conn.close()
+
+
+def test_stopping_closes_the_open_connections_before_it_returns() -> None:
+    """A keep-alive connection waiting for its next request is closed by the server as it
+    stops, not left to the garbage collector once the loop is gone."""
+    with running(StandInModel()) as port:
+        client = socket.create_connection(("127.0.0.1", port), timeout=10)
+        client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert client.recv(4096).startswith(b"HTTP/1.1 200")
+    try:
+        client.settimeout(1)  # the server has returned: the close must already be on the wire
+        assert client.recv(4096) == b""
+    finally:
+        client.close()
 
 
 def test_concurrent_requests_are_parsed_together_each_getting_its_own_answer(
