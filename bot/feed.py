@@ -80,6 +80,9 @@ class InboxFeed:
         self._ready: queue.SimpleQueue[int | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._busy: set[int] = set()  # queued or being handled
+        self._idle = 0  # handler threads waiting for a contact
+        # Called when a contact is queued and no handler thread is free to take it.
+        self.on_backlog: Callable[[], None] | None = None
         self._again: set[int] = set()  # offered again while being handled
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -104,11 +107,16 @@ class InboxFeed:
                     self._again.add(contact_id)
                 return
             self._busy.add(contact_id)
-        self._ready.put(contact_id)
+        self._queue(contact_id)
 
     def backlogged(self) -> bool:
         """True while contacts wait for a handler thread (every thread is taken)."""
-        return not self._ready.empty()
+        return self._ready.qsize() > self._idle
+
+    def _queue(self, contact_id: int) -> None:
+        self._ready.put(contact_id)
+        if self.on_backlog is not None and self.backlogged():
+            self.on_backlog()
 
     @property
     def busy(self) -> int:
@@ -172,7 +180,11 @@ class InboxFeed:
 
     def _serve(self) -> None:
         while True:
+            with self._lock:
+                self._idle += 1
             contact_id = self._ready.get()
+            with self._lock:
+                self._idle -= 1
             if contact_id is None:
                 return
             more = False
@@ -186,4 +198,4 @@ class InboxFeed:
                     self._busy.discard(contact_id)
                     continue
                 self._again.discard(contact_id)
-            self._ready.put(contact_id)  # behind the contacts already waiting
+            self._queue(contact_id)  # behind the contacts already waiting

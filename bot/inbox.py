@@ -531,6 +531,11 @@ class GroupCommitter:
         for a handler thread, because every thread is taken)."""
         self._calls.wait_for_company(linger, hurry)
 
+    def hurry_now(self) -> None:
+        """The batch waiting for company, if one is, is committed now (the feed calls this
+        when a contact starts waiting for a thread)."""
+        self._calls.hurry_now()
+
     def close(self) -> None:
         self._calls.close()
 

@@ -41,6 +41,9 @@ DEFAULT_CLAIM = timedelta(seconds=120)
 RENEW_BATCH = 500
 # Twilio refuses a longer body (error 21617); so does every path that writes one here.
 MAX_BODY = 1600
+# How long the worker's sent recorder gathers records after the first (see Outbox.recorder):
+# what a send's row says is written at most this much later.
+RECORD_LINGER = 0.05
 
 # Statuses only move forward: a late "sent" never overwrites "delivered".
 STATUS_RANK: dict[str, int] = {
@@ -201,9 +204,16 @@ class Outbox:
         # cost: a worker killed in that interval has sent messages it has not recorded, and
         # the sweeper takes them back when their claim ends and, on a channel that can look
         # up what it sent (`find_sent`), adopts them instead of sending again. A failed
-        # batch likewise leaves its rows claimed for the sweeper.
+        # batch likewise leaves its rows claimed for the sweeper. A batch gathers for
+        # RECORD_LINGER after its first record, so that the thread wakes a few times a second
+        # rather than once per send.
         self.recorder: BatchThread[SentRecord] | None = (
-            BatchThread(self._record_in_recorder, max_batch=200, name="sent-recorder")
+            BatchThread(
+                self._record_in_recorder,
+                max_batch=200,
+                name="sent-recorder",
+                linger=RECORD_LINGER,
+            )
             if batch_records
             else None
         )

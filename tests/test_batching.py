@@ -31,20 +31,13 @@ def test_without_linger_an_item_alone_is_handled_alone() -> None:
     assert batches == [[1], [2, 3]]
 
 
-def test_a_lingering_batch_takes_the_items_that_come_after_its_first() -> None:
+def test_a_batch_takes_at_most_max_batch_items_and_the_next_the_rest() -> None:
     batches: list[list[int]] = []
-    full = threading.Event()
-
-    def handle(batch: list[int]) -> None:
-        batches.append(batch)
-        full.set()
-
-    thread = BatchThread(handle, max_batch=3, name="test", linger=FOREVER)
+    thread = BatchThread(batches.append, max_batch=2, name="test", linger=FOREVER)
     for item in (1, 2, 3):
         thread.put(item)
-    assert full.wait(10)  # max_batch ends the wait
-    thread.close()
-    assert batches == [[1, 2, 3]]
+    thread.close()  # ends the wait: the first batch is full, the next takes the rest
+    assert batches == [[1, 2], [3]]
 
 
 def test_closing_handles_a_lingering_batch_at_once() -> None:
@@ -59,16 +52,72 @@ def test_closing_handles_a_lingering_batch_at_once() -> None:
     assert batches == [[1, 2]]
 
 
-def test_hurry_ends_the_wait_and_a_waiting_caller_gets_its_outcome() -> None:
-    hurry = threading.Event()
+def test_hurry_now_ends_the_wait_and_a_waiting_caller_gets_its_outcome() -> None:
     calls = BatchCalls(lambda items: [item * 10 for item in items], max_batch=10, name="test")
-    calls.wait_for_company(FOREVER, hurry.is_set)
+    calls.wait_for_company(FOREVER, lambda: False)
     outcome: list[int] = []
     caller = threading.Thread(target=lambda: outcome.append(calls.call(4)), daemon=True)
     caller.start()
     caller.join(0.2)
     assert caller.is_alive()  # waiting for company
-    hurry.set()
+    calls.hurry_now()
     caller.join(10)
     assert outcome == [40]
     calls.close()
+
+
+def test_a_batch_does_not_wait_when_hurry_says_so_as_it_would_begin() -> None:
+    batches: list[list[int]] = []
+    handled = threading.Semaphore(0)
+    hurry = threading.Event()
+
+    def handle(batch: list[int]) -> None:
+        batches.append(batch)
+        handled.release()
+
+    thread = BatchThread(handle, max_batch=10, name="test", linger=FOREVER, hurry=hurry.is_set)
+    hurry.set()
+    thread.put(1)  # in a hurry from the start: alone
+    assert handled.acquire(timeout=10)
+    hurry.clear()
+    thread.put(2)  # waits for company...
+    thread.put(3)
+    assert not handled.acquire(timeout=0.2)
+    thread.hurry_now()  # ...until told
+    assert handled.acquire(timeout=10)
+    thread.close()
+    assert batches == [[1], [2, 3]]
+
+
+def test_a_lingering_batch_takes_what_came_when_its_time_is_up() -> None:
+    batches: list[list[int]] = []
+    handled = threading.Event()
+
+    def handle(batch: list[int]) -> None:
+        batches.append(batch)
+        handled.set()
+
+    thread = BatchThread(handle, max_batch=10, name="test", linger=0.3)
+    thread.put(1)
+    thread.put(2)
+    assert handled.wait(10)
+    thread.close()
+    assert batches == [[1, 2]]
+
+
+def test_a_hurry_with_no_batch_waiting_is_forgotten() -> None:
+    batches: list[list[int]] = []
+    handled = threading.Event()
+
+    def handle(batch: list[int]) -> None:
+        batches.append(batch)
+        handled.set()
+
+    thread = BatchThread(handle, max_batch=10, name="test", linger=FOREVER)
+    thread.hurry_now()
+    thread.put(1)
+    assert not handled.wait(0.2)  # the earlier hurry does not end this batch's wait
+    thread.hurry_now()
+    assert handled.wait(10)
+    thread.close()
+    assert batches == [[1]]

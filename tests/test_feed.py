@@ -278,15 +278,19 @@ def test_backlogged_while_contacts_wait_for_a_handler_thread(db: Database) -> No
         return inner(contact_id)
 
     feed = InboxFeed(db, handle, threads=1, poll=0.001)
+    backlogs: list[bool] = []
+    feed.on_backlog = lambda: backlogs.append(feed.backlogged())
     assert not feed.backlogged()
     _store(db, "+15550000001")
     feed.start()
     try:
         assert started.wait(10)
         assert not feed.backlogged()  # the one thread is taken, nobody waits
+        assert backlogs == []  # the thread was free: queued without a backlog
         _store(db, "+15550000002")
         _until(lambda: feed.busy == 2)
         assert feed.backlogged()
+        assert backlogs == [True]  # told as the second contact was queued
         release.set()
         _until(lambda: feed.busy == 0)
         assert not feed.backlogged()
