@@ -34,6 +34,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.db.database import Database
+from bot.doorbell import Doorbell
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class InboxFeed:
         idle_poll: float = 0.05,
         batch: int = 500,
         rescan: float = 5.0,
+        doorbell: Doorbell | None = None,
     ) -> None:
         if not db.is_sqlite:
             raise ValueError("the inbound feed reads an SQLite database (Huey's queue otherwise)")
@@ -77,6 +79,10 @@ class InboxFeed:
         self._idle_poll = idle_poll
         self._batch = batch
         self._rescan = rescan
+        # Rung by the web's mover when it has stored messages (bot/doorbell.py): the watcher
+        # sleeps on it, and once it has rung, until it rings again (or idle_poll) instead of
+        # polling every `poll` while anything commits.
+        self._doorbell = doorbell
         self._ready: queue.SimpleQueue[int | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._busy: set[int] = set()  # queued or being handled
@@ -127,10 +133,14 @@ class InboxFeed:
     def close(self, timeout: float = 30.0) -> None:
         """Stops watching; the handler threads finish the contact under way and stop."""
         self._stop.set()
+        if self._doorbell is not None:
+            self._doorbell.ring_self()  # the watcher may be asleep on it
         for _ in range(self._threads_wanted):
             self._ready.put(None)
         for thread in self._threads:
             thread.join(timeout=timeout)
+        if self._doorbell is not None:
+            self._doorbell.close()
 
     def poll_once(self, conn: sqlite3.Connection, rescan: bool = False) -> int:
         """Reads the messages received since the last poll and offers their contacts;
@@ -174,7 +184,10 @@ class InboxFeed:
                     raw = None
                 version = None
                 wait = 1.0
-            self._stop.wait(wait)
+            if self._doorbell is None:
+                self._stop.wait(wait)
+            elif self._doorbell.wait(max(wait, self._idle_poll) if self._doorbell.rings else wait):
+                version = None  # rung: read the table whatever data_version says
         if raw is not None:
             raw.close()
 

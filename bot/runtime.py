@@ -33,6 +33,7 @@ from bot.core.handler import Bot
 from bot.core.messages import Channel, Inbound
 from bot.db.database import Database
 from bot.db.models import utcnow
+from bot.doorbell import Doorbell, Ringer, doorbell_folder
 from bot.failover import Failover
 from bot.feed import InboxFeed
 from bot.inbox import (
@@ -290,6 +291,7 @@ class Runtime:
         self._deferred_enqueue = deferred_enqueue
         # The embedded default's workers read waiting messages from the table (bot/feed.py).
         self.feed: InboxFeed | None = None
+        self._doorbells: Ringer | None = None  # the spool's mover's (bot/doorbell.py)
 
     @property
     def inbound_feed(self) -> bool:
@@ -343,8 +345,15 @@ class Runtime:
                         store=lambda batch: store_batch(self.db, batch, self.settings.phone_key),
                         stored=self._spooled_stored,
                         sync=not self.db.is_sqlite,
+                        # The workers' feeds sleep until told (the embedded default).
+                        moved=self._ringer().ring if self.inbound_feed else None,
                     )
         return self._spool
+
+    def _ringer(self) -> Ringer:
+        if self._doorbells is None:
+            self._doorbells = Ringer(doorbell_folder(self.settings.var_dir))
+        return self._doorbells
 
     def _spooled_stored(self, inbound: Inbound, accepted: Accepted) -> None:
         INBOUND.labels(inbound.channel.value, str(accepted.duplicate).lower()).inc()
@@ -405,7 +414,12 @@ class Runtime:
     def make_feed(self, threads: int, share: tuple[int, int] = (0, 1)) -> InboxFeed:
         """This worker's inbound feed (the embedded default; see `inbound_feed`), not started:
         from now on `enqueue_contact` offers contacts to it."""
-        self.feed = InboxFeed(self.db, self._feed_contact, threads, share)
+        doorbell = None
+        try:
+            doorbell = Doorbell(doorbell_folder(self.settings.var_dir), self.owner or "worker")
+        except OSError as exc:  # a VAR_DIR path too long for a socket's name, say
+            log.warning("the feed polls the table (no doorbell: %s)", exc)
+        self.feed = InboxFeed(self.db, self._feed_contact, threads, share, doorbell=doorbell)
         if self.inbox.committer is not None:
             # Turns come one by one from the feed's threads: a batch waits a little for
             # company while a thread is free (bot/inbox.py TURN_LINGER).

@@ -157,6 +157,7 @@ class InboundSpool:
         poll: float = POLL,
         elect_every: float = ELECT_EVERY,
         sync: bool = False,
+        moved: Callable[[], None] | None = None,
     ) -> None:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.directory = directory
@@ -168,6 +169,7 @@ class InboundSpool:
         self._poll = poll
         self._elect_every = elect_every
         self._sync = sync  # flush each record to the disk before the webhook is answered
+        self._moved = moved  # called after each batch is in the database (bot/doorbell.py)
         # Appends (O_APPEND, under an exclusive flock on the file: whole lines, in one order
         # for every process); the mover reads and rewrites through a second descriptor.
         self._append_fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -258,6 +260,11 @@ class InboundSpool:
             for start in range(0, len(records), self._max_batch):
                 if not self._move(records[start : start + self._max_batch]):
                     return  # closing during an outage: the lines stay for the next mover
+                if self._moved is not None:
+                    try:
+                        self._moved()
+                    except Exception:
+                        log.exception("after moving a batch of the spool")
             if damaged:
                 log.warning("%s damaged lines in the spool left out", damaged)
             if lines_end:

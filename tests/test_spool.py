@@ -121,6 +121,22 @@ def test_spooled_messages_reach_the_database_in_order_and_the_file_is_emptied(
     spool.spool.close()
 
 
+def test_the_mover_says_when_a_batch_is_in_the_database(tmp_path: Path, database: Database) -> None:
+    """What rings the workers' feeds (bot/doorbell.py): called after each stored batch, when
+    its messages can be read by another connection."""
+    seen: list[list[str]] = []
+    spool = _Spool(
+        tmp_path / "spool", database, max_batch=4, moved=lambda: seen.append(_stored_ids(database))
+    )
+    for n in range(10):
+        spool.spool.put(_inbound(n), utcnow())
+    _until(lambda: len(spool.stored) == 10 and bool(seen) and len(seen[-1]) == 10)
+    spool.spool.close()
+    assert len(seen) >= 3  # once per batch of at most 4
+    everything = [f"SMspool{n}" for n in range(10)]
+    assert all(ids == everything[: len(ids)] and ids for ids in seen)  # each batch stored first
+
+
 def test_a_repeated_delivery_is_stored_once(tmp_path: Path, database: Database) -> None:
     spool = _Spool(tmp_path / "spool", database)
     spool.spool.put(_inbound(1), utcnow())
