@@ -115,6 +115,10 @@ class InboxFeed:
             self._busy.add(contact_id)
         self._queue(contact_id)
 
+    def working(self) -> int:
+        """Handler threads handling a contact now."""
+        return self._threads_wanted - self._idle
+
     def backlogged(self) -> bool:
         """True while contacts wait for a handler thread (every thread is taken)."""
         return self._ready.qsize() > self._idle

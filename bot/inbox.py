@@ -7,6 +7,7 @@ in the worker and turns each stored message into outbox rows, one contact at a t
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -519,17 +520,35 @@ class GroupCommitter:
         self._calls: BatchCalls[_Pending, list[SendJob]] = BatchCalls(
             self._commit, max_batch, name="turn-committer"
         )
+        self._lock = threading.Lock()
+        self._committing = 0  # threads waiting in `commit`
+        self._working: Callable[[], int] | None = None
 
     def commit(self, contact: Any, message_id: int | None, turn: Turn) -> list[SendJob]:
         """Blocks until the turn is committed; raises what committing it raised."""
-        return self._calls.call(_Pending(contact, message_id, turn))
+        with self._lock:
+            self._committing += 1
+        try:
+            if self._everyone_waits():
+                self._calls.hurry_now()  # no other turn is on its way: waiting gains nothing
+            return self._calls.call(_Pending(contact, message_id, turn))
+        finally:
+            with self._lock:
+                self._committing -= 1
 
-    def wait_for_company(self, linger: float, hurry: Callable[[], bool]) -> None:
-        """A batch waits up to `linger` seconds for more turns, unless `hurry()`: fewer,
-        larger transactions when turns come one at a time, at the price of that wait. The
-        caller's `hurry` says when waiting would hold up work (bot/feed.py: contacts queue
-        for a handler thread, because every thread is taken)."""
-        self._calls.wait_for_company(linger, hurry)
+    def wait_for_company(
+        self, linger: float, hurry: Callable[[], bool], working: Callable[[], int]
+    ) -> None:
+        """A batch waits up to `linger` seconds for more turns: fewer, larger transactions
+        when turns come one at a time, at the price of that wait. It does not wait when the
+        caller's `hurry()` says waiting would hold up work (bot/feed.py: contacts queue for a
+        handler thread, because every thread is taken), nor once as many threads wait for
+        it as `working()` says are handling a contact: no other turn is coming."""
+        self._working = working
+        self._calls.wait_for_company(linger, lambda: hurry() or self._everyone_waits())
+
+    def _everyone_waits(self) -> bool:
+        return self._working is not None and self._committing >= self._working()
 
     def hurry_now(self) -> None:
         """The batch waiting for company, if one is, is committed now (the feed calls this

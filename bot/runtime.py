@@ -423,7 +423,9 @@ class Runtime:
         if self.inbox.committer is not None:
             # Turns come one by one from the feed's threads: a batch waits a little for
             # company while a thread is free (bot/inbox.py TURN_LINGER).
-            self.inbox.committer.wait_for_company(TURN_LINGER, self.feed.backlogged)
+            self.inbox.committer.wait_for_company(
+                TURN_LINGER, self.feed.backlogged, self.feed.working
+            )
             self.feed.on_backlog = self.inbox.committer.hurry_now
         return self.feed
 

@@ -6,6 +6,7 @@ one order, and a transaction rolled back to break a deadlock is written again.""
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -124,3 +125,27 @@ def test_a_deadlock_that_keeps_coming_back_fails_the_turns() -> None:
     outcomes = commit_all(db, ["turn"] * 2)
     assert db.committed == []
     assert all(isinstance(o, Deadlock) for o in outcomes)
+
+
+def test_a_batch_stops_waiting_for_company_once_every_working_thread_waits_for_it() -> None:
+    """With two handler threads at work the first turn waits for the second; the second ends
+    the wait (no third is coming), long before the linger would."""
+    db = Recorder(waiting=False)
+    committer = GroupCommitter(Processor(db))  # type: ignore[arg-type]
+    committer.wait_for_company(60.0, lambda: False, lambda: 2)
+    outcomes: list[Any] = []
+
+    def turn(n: int) -> None:
+        outcomes.append(committer.commit(SimpleNamespace(id=n), n, "ok"))
+
+    first = threading.Thread(target=turn, args=(1,), daemon=True)
+    first.start()
+    first.join(0.3)
+    assert first.is_alive()  # waiting for the other working thread's turn
+    second = threading.Thread(target=turn, args=(2,), daemon=True)
+    second.start()
+    first.join(10)
+    second.join(10)
+    assert sorted(outcomes) == [[1], [2]]
+    assert db.committed == [[1, 2]]  # together, in one transaction
+    committer.close()
