@@ -546,6 +546,8 @@ class Runtime:
             self.feed.close()
         if self._spool is not None:
             self._spool.close()
+        if self._doorbells is not None:  # after the mover, which rings with it
+            self._doorbells.close()
         if self._accept_batcher is not None:
             self._accept_batcher.close()
         if self._enqueuer is not None:
