@@ -66,58 +66,52 @@ def test_hurry_now_ends_the_wait_and_a_waiting_caller_gets_its_outcome() -> None
     calls.close()
 
 
+class _Batches:
+    """A `handle` that records each batch and counts them (`handled.acquire` waits for one)."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+        self.handled = threading.Semaphore(0)
+
+    def handle(self, batch: list[int]) -> None:
+        self.batches.append(batch)
+        self.handled.release()
+
+
 def test_a_batch_does_not_wait_when_hurry_says_so_as_it_would_begin() -> None:
-    batches: list[list[int]] = []
-    handled = threading.Semaphore(0)
+    seen = _Batches()
     hurry = threading.Event()
-
-    def handle(batch: list[int]) -> None:
-        batches.append(batch)
-        handled.release()
-
-    thread = BatchThread(handle, max_batch=10, name="test", linger=FOREVER, hurry=hurry.is_set)
+    thread = BatchThread(seen.handle, max_batch=10, name="test", linger=FOREVER, hurry=hurry.is_set)
     hurry.set()
     thread.put(1)  # in a hurry from the start: alone
-    assert handled.acquire(timeout=10)
+    assert seen.handled.acquire(timeout=10)
     hurry.clear()
     thread.put(2)  # waits for company...
     thread.put(3)
-    assert not handled.acquire(timeout=0.2)
+    assert not seen.handled.acquire(timeout=0.2)
     thread.hurry_now()  # ...until told
-    assert handled.acquire(timeout=10)
+    assert seen.handled.acquire(timeout=10)
     thread.close()
-    assert batches == [[1], [2, 3]]
+    assert seen.batches == [[1], [2, 3]]
 
 
 def test_a_lingering_batch_takes_what_came_when_its_time_is_up() -> None:
-    batches: list[list[int]] = []
-    handled = threading.Event()
-
-    def handle(batch: list[int]) -> None:
-        batches.append(batch)
-        handled.set()
-
-    thread = BatchThread(handle, max_batch=10, name="test", linger=0.3)
+    seen = _Batches()
+    thread = BatchThread(seen.handle, max_batch=10, name="test", linger=0.3)
     thread.put(1)
     thread.put(2)
-    assert handled.wait(10)
+    assert seen.handled.acquire(timeout=10)
     thread.close()
-    assert batches == [[1, 2]]
+    assert seen.batches == [[1, 2]]
 
 
 def test_a_hurry_with_no_batch_waiting_is_forgotten() -> None:
-    batches: list[list[int]] = []
-    handled = threading.Event()
-
-    def handle(batch: list[int]) -> None:
-        batches.append(batch)
-        handled.set()
-
-    thread = BatchThread(handle, max_batch=10, name="test", linger=FOREVER)
+    seen = _Batches()
+    thread = BatchThread(seen.handle, max_batch=10, name="test", linger=FOREVER)
     thread.hurry_now()
     thread.put(1)
-    assert not handled.wait(0.2)  # the earlier hurry does not end this batch's wait
+    assert not seen.handled.acquire(timeout=0.2)  # the earlier hurry does not end this wait
     thread.hurry_now()
-    assert handled.wait(10)
+    assert seen.handled.acquire(timeout=10)
     thread.close()
-    assert batches == [[1]]
+    assert seen.batches == [[1]]
