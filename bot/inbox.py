@@ -76,7 +76,8 @@ def store_inbound(
     """`accept`'s statements, inside the caller's transaction (`AcceptBatcher` puts many
     webhooks' in one)."""
     now = now or inbound.received_at or utcnow()
-    contact_id = conn.execute(
+    contact_id = db.sql.run(
+        conn,
         db.sql.upsert_contact,
         {
             "phone": inbound.sender,
@@ -90,7 +91,8 @@ def store_inbound(
             "now": now,
         },
     ).scalar_one()
-    message_id = conn.execute(
+    message_id = db.sql.run(
+        conn,
         db.sql.insert_inbound,
         {
             "contact_id": contact_id,
@@ -250,8 +252,8 @@ class InboxProcessor:
         sql = self.db.sql
         for _ in range(limit):
             with self.db.begin_read(held=True) as conn:
-                contact = conn.execute(sql.contact_by_id, {"contact_id": contact_id}).first()
-                waiting = conn.execute(sql.oldest_received, {"contact_id": contact_id}).all()
+                contact = sql.run(conn, sql.contact_by_id, {"contact_id": contact_id}).first()
+                waiting = sql.run(conn, sql.oldest_received, {"contact_id": contact_id}).all()
             if contact is None or not waiting:
                 break
             # A message stored after this read is not missed: it has a task of its own, or
@@ -303,7 +305,7 @@ class InboxProcessor:
         sql = self.db.sql
         for _ in range(10):
             with self.db.begin_read() as conn:
-                contact = conn.execute(sql.contact_by_id, {"contact_id": contact_id}).first()
+                contact = sql.run(conn, sql.contact_by_id, {"contact_id": contact_id}).first()
             if contact is None:
                 return "unknown"
             if contact.opted_out:
@@ -349,7 +351,8 @@ class InboxProcessor:
         language = state.language if state is not None else contact.language
         stored = state.stored() if state is not None else contact.state
         newly_out = opted_out and not contact.opted_out
-        bumped = conn.execute(
+        bumped = sql.run(
+            conn,
             sql.bump_contact,
             {
                 "contact_id": contact.id,
@@ -365,7 +368,8 @@ class InboxProcessor:
         if bumped.rowcount != 1:
             raise _Conflict
         if message_id is not None:
-            claimed = conn.execute(
+            claimed = sql.run(
+                conn,
                 sql.mark_processed,
                 {
                     "message_id": message_id,
@@ -379,7 +383,8 @@ class InboxProcessor:
                 # Every writer of a message bumps its contact's version: this cannot happen.
                 raise RuntimeError(f"message {message_id} was handled without a version change")
         if turn.consent is not None:
-            conn.execute(
+            sql.run(
+                conn,
                 sql.insert_consent,
                 {
                     "contact_id": contact.id,
@@ -392,7 +397,8 @@ class InboxProcessor:
             if not turn.consent.opted_out and self.phone_key is not None:
                 release(conn, self.phone_key, contact.phone)
         if turn.unanswered is not None and message_id is not None:
-            conn.execute(
+            sql.run(
+                conn,
                 sql.insert_unanswered,
                 {
                     "message_id": message_id,
@@ -404,10 +410,11 @@ class InboxProcessor:
                 },
             )
         for progress in turn.progress:
-            conn.execute(sql.upsert_response, response_row(progress, contact.id))
+            sql.run(conn, sql.upsert_response, response_row(progress, contact.id))
         if turn.feedback is not None:
             feedback = turn.feedback
-            conn.execute(
+            sql.run(
+                conn,
                 sql.insert_feedback,
                 {
                     "reference": feedback.reference,
@@ -428,14 +435,14 @@ class InboxProcessor:
             return []
         after: tuple[int, ...] = ()
         if self.across_workers and contact.version > 0:  # version 0: no turn before this one
-            held = conn.execute(sql.held_sends, {"contact_id": contact.id, "now": now})
+            held = sql.run(conn, sql.held_sends, {"contact_id": contact.id, "now": now})
             after = tuple(held.scalars())
         claimed_until = now + self.claim
         rows = [
             _reply_row(contact.id, out, now, message_id, seq, claimed_until, self.owner)
             for seq, out in enumerate(turn.outbounds)
         ]
-        ids = list(conn.execute(sql.insert_outbound, rows).scalars())
+        ids = list(sql.run(conn, sql.insert_outbound, rows).scalars())
         jobs = [
             SendJob(i, contact.id, out, claimed_until=claimed_until, after=after)
             for i, out, row in zip(ids, turn.outbounds, rows, strict=True)

@@ -635,7 +635,8 @@ class Outbox:
         now = self.clock()
         sql = self.db.sql
         with self.db.begin_held() if held else self.db.begin() as conn:
-            conn.execute(
+            sql.run(
+                conn,
                 sql.record_sent,
                 [
                     {

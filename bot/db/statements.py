@@ -1,18 +1,22 @@
 """The hot path's SQL, built once per database and executed with parameters.
 
 Building a SQLAlchemy statement costs far more than running it on SQLite, so the webhook and
-the worker use these prebuilt Core statements instead of building new ones per message.
+the worker use these prebuilt Core statements instead of building new ones per message, and
+`Statements.run` runs them on SQLite's cursor without SQLAlchemy's execution machinery
+(bot/db/direct.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table, bindparam, case, func, null, or_, select, update
+from sqlalchemy import Connection, Table, bindparam, case, func, null, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
 from bot.core.status import MessageStatus
+from bot.db.direct import Direct, Params, Rows
 from bot.db.models import (
     ConsentEvent,
     Contact,
@@ -39,6 +43,7 @@ class Statements:
     """Prebuilt statements for one SQL dialect."""
 
     def __init__(self, dialect: Dialect) -> None:
+        self._direct = Direct(dialect)
         insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
 
         # A number whose person was erased after opting out comes back opted out (issue 12):
@@ -265,3 +270,7 @@ class Statements:
             )
             .distinct()
         )
+
+    def run(self, conn: Connection, statement: Any, params: Params | Sequence[Params]) -> Rows:
+        """`conn.execute(statement, params)`; on SQLite straight on the driver's cursor."""
+        return self._direct.execute(conn, statement, params)
