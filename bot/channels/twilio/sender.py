@@ -9,7 +9,6 @@ import logging
 import urllib.request
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode
 
 import aiohttp
 import requests
@@ -28,6 +27,7 @@ from bot.channels.base import (
     SendResult,
     TransientSendError,
 )
+from bot.channels.form import form_encode
 from bot.channels.transport import aiohttp_timeout, may_have_arrived
 from bot.channels.twilio.errors import NAME, meaning
 from bot.channels.twilio.statuses import ours
@@ -121,7 +121,7 @@ def _form(data: dict[str, object]) -> bytes:
         for item in value if isinstance(value, list | tuple) else [value]:
             if item is not None:
                 pairs.append((key, item))
-    return urlencode(pairs).encode()
+    return form_encode(pairs)
 
 
 class AsyncClients:
