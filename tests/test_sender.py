@@ -8,9 +8,10 @@ not be sent by that worker as well.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -571,3 +572,44 @@ def test_a_send_that_may_have_arrived_is_looked_up_before_it_is_sent_again(
     lookups = channel.lookups
     outbox.send(again)
     assert channel.lookups - lookups == (1 if asks_first else 0)
+
+
+class RecordingOutbox:
+    """What the sender needs of an outbox, recording the order of its sends."""
+
+    claim_for = timedelta(minutes=5)
+
+    def __init__(self) -> None:
+        self.sent: list[int] = []
+        self.channels: dict[Channel, object] = {}  # no adapters to close
+        self.routes: dict[str, object] = {}
+
+    def clock(self) -> datetime:
+        return datetime.now(UTC)
+
+    async def send_async(self, job: SendJob) -> None:
+        await asyncio.sleep(0.001 * (job.message_id % 3))  # calls overlap and end out of turn
+        self.sent.append(job.message_id)
+
+
+def test_batches_handed_over_by_many_threads_go_once_each_and_a_contacts_in_order() -> None:
+    outbox = RecordingOutbox()
+    sender = AsyncSender(outbox, concurrency=4)  # type: ignore[arg-type]
+    out = Outbound(Channel.SMS, "+9779800000001", "hi", Language.EN)
+
+    def hand_over(contact: int) -> None:  # one handler thread's turns: two replies each
+        for turn in range(25):
+            ids = [contact * 1000 + turn * 2, contact * 1000 + turn * 2 + 1]
+            sender.submit([SendJob(i, contact, out) for i in ids])
+
+    threads = [threading.Thread(target=hand_over, args=(c,)) for c in range(1, 9)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    sender.close()  # waits for every batch handed over
+    assert sender.in_flight == 0
+    assert sorted(outbox.sent) == sorted(c * 1000 + n for c in range(1, 9) for n in range(50))
+    for contact in range(1, 9):
+        theirs = [i for i in outbox.sent if i // 1000 == contact]
+        assert theirs == sorted(theirs)
