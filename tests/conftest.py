@@ -15,6 +15,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
 from bot.app import create_app
+from bot.db.database import Database
 from bot.db.migrate import upgrade
 from bot.db.models import Base
 from bot.queue import make_huey
@@ -125,6 +126,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     engine.dispose()
     return url
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Path, sqlite_template: Path) -> Iterator[Database]:
+    """A migrated, empty SQLite database (a copy of the template), disposed after the test."""
+    path = tmp_path / "bot.db"
+    shutil.copy(sqlite_template, path)
+    database = Database(f"sqlite:///{path}")
+    yield database
+    database.dispose()
 
 
 @pytest.fixture

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import click
 import pytest
@@ -27,12 +25,8 @@ from tests.support.clock import FakeClock
 
 
 @pytest.fixture
-def db(tmp_path: Path, sqlite_template: Path) -> Iterator[Database]:
-    path = tmp_path / "bot.db"
-    shutil.copy(sqlite_template, path)
-    database = Database(f"sqlite:///{path}")
-    yield database
-    database.dispose()
+def db(sqlite_db: Database) -> Database:
+    return sqlite_db
 
 
 def _store(db: Database, sender: str, body: str = "hello") -> int:

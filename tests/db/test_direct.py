@@ -3,10 +3,7 @@ would send, read back what it would read, and fail as it would fail."""
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,12 +20,8 @@ NOW = datetime(2026, 12, 2, 9, 30, 15, 123456, tzinfo=UTC)
 
 
 @pytest.fixture
-def db(tmp_path: Path, sqlite_template: Path) -> Iterator[Database]:
-    path = tmp_path / "bot.db"
-    shutil.copy(sqlite_template, path)
-    database = Database(f"sqlite:///{path}")
-    yield database
-    database.dispose()
+def db(sqlite_db: Database) -> Database:
+    return sqlite_db
 
 
 def _contact(phone: str = "+9779800000001", simulated: bool = False) -> dict[str, Any]:
