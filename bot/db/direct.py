@@ -203,6 +203,8 @@ class Direct:
         if plan is None or (keys is not None and any(s.keys() != sets[0].keys() for s in sets[1:])):
             return conn.execute(statement, params)
         values = [plan.values(s) for s in sets]
+        if not conn.in_transaction():
+            conn.begin()  # as `conn.execute` would (autobegin): the caller commits or rolls back
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             if plan.row is None and many:

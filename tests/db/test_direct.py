@@ -230,3 +230,12 @@ def test_one_or_none_when_many_rows_came_back_is_an_error(db: Database) -> None:
             waiting.scalar_one()
         with pytest.raises(exc.NoResultFound):
             sql.run(conn, sql.oldest_received, {"contact_id": contact_id + 1}).scalar_one()
+
+
+def test_a_statement_outside_a_transaction_begins_one_as_sqlalchemy_would(db: Database) -> None:
+    with db.engine.connect() as conn:
+        db.sql.run(conn, db.sql.upsert_contact, _contact())
+        assert conn.in_transaction()
+        conn.rollback()
+    with db.begin_read() as conn:
+        assert db.sql.run(conn, db.sql.contact_by_id, {"contact_id": 1}).first() is None
